@@ -1,0 +1,147 @@
+/**
+ * The `livery` command. Exit codes: 0 success, 1 a check found problems,
+ * 2 a usage or configuration error (message on stderr).
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { readFileSync } from 'node:fs'
+import { isLiveryError, liveryError } from './errors.ts'
+import { loadConfig } from './config/load.ts'
+import type { Config } from './config/types.ts'
+import { createLogger, type Logger } from './log.ts'
+import { Gateway } from './server/gateway.ts'
+
+const version: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
+
+export const usage = `livery ${version} — a caching reverse proxy and theming gateway
+
+Usage:
+  livery serve --config FILE [--port N] [--host H]   run the gateway
+  livery demo [--port N]                             demo CMS + theme server + gateway on loopback
+  livery check --config FILE                         validate the config, fetch and compile every theme
+  livery theme --rules R --content C [options]       theme one page to stdout (see livery theme --help)
+  livery --help | --version
+
+Options:
+  --config FILE   the YAML configuration (or LIVERY_CONFIG)
+  --port N        listen port, overriding listen.port
+  --host H        listen address, overriding listen.host
+
+Every configuration key can be set by environment: pool.maxConcurrent is
+LIVERY_POOL_MAX_CONCURRENT, sites[0].upstream is LIVERY_SITES_0_UPSTREAM.
+Durations take units (250ms, 5s, 1d), sizes too (64KB, 256MB).
+The configuration reference is in README.md.
+
+Exit status: 0 success, 1 check found problems, 2 usage or configuration error.
+`
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream
+  readonly stderr: NodeJS.WritableStream
+  readonly env: NodeJS.ProcessEnv
+}
+
+const serveOptions = {
+  config: { type: 'string' },
+  port: { type: 'string' },
+  host: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} satisfies ParseArgsConfig['options']
+
+function parse (args: string[]): ReturnType<typeof parseArgs<{ options: typeof serveOptions, allowPositionals: false, strict: true }>>['values'] {
+  try {
+    return parseArgs({ args, options: serveOptions, allowPositionals: false, strict: true }).values
+  } catch (err) {
+    throw liveryError('LIVERY_ERR_USAGE', (err as Error).message)
+  }
+}
+
+function portOption (value: string | undefined): number | undefined {
+  if (value === undefined) return undefined
+  const n = Number(value)
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw liveryError('LIVERY_ERR_USAGE', `--port: "${value}" is not a port number (0-65535)`)
+  return n
+}
+
+function configFrom (values: { config?: string }, io: CliIo): Config {
+  const file = values.config ?? io.env.LIVERY_CONFIG
+  if (file === undefined) throw liveryError('LIVERY_ERR_USAGE', 'no configuration: give --config FILE or set LIVERY_CONFIG')
+  return loadConfig({ file, env: io.env })
+}
+
+/** Runs the gateway until SIGTERM/SIGINT, then drains and resolves with the exit code. */
+export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}): Promise<{ gateway: Gateway, done: Promise<number> }> {
+  const gateway = new Gateway(config, { logger })
+  const address = await gateway.listen(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
+  logger.info({ address: address.address, port: address.port, sites: config.sites.map(s => s.name) }, 'livery is listening')
+  const done = new Promise<number>(resolve => {
+    const stop = (signal: NodeJS.Signals): void => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      logger.info({ signal, inFlight: gateway.inFlight }, 'shutting down: finishing in-flight requests')
+      gateway.close().then(() => {
+        logger.info('stopped')
+        resolve(0)
+      }, (err: unknown) => {
+        logger.error({ err }, 'shutdown failed')
+        resolve(1)
+      })
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+  return { gateway, done }
+}
+
+export async function main (argv: string[], io: CliIo): Promise<number> {
+  const [command, ...rest] = argv
+  try {
+    switch (command) {
+      case undefined:
+      case '--help':
+      case '-h':
+      case 'help':
+        io.stdout.write(usage)
+        return command === undefined ? 2 : 0
+      case '--version':
+      case '-v':
+        io.stdout.write(`${version}\n`)
+        return 0
+      case 'serve': {
+        const values = parse(rest)
+        if (values.help === true) { io.stdout.write(usage); return 0 }
+        const config = configFrom(values, io)
+        const logger = createLogger({ level: config.log.level })
+        const { done } = await serveUntilSignal(config, logger, { port: portOption(values.port), host: values.host })
+        return await done
+      }
+      case 'demo': {
+        const values = parse(rest)
+        if (values.help === true) { io.stdout.write(usage); return 0 }
+        const { startDemoBackends } = await import('./demo/demo.ts')
+        const demo = await startDemoBackends({ port: portOption(values.port) ?? 8080, env: io.env })
+        const logger = createLogger({ level: demo.config.log.level })
+        const { gateway, done } = await serveUntilSignal(demo.config, logger, { host: values.host })
+        const port = (gateway.server.address() as { port: number }).port
+        io.stderr.write(`\nLivery demo\n  open        http://127.0.0.1:${port}/\n  demo CMS    ${demo.cmsUrl}/\n  theme       ${demo.themeUrl}/\n  metrics     http://127.0.0.1:${port}${demo.config.admin.prefix}/metrics\n  stop with Ctrl-C\n\n`)
+        const code = await done
+        await demo.close()
+        return code
+      }
+      case 'check': {
+        const values = parse(rest)
+        if (values.help === true) { io.stdout.write(usage); return 0 }
+        const config = configFrom(values, io)
+        io.stdout.write(`configuration OK: ${config.sites.length} site(s): ${config.sites.map(s => s.name).join(', ')}\n`)
+        return 0
+      }
+      default:
+        throw liveryError('LIVERY_ERR_USAGE', `unknown command "${command}"`)
+    }
+  } catch (err) {
+    if (isLiveryError(err) && (err.code === 'LIVERY_ERR_USAGE' || err.code === 'LIVERY_ERR_CONFIG' || err.code === 'LIVERY_ERR_CONFIG_FILE')) {
+      io.stderr.write(`livery: ${err.message}\n`)
+      return 2
+    }
+    throw err
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The configuration schema: every key, its type, default and meaning, in
+ * one place (fastify keeps defaults and units together the same way). The
+ * validator, the env override mapping and `livery --help` all read it.
+ */
+
+export interface Leaf {
+  readonly t: 'string' | 'int' | 'number' | 'bool' | 'duration' | 'size' | 'url' | 'strings' | 'access' | 'path' | 'enum'
+  readonly doc: string
+  readonly default?: unknown
+  readonly optional?: boolean
+  readonly min?: number
+  readonly max?: number
+  readonly values?: readonly string[]
+  readonly pattern?: RegExp
+  readonly patternDoc?: string
+}
+
+export interface ObjectNode {
+  readonly t: 'object'
+  readonly doc?: string
+  readonly fields: Readonly<Record<string, Node>>
+  /** An optional object is absent unless the file or env names one of its keys. */
+  readonly optional?: boolean
+}
+
+export interface ArrayNode {
+  readonly t: 'array'
+  readonly doc?: string
+  readonly of: ObjectNode
+  readonly min?: number
+}
+
+export type Node = Leaf | ObjectNode | ArrayNode
+
+const obj = (fields: Record<string, Node>, extra: Partial<ObjectNode> = {}): ObjectNode => ({ t: 'object', fields, ...extra })
+
+const timeouts = obj({
+  connect: { t: 'duration', default: '3.5s', doc: 'time to open a connection to the upstream' },
+  firstByte: { t: 'duration', default: '60s', doc: 'time from sending the request to the response headers' },
+  betweenBytes: { t: 'duration', default: '60s', doc: 'longest silence while the body streams' },
+})
+
+const site = obj({
+  name: { t: 'string', doc: 'a short name for logs and metrics', pattern: /^[A-Za-z0-9_.-]{1,64}$/, patternDoc: 'letters, digits, ".", "_" or "-" (at most 64)' },
+  hosts: { t: 'strings', default: ['*'], doc: 'Host headers this site answers: exact names, *.example.org, or "*" for any' },
+  pathPrefix: { t: 'string', default: '/', doc: 'only requests under this path go to the site', pattern: /^\/[^\s?#]*$/, patternDoc: 'a path starting with "/"' },
+  upstream: { t: 'url', doc: 'the origin server, e.g. http://127.0.0.1:8081' },
+  preserveHost: { t: 'bool', default: true, doc: 'send the client\'s Host header upstream (false: the upstream\'s own host)' },
+  connections: { t: 'int', default: 128, min: 1, max: 65536, doc: 'keep-alive connections to the upstream per process' },
+  timeouts,
+  pool: obj({
+    maxConcurrent: { t: 'int', default: 256, min: 1, doc: 'requests of this site in flight at once (the bulkhead)' },
+    maxQueue: { t: 'int', default: 256, min: 0, doc: 'requests of this site waiting for a slot' },
+    queueTimeout: { t: 'duration', default: '2s', doc: 'longest wait for a slot before 503' },
+    requestTimeout: { t: 'duration', default: '120s', doc: 'deadline of a request; past it the upstream call is aborted and the client gets 504' },
+    killAfter: { t: 'duration', default: '10s', doc: 'when slots are full and requests wait, requests older than this are aborted, oldest first' },
+  }),
+  grace: { t: 'duration', default: '10s', doc: 'serve an expired page this long while one background refresh runs' },
+  keep: { t: 'duration', default: '0s', doc: 'hold expired pages this long for conditional revalidation' },
+  defaultTtl: { t: 'duration', default: '0s', doc: 'freshness for responses with no caching headers (0: do not cache them)' },
+  theme: obj({
+    rules: { t: 'path', doc: 'the Diazo rules file; its <theme href> names the theme page' },
+    base: { t: 'string', default: '', doc: 'URL that relative hrefs in the rules (the theme page) resolve against (default: the rules file\'s folder)' },
+    absolutePrefix: { t: 'string', default: '', doc: 'prefix for theme-relative links (default: the theme\'s own URL)' },
+    params: { t: 'strings', default: [], doc: 'parameters for rule conditions, as name=value' },
+    threshold: { t: 'size', default: '64KB', doc: 'pages at least this large are themed on a worker thread (0: every page)' },
+    timeout: { t: 'duration', default: '500ms', doc: 'time budget of one transform; past it the page is served unthemed' },
+  }, { optional: true, doc: 'theming; without it the site is a pure caching reverse proxy' }),
+})
+
+export const schema: ObjectNode = obj({
+  listen: obj({
+    host: { t: 'string', default: '0.0.0.0', doc: 'address to listen on' },
+    port: { t: 'int', default: 8080, min: 0, max: 65535, doc: 'port to listen on (0: any free port)' },
+  }),
+  log: obj({
+    level: { t: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'level of the non-access log' },
+    access: { t: 'access', default: true, doc: 'access log: true, false, or a sampling rate between 0 and 1' },
+  }),
+  admin: obj({
+    prefix: { t: 'string', default: '/_livery', doc: 'path prefix of the admin routes', pattern: /^\/[A-Za-z0-9_.~-]+$/, patternDoc: 'one path segment starting with "/"' },
+    token: { t: 'string', default: '', doc: 'bearer token for the purge API (or LIVERY_ADMIN_TOKEN); empty: purging is off' },
+    port: { t: 'int', default: 0, min: 0, max: 65535, doc: 'optional separate admin port serving /metrics (0: none)' },
+  }),
+  metrics: obj({
+    enabled: { t: 'bool', default: true, doc: 'serve the metrics route (LIVERY_METRICS_ENABLED=false turns it off)' },
+  }),
+  shutdownTimeout: { t: 'duration', default: '30s', doc: 'on SIGTERM, how long in-flight requests may take to finish' },
+  processes: { t: 'int', default: 1, min: 0, max: 1024, doc: 'worker processes (LIVERY_PROCESSES); 0 means one per core' },
+  threads: { t: 'int', default: 0, min: 0, max: 1024, doc: 'transform threads per process (LIVERY_THREADS); 0 means one per core' },
+  cache: obj({
+    directory: { t: 'path', default: './.livery-cache', doc: 'disk tier and the fetch pool\'s persisted entries' },
+    memory: obj({
+      maxSize: { t: 'size', default: '256MB', doc: 'bytes held by the memory tier' },
+      maxEntrySize: { t: 'size', default: '16MB', doc: 'larger responses are not cached' },
+    }),
+    disk: obj({
+      maxSize: { t: 'size', default: '2GB', doc: 'bytes held by the disk tier (0: no disk tier)' },
+    }),
+    redis: obj({
+      url: { t: 'url', doc: 'Redis URL (redis://host:port)', pattern: /^rediss?:\/\//, patternDoc: 'a redis:// or rediss:// URL' },
+      timeout: { t: 'duration', default: '50ms', doc: 'longest wait for Redis before the tier is skipped' },
+      prefix: { t: 'string', default: 'livery:', doc: 'key prefix, to share one Redis between deployments' },
+    }, { optional: true, doc: 'optional shared tier, purge bus and single-flight' }),
+    lockTimeout: { t: 'duration', default: '5s', doc: 'longest wait behind a coalesced miss before going upstream alone' },
+    hitForMiss: { t: 'duration', default: '120s', doc: 'how long an uncacheable answer lets requests skip the waiting list' },
+  }),
+  fetch: obj({
+    concurrency: { t: 'int', default: 4, min: 1, max: 1024, doc: 'fetch jobs running at once per process' },
+    ttl: { t: 'duration', default: '60s', doc: 'freshness of a fetched resource without caching headers' },
+    minTtl: { t: 'duration', default: '5s', doc: 'floor on freshness, and the pause after a failed refresh' },
+    staleWhileRevalidate: { t: 'duration', default: '1d', doc: 'how long a stale copy is used while refreshing' },
+    staleIfError: { t: 'duration', default: '1d', doc: 'how long a stale copy is used while the origin fails' },
+    wait: { t: 'duration', default: '200ms', doc: 'longest wait for a refresh before the stale copy is used' },
+    missWait: { t: 'duration', default: '3s', doc: 'longest wait for a resource with no copy' },
+    maxSize: { t: 'size', default: '10MB', doc: 'largest body a fetch accepts' },
+    timeouts: obj({
+      connect: { t: 'duration', default: '2s', doc: 'connect timeout of a fetch' },
+      firstByte: { t: 'duration', default: '10s', doc: 'time to the response headers' },
+      betweenBytes: { t: 'duration', default: '10s', doc: 'longest silence in a body' },
+      total: { t: 'duration', default: '30s', doc: 'deadline of a whole job' },
+    }),
+    circuit: obj({
+      failures: { t: 'int', default: 5, min: 1, doc: 'consecutive failures that open an origin\'s circuit' },
+      coolDown: { t: 'duration', default: '10s', doc: 'first cool-down; doubles while the origin keeps failing' },
+      maxCoolDown: { t: 'duration', default: '5m', doc: 'longest cool-down' },
+    }),
+  }),
+  pool: obj({
+    maxConcurrent: { t: 'int', default: 1024, min: 1, doc: 'requests in flight per process, all sites together' },
+    maxQueue: { t: 'int', default: 512, min: 0, doc: 'requests waiting for a slot per process' },
+    queueTimeout: { t: 'duration', default: '2s', doc: 'longest wait for a process slot' },
+    maxEventLoopDelay: { t: 'duration', default: '1s', doc: 'above this event-loop delay new requests are shed (0: off)' },
+    maxHeap: { t: 'size', default: '0', doc: 'above this heap use new requests are shed (0: off)' },
+  }),
+  sites: { t: 'array', of: site, min: 1, doc: 'the sites, matched by Host header, then path prefix' },
+})

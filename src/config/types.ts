@@ -1,0 +1,99 @@
+/**
+ * The validated, frozen configuration. Durations are milliseconds, sizes are
+ * bytes. Constructors take their slice (`config.fetch`, `site.pool`, …).
+ */
+
+export interface TimeoutsConfig {
+  /** @default 3500 ms */
+  readonly connect: number
+  /** @default 60000 ms */
+  readonly firstByte: number
+  /** @default 60000 ms */
+  readonly betweenBytes: number
+}
+
+export interface SitePoolConfig {
+  readonly maxConcurrent: number
+  readonly maxQueue: number
+  readonly queueTimeout: number
+  readonly requestTimeout: number
+  readonly killAfter: number
+}
+
+export interface ThemeConfig {
+  /** Absolute path of the rules file. */
+  readonly rules: string
+  /** Base URL for relative hrefs in the rules; '' means the rules file's folder. */
+  readonly base: string
+  readonly absolutePrefix: string
+  readonly params: readonly string[]
+  readonly threshold: number
+  readonly timeout: number
+}
+
+export interface SiteConfig {
+  readonly name: string
+  readonly hosts: readonly string[]
+  readonly pathPrefix: string
+  readonly upstream: string
+  readonly preserveHost: boolean
+  readonly connections: number
+  readonly timeouts: TimeoutsConfig
+  readonly pool: SitePoolConfig
+  readonly grace: number
+  readonly keep: number
+  readonly defaultTtl: number
+  readonly theme?: ThemeConfig
+}
+
+export interface RedisConfig {
+  readonly url: string
+  readonly timeout: number
+  readonly prefix: string
+}
+
+export interface CacheConfig {
+  /** Absolute path. */
+  readonly directory: string
+  readonly memory: { readonly maxSize: number, readonly maxEntrySize: number }
+  readonly disk: { readonly maxSize: number }
+  readonly redis?: RedisConfig
+  readonly lockTimeout: number
+  readonly hitForMiss: number
+}
+
+export interface FetchConfig {
+  readonly concurrency: number
+  readonly ttl: number
+  readonly minTtl: number
+  readonly staleWhileRevalidate: number
+  readonly staleIfError: number
+  readonly wait: number
+  readonly missWait: number
+  readonly maxSize: number
+  readonly timeouts: { readonly connect: number, readonly firstByte: number, readonly betweenBytes: number, readonly total: number }
+  readonly circuit: { readonly failures: number, readonly coolDown: number, readonly maxCoolDown: number }
+}
+
+export interface PoolConfig {
+  readonly maxConcurrent: number
+  readonly maxQueue: number
+  readonly queueTimeout: number
+  readonly maxEventLoopDelay: number
+  readonly maxHeap: number
+}
+
+export interface Config {
+  readonly listen: { readonly host: string, readonly port: number }
+  /** `access`: true, false, or a sampling rate in [0, 1]. */
+  readonly log: { readonly level: string, readonly access: boolean | number }
+  readonly admin: { readonly prefix: string, readonly token: string, readonly port: number }
+  readonly metrics: { readonly enabled: boolean }
+  readonly shutdownTimeout: number
+  readonly processes: number
+  readonly threads: number
+  readonly cache: CacheConfig
+  readonly fetch: FetchConfig
+  readonly pool: PoolConfig
+  readonly sites: readonly SiteConfig[]
+}

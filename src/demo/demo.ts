@@ -1,0 +1,62 @@
+/**
+ * `livery demo`: the demo CMS and theme server on loopback and the gateway in
+ * front of them, with the embedded default configuration (memory + disk
+ * cache, no Redis).
+ */
+import { existsSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Server } from 'node:http'
+import { parseConfig } from '../config/load.ts'
+import type { Config } from '../config/types.ts'
+import { createDemoCms, listenOn } from './cms.ts'
+import { createThemeServer, demoThemeDir } from './theme-server.ts'
+
+export interface DemoServers {
+  readonly config: Config
+  readonly cmsUrl: string
+  readonly themeUrl: string
+  close (): Promise<void>
+}
+
+async function listenPreferring (server: Server, port: number): Promise<number> {
+  try {
+    return (await listenOn(server, port)).port
+  } catch {
+    // The preferred port is taken: any free one will do, the gateway is told which.
+    return (await listenOn(server, 0)).port
+  }
+}
+
+/** Starts the demo backends and returns the gateway config pointing at them. */
+export async function startDemoBackends (opts: { port: number, env: NodeJS.ProcessEnv, cacheDir?: string }): Promise<DemoServers> {
+  const cms = createDemoCms()
+  const theme = createThemeServer()
+  const cmsPort = await listenPreferring(cms, 8081)
+  const themePort = await listenPreferring(theme, 8082)
+  const cmsUrl = `http://127.0.0.1:${cmsPort}`
+  const themeUrl = `http://127.0.0.1:${themePort}`
+  const rules = join(demoThemeDir, 'rules.xml')
+  const raw = {
+    listen: { host: '127.0.0.1', port: opts.port },
+    cache: { directory: opts.cacheDir ?? './.livery-cache' },
+    sites: [{
+      name: 'demo',
+      hosts: ['*'],
+      upstream: cmsUrl,
+      grace: '30s',
+      ...(existsSync(rules) ? { theme: { rules, base: `${themeUrl}/` } } : {}),
+    }],
+  }
+  const config = parseConfig(raw, opts.env, process.cwd())
+  return {
+    config,
+    cmsUrl,
+    themeUrl,
+    close: async () => {
+      await Promise.all([cms, theme].map(s => new Promise<void>(resolve => {
+        s.close(() => resolve())
+        s.closeAllConnections()
+      })))
+    },
+  }
+}

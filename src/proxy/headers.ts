@@ -1,0 +1,80 @@
+/**
+ * Header hygiene between client and upstream.
+ *
+ * RFC 9110 §7.6.1: Connection, every header it names, and the classic
+ * hop-by-hop set (Keep-Alive, TE, Trailer, Transfer-Encoding, Upgrade,
+ * Proxy-*) belong to one connection and must not be forwarded.
+ */
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+
+const hopByHop: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
+  'proxy-connection', 'proxy-authenticate', 'proxy-authorization',
+  // HTTP/2 pseudo and connection-specific headers never travel over HTTP/1.1.
+  'http2-settings',
+])
+
+/** Names listed in Connection, lowercased, plus the fixed hop-by-hop set. */
+function connectionNamed (value: string | string[] | undefined): Set<string> | undefined {
+  if (value === undefined) return undefined
+  const out = new Set<string>()
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
+    const name = part.trim().toLowerCase()
+    if (name !== '') out.add(name)
+  }
+  return out
+}
+
+export function isHopByHop (name: string, named?: ReadonlySet<string>): boolean {
+  return hopByHop.has(name) || name.startsWith('proxy-') || (named?.has(name) ?? false)
+}
+
+/** Copies `headers` without hop-by-hop fields; values keep their arrays. */
+export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const named = connectionNamed(headers.connection)
+  const out: Record<string, string | string[]> = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || isHopByHop(name, named)) continue
+    out[name] = value
+  }
+  return out
+}
+
+export interface ForwardContext {
+  /** The client's address as the socket saw it. */
+  readonly remoteAddress: string
+  /** `https` when the client spoke TLS to us (or to a trusted front). */
+  readonly proto: 'http' | 'https'
+  readonly host: string
+  /** The upstream's own `host[:port]`, sent when the site does not preserve Host. */
+  readonly upstreamHost: string
+  readonly preserveHost: boolean
+}
+
+const viaToken = '1.1 livery'
+
+/**
+ * The request headers sent upstream: hop-by-hop removed, X-Forwarded-For
+ * appended to (a chain, as nginx's $proxy_add_x_forwarded_for), -Proto and
+ * -Host set, Via appended, Host kept or rewritten.
+ */
+export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): OutgoingHttpHeaders {
+  const out: OutgoingHttpHeaders = stripHopByHop(headers)
+  const prior = headers['x-forwarded-for']
+  out['x-forwarded-for'] = prior === undefined ? ctx.remoteAddress : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddress}`
+  out['x-forwarded-proto'] = ctx.proto
+  out['x-forwarded-host'] = ctx.host
+  const via = headers.via
+  out.via = via === undefined ? viaToken : `${Array.isArray(via) ? via.join(', ') : via}, ${viaToken}`
+  out.host = ctx.preserveHost && ctx.host !== '' ? ctx.host : ctx.upstreamHost
+  return out
+}
+
+/** Response headers for the client: hop-by-hop removed, Via appended. */
+export function clientResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+  const out = stripHopByHop(headers)
+  const via = out.via
+  out.via = via === undefined ? viaToken : `${Array.isArray(via) ? via.join(', ') : via}, ${viaToken}`
+  return out
+}

@@ -1,0 +1,102 @@
+/**
+ * One site's upstream: a keep-alive undici Pool with the site's Varnish-style
+ * timeouts (connect, first byte, between bytes), and the forwarding of one
+ * request with both bodies streamed.
+ */
+import type { IncomingMessage } from 'node:http'
+import { Pool, type Dispatcher } from 'undici'
+import type { SiteConfig } from '../config/types.ts'
+import { LiveryError, isLiveryError } from '../errors.ts'
+import { upstreamRequestHeaders, type ForwardContext } from './headers.ts'
+import { upstreamError } from './upstream-errors.ts'
+
+export interface UpstreamResponse {
+  readonly status: number
+  readonly headers: Record<string, string | string[] | undefined>
+  readonly body: Dispatcher.ResponseData['body']
+  /** Milliseconds from sending the request to the response headers. */
+  readonly upstreamTime: number
+}
+
+export interface ForwardOptions {
+  readonly method: string
+  /** Path and query as sent upstream. */
+  readonly path: string
+  readonly headers: Record<string, string | string[] | undefined>
+  /** The request body stream, or null when the request has none. */
+  readonly body: IncomingMessage | null
+  readonly signal: AbortSignal
+  readonly context: Omit<ForwardContext, 'upstreamHost' | 'preserveHost'>
+}
+
+export class Upstream {
+  readonly site: SiteConfig
+  readonly origin: string
+  readonly #host: string
+  readonly #pool: Pool
+  readonly #pathBase: string
+
+  constructor (site: SiteConfig) {
+    this.site = site
+    const url = new URL(site.upstream)
+    this.origin = url.origin
+    this.#host = url.host
+    // An upstream URL with a path (http://cms/plone/site) prefixes every request.
+    this.#pathBase = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
+    this.#pool = new Pool(url.origin, {
+      connections: site.connections,
+      connectTimeout: site.timeouts.connect,
+      headersTimeout: site.timeouts.firstByte,
+      bodyTimeout: site.timeouts.betweenBytes,
+      keepAliveTimeout: 4_000,
+      // Header bytes beyond this are a hostile or broken upstream.
+      maxHeaderSize: 64 * 1024,
+    })
+  }
+
+  async forward (opts: ForwardOptions): Promise<UpstreamResponse> {
+    const headers = upstreamRequestHeaders(opts.headers, {
+      ...opts.context, upstreamHost: this.#host, preserveHost: this.site.preserveHost,
+    })
+    // Node answers Expect: 100-continue itself; undici refuses to send it.
+    delete headers.expect
+    const started = performance.now()
+    try {
+      const res = await this.#pool.request({
+        origin: this.origin,
+        path: this.#pathBase + opts.path,
+        method: opts.method,
+        headers: headers as Record<string, string | string[]>,
+        body: opts.body,
+        signal: opts.signal,
+        // A response body is read by whoever streams it; nothing is buffered here.
+        highWaterMark: 64 * 1024,
+      })
+      return { status: res.statusCode, headers: res.headers, body: res.body, upstreamTime: performance.now() - started }
+    } catch (err) {
+      if (opts.signal.aborted) throw abortReason(opts.signal, err)
+      throw upstreamError(err, this.site.upstream, this.site.timeouts, false)
+    }
+  }
+
+  /** Classifies a failure while the body streams (after the headers went out). */
+  bodyError (err: unknown, signal: AbortSignal): LiveryError {
+    if (signal.aborted) return abortReason(signal, err)
+    return upstreamError(err, this.site.upstream, this.site.timeouts, true)
+  }
+
+  close (): Promise<void> {
+    return this.#pool.close()
+  }
+
+  destroy (err?: Error): Promise<void> {
+    return this.#pool.destroy(err ?? null)
+  }
+}
+
+/** The abort reason when it is ours (deadline, kill, client gone), else a client-abort error. */
+function abortReason (signal: AbortSignal, cause: unknown): LiveryError {
+  const reason: unknown = signal.reason
+  if (isLiveryError(reason)) return reason
+  return new LiveryError('LIVERY_ERR_CLIENT_ABORTED', [], { cause })
+}

@@ -1,0 +1,84 @@
+/**
+ * Admin routes under the configured prefix (default /_livery): healthz,
+ * readyz, metrics, and whatever later modules register (purge, status).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { Metrics } from '../metrics/metrics.ts'
+
+export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
+
+/** A readiness check returns undefined when fine, else why not. */
+export type ReadinessCheck = () => string | undefined
+
+export interface AdminOptions {
+  readonly prefix: string
+  readonly metricsEnabled: boolean
+  readonly metrics: Metrics
+  /** Replaces the local registry's output (cluster mode aggregates over processes). */
+  readonly metricsSource?: () => Promise<string>
+}
+
+export class AdminRoutes {
+  readonly prefix: string
+  readonly #routes = new Map<string, AdminRoute>()
+  readonly #checks: ReadinessCheck[] = []
+
+  constructor (opts: AdminOptions) {
+    this.prefix = opts.prefix
+    this.#routes.set('/healthz', (_req, res) => text(res, 200, 'ok\n'))
+    this.#routes.set('/readyz', (_req, res) => {
+      const problems = this.notReady()
+      if (problems.length === 0) text(res, 200, 'ready\n')
+      else text(res, 503, `not ready:\n${problems.map(p => `- ${p}\n`).join('')}`)
+    })
+    if (opts.metricsEnabled) {
+      const source = opts.metricsSource ?? (() => opts.metrics.registry.metrics())
+      this.#routes.set('/metrics', async (req, res) => {
+        // A request that came through a load balancer is from outside: metrics are for the scraper on the private side.
+        if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
+          text(res, 403, 'metrics are not served to requests that carry X-Forwarded-* headers\n')
+          return
+        }
+        const body = await source()
+        res.writeHead(200, { 'content-type': opts.metrics.registry.contentType, 'cache-control': 'no-store' })
+        res.end(body)
+      })
+    }
+  }
+
+  /** True when `path` is under the admin prefix. */
+  owns (path: string): boolean {
+    return path === this.prefix || (path.startsWith(this.prefix) && path.charCodeAt(this.prefix.length) === 47 /* / */)
+  }
+
+  add (name: string, route: AdminRoute): void {
+    this.#routes.set(name, route)
+  }
+
+  addReadinessCheck (check: ReadinessCheck): void {
+    this.#checks.push(check)
+  }
+
+  notReady (): string[] {
+    const out: string[] = []
+    for (const check of this.#checks) {
+      const problem = check()
+      if (problem !== undefined) out.push(problem)
+    }
+    return out
+  }
+
+  async handle (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+    const route = this.#routes.get(path.slice(this.prefix.length))
+    if (route === undefined) {
+      text(res, 404, `no admin route ${path}\n`)
+      return
+    }
+    await route(req, res)
+  }
+}
+
+export function text (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...headers })
+  res.end(body)
+}

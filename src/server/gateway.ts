@@ -1,0 +1,184 @@
+/**
+ * The gateway process: the HTTP listener, admin routes, site routing,
+ * WebSocket upgrades and graceful shutdown. It wires the stages together;
+ * the stages themselves live in their own modules.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import type { AddressInfo, Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { createProxyServer } from 'http-proxy-3'
+import type { Config } from '../config/types.ts'
+import { liveryError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { createMetrics, type Metrics } from '../metrics/metrics.ts'
+import { AdminRoutes } from './admin.ts'
+import { createFinisher, type Finisher } from './access-log.ts'
+import { newContext, sendError } from './context.ts'
+import { parseTarget } from './request-target.ts'
+import { SiteRouter } from './router.ts'
+import { SiteHandler } from './site-handler.ts'
+
+export interface GatewayOptions {
+  readonly logger: Logger
+  /** Access log destination; defaults to `logger`. */
+  readonly accessLogger?: Logger
+  readonly metrics?: Metrics
+  /** Cluster mode: the metrics route serves the sum over all processes. */
+  readonly metricsSource?: () => Promise<string>
+}
+
+/** Node's own limit is what answers 431; 16 KB as the issue and nginx's large_client_header_buffers. */
+const maxHeaderSize = 16 * 1024
+
+export class Gateway {
+  readonly config: Config
+  readonly server: Server
+  readonly admin: AdminRoutes
+  readonly metrics: Metrics
+  readonly #logger: Logger
+  readonly #router: SiteRouter<SiteHandler>
+  readonly #handlers: SiteHandler[]
+  readonly #finish: Finisher
+  readonly #wsProxy: ReturnType<typeof createProxyServer>
+  #draining = false
+  #closing: Promise<void> | undefined
+  #inFlight = 0
+
+  constructor (config: Config, opts: GatewayOptions) {
+    this.config = config
+    this.#logger = opts.logger
+    this.metrics = opts.metrics ?? createMetrics()
+    this.admin = new AdminRoutes({
+      prefix: config.admin.prefix,
+      metricsEnabled: config.metrics.enabled,
+      metrics: this.metrics,
+      metricsSource: opts.metricsSource,
+    })
+    this.admin.addReadinessCheck(() => this.#draining ? 'shutting down' : undefined)
+    this.#handlers = config.sites.map(site => new SiteHandler(site, { logger: opts.logger }))
+    this.#router = new SiteRouter(this.#handlers.map(h => ({ site: h.site, value: h })))
+    this.#finish = createFinisher({ access: config.log.access, logger: opts.accessLogger ?? opts.logger, metrics: this.metrics })
+    this.metrics.gauge('livery_requests_in_flight_total', 'Requests being answered by this process', [], set => set({}, this.#inFlight))
+
+    this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
+    this.#wsProxy.on('error', (err: Error, _req: unknown, socket: unknown) => {
+      this.#logger.warn({ cause: err.message }, 'WebSocket proxying failed')
+      if (socket !== undefined && typeof (socket as Socket).destroy === 'function') (socket as Socket).destroy()
+    })
+
+    this.server = createServer({ maxHeaderSize, keepAliveTimeout: 5_000, requestTimeout: 300_000 }, (req, res) => {
+      this.#onRequest(req, res)
+    })
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket))
+    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
+  }
+
+  listen (port = this.config.listen.port, host = this.config.listen.host): Promise<AddressInfo> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject)
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject)
+        resolve(this.server.address() as AddressInfo)
+      })
+    })
+  }
+
+  #onRequest (req: IncomingMessage, res: ServerResponse): void {
+    const target = parseTarget(req.url)
+    const ctx = newContext(typeof target === 'string' ? '-' : target.path)
+    this.#inFlight++
+    res.once('close', () => {
+      this.#inFlight--
+      this.#finish(req, res, ctx)
+      if (this.#draining) this.server.closeIdleConnections()
+    })
+    if (typeof target === 'string') {
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', target))
+      return
+    }
+    if (this.#draining) {
+      res.setHeader('connection', 'close')
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_DRAINING'))
+      return
+    }
+    if (this.admin.owns(target.path)) {
+      this.admin.handle(req, res, target.path).catch((err: unknown) => {
+        this.#logger.error({ err }, 'admin route failed')
+        sendError(req, res, ctx, err)
+      })
+      return
+    }
+    const handler = this.#router.match(req.headers.host, target.path)
+    if (handler === undefined) {
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(req.headers.host ?? '')))
+      return
+    }
+    handler.handle(req, res, ctx, target.pathAndQuery).catch((err: unknown) => {
+      this.#logger.error({ err }, 'request failed unexpectedly')
+      sendError(req, res, ctx, err)
+    })
+  }
+
+  /** Malformed requests Node's parser refused: answer like nginx would, then close. */
+  #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy()
+      return
+    }
+    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request']
+    const body = `${status} ${reason}\n`
+    this.#logger.info({ code: err.code, status }, 'refused a malformed request')
+    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  }
+
+  #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const target = parseTarget(req.url)
+    const handler = typeof target === 'string' ? undefined : this.#router.match(req.headers.host, target.path)
+    if (this.#draining || handler === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      return
+    }
+    socket.on('error', () => socket.destroy())
+    this.#wsProxy.ws(req, socket, head, { target: handler.site.upstream, changeOrigin: !handler.site.preserveHost })
+  }
+
+  /**
+   * Graceful: stop accepting, answer new requests on open connections with
+   * 503 + Connection: close, let in-flight requests finish within
+   * shutdownTimeout, then cut what is left.
+   */
+  close (): Promise<void> {
+    if (this.#closing !== undefined) return this.#closing
+    this.#draining = true
+    this.#closing = new Promise<void>(resolve => {
+      const timer = setTimeout(() => this.server.closeAllConnections(), this.config.shutdownTimeout)
+      timer.unref()
+      this.server.close(() => {
+        clearTimeout(timer)
+        resolve()
+      })
+      this.server.closeIdleConnections()
+    }).then(async () => {
+      this.#wsProxy.close()
+      await Promise.all(this.#handlers.map(h => h.close()))
+    })
+    return this.#closing
+  }
+
+  async destroy (): Promise<void> {
+    this.#draining = true
+    this.server.closeAllConnections()
+    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy())])
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.close()
+  }
+
+  get inFlight (): number {
+    return this.#inFlight
+  }
+}
+

@@ -1,0 +1,40 @@
+/**
+ * Checks the request target before anything else looks at it. Node's parser
+ * already refuses most malformed request lines; what it lets through (raw
+ * control characters, absolute-form targets, bytes above 0x7f) is settled
+ * here so routing, cache keys and the upstream all see one clean path.
+ */
+
+export interface RequestTarget {
+  /** The path without the query. */
+  readonly path: string
+  /** Path and query, as sent upstream. */
+  readonly pathAndQuery: string
+}
+
+// eslint-disable-next-line no-control-regex
+const controlChars = /[\x00-\x20\x7f]/
+const highBytes = /[\x80-\xff]/g
+
+/** Returns the target, or a string saying why the request is refused. */
+export function parseTarget (url: string | undefined): RequestTarget | string {
+  if (url === undefined || url === '') return 'the request has no target'
+  if (controlChars.test(url)) return 'the request target contains control characters or spaces'
+  let target = url
+  if (target.charCodeAt(0) !== 47 /* / */) {
+    // Absolute form (RFC 9112 §3.2.2), as sent to proxies.
+    if (!/^https?:\/\//i.test(target)) return `the request target ${JSON.stringify(url.slice(0, 100))} is not a path`
+    try {
+      const u = new URL(target)
+      target = u.pathname + u.search
+    } catch {
+      return `the request target ${JSON.stringify(url.slice(0, 100))} is not a valid URL`
+    }
+  }
+  // Raw bytes above 0x7f arrive as latin1 characters; percent-encode them as the bytes they were.
+  if (highBytes.test(target)) target = target.replace(highBytes, c => '%' + c.charCodeAt(0).toString(16).toUpperCase())
+  const q = target.indexOf('?')
+  const hash = target.indexOf('#')
+  if (hash !== -1) target = target.slice(0, hash)
+  return { path: q === -1 ? target : target.slice(0, q), pathAndQuery: target }
+}
