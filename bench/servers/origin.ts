@@ -1,0 +1,30 @@
+/**
+ * A bare node:http server serving the same 60 KB page on every path: the
+ * baseline the gateway is compared with, and the upstream behind it.
+ * Usage: node bench/servers/origin.ts [--cache-control VALUE] [--delay MS]
+ */
+import { createServer } from 'node:http'
+import { parseArgs } from 'node:util'
+import { page60k } from '../harness.ts'
+
+const { values } = parseArgs({ options: { 'cache-control': { type: 'string' }, delay: { type: 'string' }, port: { type: 'string' } } })
+const body = page60k()
+const delay = Number(values.delay ?? 0)
+const headers: Record<string, string | number> = { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
+if (values['cache-control'] !== undefined) headers['cache-control'] = values['cache-control']
+
+const server = createServer((_req, res) => {
+  if (delay > 0) {
+    const timer = setTimeout(() => { res.writeHead(200, headers); res.end(body) }, delay)
+    res.on('close', () => clearTimeout(timer))
+    return
+  }
+  res.writeHead(200, headers)
+  res.end(body)
+})
+server.keepAliveTimeout = 30_000
+server.listen(Number(values.port ?? 0), '127.0.0.1', () => {
+  const a = server.address() as { port: number }
+  console.log(`LISTENING http://127.0.0.1:${a.port}`)
+})
+process.on('SIGTERM', () => { server.close(); server.closeAllConnections() })
