@@ -43,12 +43,17 @@ export const errorSpecs = {
   LIVERY_ERR_DEADLINE: { message: 'the request ran past its deadline of %s', status: 504 },
   LIVERY_ERR_KILLED: { message: 'the request ran longer than %s while site %s had requests waiting', status: 503 },
   LIVERY_ERR_OVERLOADED: { message: 'the gateway is overloaded (%s)', status: 503 },
+  LIVERY_ERR_TRANSFORM_BUSY: { message: 'all %s theming threads are busy and %s transforms are queued', status: 503 },
+  LIVERY_ERR_CLUSTER_METRICS: { message: 'cannot aggregate metrics across worker processes: %s', status: 500 },
 
   // --- cache ---
   LIVERY_ERR_CACHE_STORE: { message: 'cache tier %s failed: %s', status: 500 },
   LIVERY_ERR_CACHE_TIMEOUT: { message: 'cache tier %s did not answer within %s', status: 500 },
   LIVERY_ERR_CACHE_ENTRY_CORRUPT: { message: 'cache entry %s is corrupt: %s', status: 500 },
+  LIVERY_ERR_NOT_CACHED: { message: 'the request says only-if-cached and the page is not in the cache', status: 504 },
   LIVERY_ERR_PURGE_REQUEST: { message: 'bad purge request: %s', status: 400 },
+  LIVERY_ERR_PURGE_TOO_LARGE: { message: 'purge request body is larger than %s bytes', status: 413 },
+  LIVERY_ERR_PURGE_METHOD: { message: 'purge requests use %s, not %s', status: 405 },
 
   // --- fetcher ---
   LIVERY_ERR_FETCH: { message: 'fetching %s failed: %s', status: 502 },

@@ -16,13 +16,20 @@ export function requestHasBody (req: IncomingMessage): boolean {
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined
 }
 
-export function forwardRequest (upstream: Upstream, req: IncomingMessage, path: string, signal: AbortSignal, ctx: RequestContext): Promise<UpstreamResponse> {
+export interface ForwardOverrides {
+  readonly method?: string
+  readonly headers?: Record<string, string | string[] | undefined>
+  /** false: send no body even if the client sent one (cache fills are GETs). */
+  readonly withBody?: boolean
+}
+
+export function forwardRequest (upstream: Upstream, req: IncomingMessage, path: string, signal: AbortSignal, ctx: RequestContext, over: ForwardOverrides = {}): Promise<UpstreamResponse> {
   const socket = req.socket
   return upstream.forward({
-    method: req.method ?? 'GET',
+    method: over.method ?? req.method ?? 'GET',
     path,
-    headers: req.headers,
-    body: requestHasBody(req) ? req : null,
+    headers: over.headers ?? req.headers,
+    body: over.withBody !== false && requestHasBody(req) ? req : null,
     signal,
     context: {
       remoteAddress: socket.remoteAddress ?? '',
@@ -35,20 +42,61 @@ export function forwardRequest (upstream: Upstream, req: IncomingMessage, path: 
   })
 }
 
-/** Streams an upstream response to the client; rejects (after closing the client connection) when the upstream breaks mid-body. */
-export async function streamResponse (upstream: Upstream, up: UpstreamResponse, res: ServerResponse, signal: AbortSignal, ctx: RequestContext, extraHeaders?: Record<string, string>): Promise<void> {
+/** Reads a body up to `max` bytes; `complete` is false when it broke off or overflowed. */
+export async function collectBody (body: AsyncIterable<Buffer>, max: number): Promise<{ chunks: Buffer[], size: number, complete: boolean }> {
+  const chunks: Buffer[] = []
+  let size = 0
+  try {
+    for await (const chunk of body) {
+      size += chunk.length
+      if (size > max) return { chunks, size, complete: false }
+      chunks.push(chunk)
+    }
+  } catch {
+    return { chunks, size, complete: false }
+  }
+  return { chunks, size, complete: true }
+}
+
+/** Where a streamed body is also captured, for the cache. */
+export interface Capture {
+  readonly max: number
+  readonly chunks: Buffer[]
+  size: number
+  /** False once the body overflowed `max` or broke off. */
+  complete: boolean
+}
+
+export function newCapture (max: number): Capture {
+  return { max, chunks: [], size: 0, complete: true }
+}
+
+/**
+ * Streams an upstream response to the client, optionally capturing the body
+ * for the cache (up to `capture.max`); rejects (after closing the client
+ * connection) when the upstream breaks mid-body.
+ */
+export async function streamResponse (upstream: Upstream, up: UpstreamResponse, res: ServerResponse, signal: AbortSignal, ctx: RequestContext, extraHeaders?: Record<string, string>, capture?: Capture): Promise<void> {
   const headers = clientResponseHeaders(up.headers)
   if (extraHeaders !== undefined) Object.assign(headers, extraHeaders)
   res.writeHead(up.status, headers)
   const counter = new Transform({
     transform (chunk: Buffer, _enc, cb) {
       ctx.bytes += chunk.length
+      if (capture !== undefined && capture.complete) {
+        capture.size += chunk.length
+        if (capture.size > capture.max) {
+          capture.complete = false
+          capture.chunks.length = 0
+        } else capture.chunks.push(chunk)
+      }
       cb(null, chunk)
     },
   })
   try {
     await pipeline(up.body, counter, res)
   } catch (err) {
+    if (capture !== undefined) capture.complete = false
     res.destroy()
     throw upstream.bodyError(err, signal)
   }

@@ -35,6 +35,8 @@ export class Upstream {
   readonly #host: string
   readonly #pool: Pool
   readonly #pathBase: string
+  #closing: Promise<void> | undefined
+  #destroying: Promise<void> | undefined
 
   constructor (site: SiteConfig) {
     this.site = site
@@ -80,17 +82,20 @@ export class Upstream {
   }
 
   /** Classifies a failure while the body streams (after the headers went out). */
-  bodyError (err: unknown, signal: AbortSignal): LiveryError {
-    if (signal.aborted) return abortReason(signal, err)
+  bodyError (err: unknown, signal?: AbortSignal): LiveryError {
+    if (signal?.aborted === true) return abortReason(signal, err)
     return upstreamError(err, this.site.upstream, this.site.timeouts, true)
   }
 
+  /** Idempotent; after destroy() it resolves at once (undici's close() would reject a destroyed pool). */
   close (): Promise<void> {
-    return this.#pool.close()
+    this.#closing ??= this.#destroying ?? this.#pool.close()
+    return this.#closing
   }
 
   destroy (err?: Error): Promise<void> {
-    return this.#pool.destroy(err ?? null)
+    this.#destroying ??= this.#pool.destroy(err ?? null)
+    return this.#destroying
   }
 }
 

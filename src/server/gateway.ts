@@ -17,6 +17,9 @@ import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
 import { SiteRouter } from './router.ts'
 import { SiteHandler } from './site-handler.ts'
+import type { PageThemer } from './themer.ts'
+import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
+import { RequestPool, Watchdog } from '../pool/index.ts'
 
 export interface GatewayOptions {
   readonly logger: Logger
@@ -25,6 +28,10 @@ export interface GatewayOptions {
   readonly metrics?: Metrics
   /** Cluster mode: the metrics route serves the sum over all processes. */
   readonly metricsSource?: () => Promise<string>
+  /** The cache's store; defaults to a memory tier sized by cache.memory. */
+  readonly store?: CacheStore
+  /** Themers by site name (built by the caller, which owns the fetch pool). */
+  readonly themes?: ReadonlyMap<string, PageThemer>
 }
 
 /** Node's own limit is what answers 431; 16 KB as the issue and nginx's large_client_header_buffers. */
@@ -40,6 +47,9 @@ export class Gateway {
   readonly #handlers: SiteHandler[]
   readonly #finish: Finisher
   readonly #wsProxy: ReturnType<typeof createProxyServer>
+  readonly cache: HttpCache
+  readonly pool: RequestPool
+  readonly watchdog: Watchdog
   #draining = false
   #closing: Promise<void> | undefined
   #inFlight = 0
@@ -55,15 +65,28 @@ export class Gateway {
       metricsSource: opts.metricsSource,
     })
     this.admin.addReadinessCheck(() => this.#draining ? 'shutting down' : undefined)
-    this.#handlers = config.sites.map(site => new SiteHandler(site, { logger: opts.logger }))
+    this.watchdog = new Watchdog({ maxEventLoopDelay: config.pool.maxEventLoopDelay, maxHeap: config.pool.maxHeap, logger: opts.logger })
+    this.admin.addReadinessCheck(() => this.watchdog.overloaded())
+    this.cache = new HttpCache(config.cache, {
+      store: opts.store ?? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize }),
+      logger: opts.logger,
+    })
+    this.pool = new RequestPool(config.pool, config.sites, { logger: opts.logger })
+    this.#handlers = config.sites.map(site => new SiteHandler(site, {
+      logger: opts.logger,
+      cache: this.cache,
+      pool: this.pool,
+      theme: opts.themes?.get(site.name),
+      maxThemedSize: config.cache.memory.maxEntrySize,
+    }))
     this.#router = new SiteRouter(this.#handlers.map(h => ({ site: h.site, value: h })))
     this.#finish = createFinisher({ access: config.log.access, logger: opts.accessLogger ?? opts.logger, metrics: this.metrics })
     this.metrics.gauge('livery_requests_in_flight_total', 'Requests being answered by this process', [], set => set({}, this.#inFlight))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
-    this.#wsProxy.on('error', (err: Error, _req: unknown, socket: unknown) => {
-      this.#logger.warn({ cause: err.message }, 'WebSocket proxying failed')
-      if (socket !== undefined && typeof (socket as Socket).destroy === 'function') (socket as Socket).destroy()
+    this.#wsProxy.on('error', (err: unknown, _req: IncomingMessage, socket: ServerResponse | Socket) => {
+      this.#logger.warn({ cause: (err as Error).message }, 'WebSocket proxying failed')
+      socket.destroy()
     })
 
     this.server = createServer({ maxHeaderSize, keepAliveTimeout: 5_000, requestTimeout: 300_000 }, (req, res) => {
@@ -99,6 +122,11 @@ export class Gateway {
     if (this.#draining) {
       res.setHeader('connection', 'close')
       sendError(req, res, ctx, liveryError('LIVERY_ERR_DRAINING'))
+      return
+    }
+    const overloaded = this.watchdog.overloaded()
+    if (overloaded !== undefined && !this.admin.owns(target.path)) {
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_OVERLOADED', overloaded))
       return
     }
     if (this.admin.owns(target.path)) {
@@ -163,6 +191,7 @@ export class Gateway {
     }).then(async () => {
       this.#wsProxy.close()
       await Promise.all(this.#handlers.map(h => h.close()))
+      await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close()])
     })
     return this.#closing
   }
@@ -170,7 +199,7 @@ export class Gateway {
   async destroy (): Promise<void> {
     this.#draining = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy())])
+    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

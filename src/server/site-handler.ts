@@ -1,59 +1,268 @@
 /**
- * One site's request path: pool → cache → upstream → theme → response.
+ * One site's request path: cache → pool → upstream → theme → cache → response.
  * Built once per site at start-up; `handle` only assembles.
+ *
+ * A cache hit touches nothing else: no pool slot, no theme lookup, no
+ * upstream. Only work that goes upstream takes a slot in the request pool,
+ * so a site whose upstream is stuck cannot hold back its own cached pages.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SiteConfig } from '../config/types.ts'
 import type { Logger } from '../log.ts'
-import { Upstream } from '../proxy/upstream.ts'
-import { forwardRequest, streamResponse } from '../proxy/pass.ts'
-import { LiveryError } from '../errors.ts'
+import type { CacheRequest, Fill, HttpCache } from '../cache/index.ts'
+import type { RequestPool, Ticket } from '../pool/index.ts'
+import { Upstream, type UpstreamResponse } from '../proxy/upstream.ts'
+import { collectBody, forwardRequest, newCapture, streamResponse } from '../proxy/pass.ts'
+import { clientResponseHeaders } from '../proxy/headers.ts'
+import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
 import { sendError, type RequestContext } from './context.ts'
+import type { PageThemer } from './themer.ts'
 
 export interface SiteHandlerOptions {
   readonly logger: Logger
+  readonly cache: HttpCache
+  readonly pool: RequestPool
+  readonly theme?: PageThemer
+  /** Largest page buffered for theming; larger pages pass unthemed. */
+  readonly maxThemedSize: number
 }
+
+/** Errors that are the client's own doing or already logged by the pool. */
+const quietCodes: ReadonlySet<ErrorCode> = new Set(['LIVERY_ERR_CLIENT_ABORTED', 'LIVERY_ERR_QUEUE_FULL', 'LIVERY_ERR_QUEUE_TIMEOUT'])
 
 export class SiteHandler {
   readonly site: SiteConfig
   readonly upstream: Upstream
+  readonly theme: PageThemer | undefined
   readonly #logger: Logger
+  readonly #cache: HttpCache
+  readonly #pool: RequestPool
+  readonly #maxThemed: number
+  readonly #background = new Set<Promise<void>>()
 
   constructor (site: SiteConfig, opts: SiteHandlerOptions) {
     this.site = site
     this.upstream = new Upstream(site)
+    this.theme = opts.theme
     this.#logger = opts.logger.child({ site: site.name })
+    this.#cache = opts.cache
+    this.#pool = opts.pool
+    this.#maxThemed = opts.maxThemedSize
   }
 
   async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathAndQuery: string): Promise<void> {
     ctx.site = this.site.name
-    const ac = new AbortController()
+    const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: req.headers.host ?? '', headers: req.headers }
+    let r = this.#cache.lookup(creq, this.site, this.theme?.version ?? '')
+    if (r instanceof Promise) r = await r
+    switch (r.kind) {
+      case 'hit':
+        ctx.cache = r.xcache
+        ctx.bytes = req.method === 'HEAD' ? 0 : r.entry.body.length
+        this.#cache.serve(r.entry, req, res, r.xcache)
+        return
+      case 'stale':
+        ctx.cache = r.xcache
+        ctx.bytes = req.method === 'HEAD' ? 0 : r.entry.body.length
+        this.#cache.serve(r.entry, req, res, r.xcache)
+        if (r.refresh !== undefined) this.#refreshInBackground(r.refresh, req, pathAndQuery)
+        return
+      case 'only-if-cached':
+        sendError(req, res, ctx, liveryError('LIVERY_ERR_NOT_CACHED'))
+        return
+      case 'miss':
+        ctx.cache = 'MISS'
+        await this.#withSlot(req, res, ctx, signal => this.#fill(r.fill, req, res, ctx, pathAndQuery, signal))
+        return
+      case 'pass':
+        ctx.cache = 'BYPASS'
+        await this.#withSlot(req, res, ctx, signal => this.#pass(req, res, ctx, pathAndQuery, signal, r.invalidate ? creq : undefined))
+    }
+  }
+
+  /** Runs upstream work inside a pool slot; every failure ends in one coded answer. */
+  async #withSlot (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
+    const client = new AbortController()
     const onClose = (): void => {
-      if (!res.writableFinished) ac.abort(new LiveryError('LIVERY_ERR_CLIENT_ABORTED'))
+      if (!res.writableFinished) client.abort(new LiveryError('LIVERY_ERR_CLIENT_ABORTED'))
     }
     res.once('close', onClose)
+    let ticket: Ticket | undefined
     try {
-      const up = await forwardRequest(this.upstream, req, pathAndQuery, ac.signal, ctx)
-      await streamResponse(this.upstream, up, res, ac.signal, ctx, { 'x-cache': ctx.cache })
+      ticket = await this.#pool.acquire(this.site.name, client.signal)
+      ctx.queueWait = ticket.queueWait
+      await work(ticket.signal)
     } catch (err) {
       this.#logFailure(err)
       sendError(req, res, ctx, err)
     } finally {
+      ticket?.release()
       res.off('close', onClose)
     }
   }
 
+  /** A cache miss (or revalidation): one request upstream, shared with the waiting list. */
+  async #fill (fill: Fill, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
+    let up: UpstreamResponse
+    try {
+      up = await forwardRequest(this.upstream, req, path, signal, ctx, {
+        method: fill.upstreamMethod,
+        headers: fill.upstreamHeaders(req.headers),
+        withBody: false,
+      })
+    } catch (err) {
+      const stale = fill.fail(err)
+      if (stale === undefined || res === undefined) throw err
+      this.#logFailure(err)
+      ctx.cache = 'STALE'
+      this.#cache.serve(stale, req, res, 'STALE')
+      return
+    }
+    if (this.theme !== undefined && this.theme.shouldTheme(themeRequest(req, path), { status: up.status, headers: up.headers })) {
+      await this.#fillThemed(fill, up, req, res, ctx, path, signal)
+      return
+    }
+    const decision = fill.response(up.status, up.headers)
+    if (decision.action === 'serve') {
+      await up.body.dump()
+      ctx.cache = decision.xcache
+      if (res !== undefined) this.#cache.serve(decision.entry, req, res, decision.xcache)
+      return
+    }
+    if (res === undefined) {
+      // A background refresh: nobody to stream to, only the store.
+      const got = await collectBody(up.body, decision.action === 'store' ? decision.maxBytes : 0)
+      if (decision.action === 'store') await fill.finish(got.chunks, got.complete)
+      return
+    }
+    if (decision.action === 'pass') ctx.cache = 'MISS'
+    const capture = decision.action === 'store' ? newCapture(decision.maxBytes) : undefined
+    try {
+      await streamResponse(this.upstream, up, res, signal, ctx, { 'x-cache': 'MISS' }, capture)
+    } finally {
+      if (capture !== undefined) await fill.finish(capture.chunks, capture.complete)
+    }
+  }
+
+  /** A miss for a page the theme applies to: buffer, theme, store the themed page. */
+  async #fillThemed (fill: Fill, up: UpstreamResponse, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
+    const got = await collectBody(up.body, this.#maxThemed)
+    if (!got.complete) {
+      fill.fail()
+      throw liveryError('LIVERY_ERR_UPSTREAM_RESPONSE', this.site.upstream, `the page broke off or is larger than ${this.#maxThemed} bytes, the theming limit`)
+    }
+    // The stored page is identity-encoded; compression is left to the client side of the response.
+    const { ['accept-encoding']: _ae, ...requestHeaders } = req.headers
+    const page = await this.#applyTheme(req, up, Buffer.concat(got.chunks), requestHeaders, path, signal)
+    if (page.unavailable) {
+      // Never store an unthemed page under the themed key; stale themed output is better if there is one.
+      const stale = fill.fail()
+      if (res === undefined) return
+      if (stale !== undefined) {
+        ctx.cache = 'STALE'
+        this.#cache.serve(stale, req, res, 'STALE')
+        return
+      }
+      writeBuffered(req, res, ctx, up.status, page.headers, page.body)
+      return
+    }
+    const decision = fill.response(up.status, page.headers)
+    if (decision.action === 'serve') {
+      ctx.cache = decision.xcache
+      if (res !== undefined) this.#cache.serve(decision.entry, req, res, decision.xcache)
+      return
+    }
+    if (decision.action === 'store') await fill.finish(page.body, true)
+    if (res !== undefined) writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'MISS' }, page.body)
+  }
+
+  /** Pass mode: the request is not cacheable; forward it, theme HTML answers, stream the rest. */
+  async #pass (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, path: string, signal: AbortSignal, invalidate: CacheRequest | undefined): Promise<void> {
+    const up = await forwardRequest(this.upstream, req, path, signal, ctx)
+    if (invalidate !== undefined) await this.#cache.invalidate(invalidate, up.status, up.headers)
+    if (this.theme !== undefined && this.theme.shouldTheme(themeRequest(req, path), { status: up.status, headers: up.headers })) {
+      const got = await collectBody(up.body, this.#maxThemed)
+      if (!got.complete) throw liveryError('LIVERY_ERR_UPSTREAM_RESPONSE', this.site.upstream, `the page broke off or is larger than ${this.#maxThemed} bytes, the theming limit`)
+      const page = await this.#applyTheme(req, up, Buffer.concat(got.chunks), req.headers, path, signal)
+      writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'BYPASS' }, page.body)
+      return
+    }
+    await streamResponse(this.upstream, up, res, signal, ctx, { 'x-cache': 'BYPASS' })
+  }
+
+  async #applyTheme (req: IncomingMessage, up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
+    const theme = this.theme!
+    const base = clientResponseHeaders(up.headers)
+    const url = `http://${req.headers.host ?? 'localhost'}${path}`
+    const result = await theme.apply({ url, headers: up.headers, requestHeaders, body, signal })
+    if (result.kind === 'themed') {
+      delete base['content-length']
+      delete base['content-encoding']
+      delete base.etag
+      return { headers: { ...base, ...result.headers }, body: result.body, unavailable: false }
+    }
+    if (result.kind === 'unavailable' || result.kind === 'timeout') {
+      this.#logger.warn({ reason: result.reason, path }, result.kind === 'timeout' ? 'theming took too long; page served unthemed' : 'theme unavailable; page served unthemed')
+      base['x-livery-theme'] = result.kind === 'timeout' ? 'timeout' : 'unavailable'
+      base['content-length'] = String(body.length)
+      return { headers: base, body, unavailable: true }
+    }
+    base['content-length'] = String(body.length)
+    return { headers: base, body, unavailable: false }
+  }
+
+  #refreshInBackground (fill: Fill, req: IncomingMessage, path: string): void {
+    const ctx: RequestContext = { started: performance.now(), path, site: this.site.name, cache: 'UPDATING', upstreamTime: undefined, queueWait: 0, bytes: 0, error: undefined }
+    // The refresh outlives the client request: copy what it needs now.
+    const headers = { ...req.headers }
+    const fake = { method: 'GET', headers, socket: req.socket } as unknown as IncomingMessage
+    const job = (async () => {
+      let ticket: Ticket | undefined
+      try {
+        ticket = await this.#pool.acquire(this.site.name)
+        await this.#fill(fill, fake, undefined, ctx, path, ticket.signal)
+      } catch (err) {
+        fill.fail(err)
+        this.#logFailure(err)
+      } finally {
+        ticket?.release()
+      }
+    })()
+    this.#background.add(job)
+    void job.finally(() => this.#background.delete(job))
+  }
+
   #logFailure (err: unknown): void {
     const e = err as LiveryError
-    if (e.code === 'LIVERY_ERR_CLIENT_ABORTED') return
+    if (quietCodes.has(e.code)) return
     this.#logger.warn({ upstream: this.site.upstream, code: e.code, cause: (e.cause as Error | undefined)?.message }, e.message)
   }
 
-  close (): Promise<void> {
-    return this.upstream.close()
+  /** Resolves when background refreshes have finished (shutdown, tests). */
+  async settled (): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background])
+  }
+
+  async close (): Promise<void> {
+    await this.settled()
+    await this.upstream.close()
   }
 
   destroy (): Promise<void> {
     return this.upstream.destroy()
+  }
+}
+
+function themeRequest (req: IncomingMessage, url: string): { method: string, url: string, headers: IncomingMessage['headers'] } {
+  return { method: req.method ?? 'GET', url, headers: req.headers }
+}
+
+function writeBuffered (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, status: number, headers: Record<string, string | string[]>, body: Buffer): void {
+  headers['content-length'] = String(body.length)
+  res.writeHead(status, headers)
+  if (req.method === 'HEAD') res.end()
+  else {
+    ctx.bytes += body.length
+    res.end(body)
   }
 }

@@ -1,0 +1,331 @@
+/**
+ * The orchestrator the server calls: lookup → serve | fill, plus
+ * invalidation and purge. It decides and writes cached responses; the proxy
+ * does upstream I/O (see `fill.ts` for the protocol).
+ *
+ * Hit path (STYLE §2.7): one string concat for the key, one synchronous LRU
+ * read, one number compare, then `writeHead` with the entry's prebuilt
+ * header array (only `age` and `x-cache` filled in) and `end(body)`.
+ */
+import { channel } from 'node:diagnostics_channel'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { coarseNow } from '../clock.ts'
+import type { CacheConfig, SiteConfig } from '../config/types.ts'
+import { liveryError } from '../errors.ts'
+import { type Logger, silentLogger } from '../log.ts'
+import { Coalescer, Lock, type Release } from './coalesce.ts'
+import { CacheEntry, F_MUST_REVALIDATE, F_VARY_MARKER } from './entry.ts'
+import { Fill, type FillHost, type Outcome } from './fill.ts'
+import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
+import type { CacheStore, PurgeSelector, TierStats } from './store.ts'
+
+const hitChannel = channel('livery:cache:hit')
+const missChannel = channel('livery:cache:miss')
+const staleChannel = channel('livery:cache:stale')
+const storeErrorChannel = channel('livery:cache:store_error')
+
+export interface CacheRequest {
+  readonly method: string
+  /** Path and query as received (`req.url`). */
+  readonly url: string
+  /** Host (`req.headers.host`), lowercased by the caller or here. */
+  readonly host: string
+  readonly headers: Headers
+  /** @default 'http' */
+  readonly scheme?: string
+  /** Aborts waiting on a coalesced fetch when the client goes away. */
+  readonly signal?: AbortSignal
+}
+
+export type XCache = 'HIT' | 'MISS' | 'STALE' | 'UPDATING' | 'REVALIDATED' | 'BYPASS'
+
+export type LookupResult =
+  /** Serve `entry` with `cache.serve(entry, req, res, xcache)`. */
+  | { readonly kind: 'hit', readonly entry: CacheEntry, readonly xcache: 'HIT' | 'STALE' }
+  /** Serve `entry` stale; if `refresh` is set, run it in the background (only one per key). */
+  | { readonly kind: 'stale', readonly entry: CacheEntry, readonly xcache: 'UPDATING', readonly refresh: Fill | undefined }
+  /** Go upstream through `fill` (X-Cache: MISS). */
+  | { readonly kind: 'miss', readonly fill: Fill }
+  /** Not cacheable: forward (X-Cache: BYPASS); if `invalidate`, call `cache.invalidate` with the response. */
+  | { readonly kind: 'pass', readonly invalidate: boolean }
+  /** `Cache-Control: only-if-cached` and nothing usable: answer 504 (RFC 9111 §5.2.1.7). */
+  | { readonly kind: 'only-if-cached' }
+
+export interface HttpCacheOptions {
+  readonly store: CacheStore
+  readonly logger?: Logger
+  /** Clock for freshness and Age. @default coarseNow */
+  readonly now?: () => number
+}
+
+export interface CacheStats {
+  readonly tiers: Readonly<Record<string, TierStats>>
+  readonly inFlight: number
+  readonly waiting: number
+  readonly hitForMiss: number
+}
+
+const kPass: LookupResult = { kind: 'pass', invalidate: false }
+const kPassInvalidate: LookupResult = { kind: 'pass', invalidate: true }
+const kOnlyIfCached: LookupResult = { kind: 'only-if-cached' }
+const EMPTY = Buffer.alloc(0)
+
+interface Ctx {
+  readonly req: CacheRequest
+  readonly site: SiteConfig
+  readonly primary: string
+  readonly base: string
+  readonly rd: RequestDirectives | undefined
+}
+
+export class HttpCache {
+  readonly #store: CacheStore
+  readonly #co: Coalescer<Outcome>
+  readonly #now: () => number
+  readonly #log: Logger
+  readonly #host: FillHost
+  readonly #maxEntrySize: number
+  #closed = false
+
+  constructor (config: CacheConfig, opts: HttpCacheOptions) {
+    this.#store = opts.store
+    this.#now = opts.now ?? coarseNow
+    this.#log = (opts.logger ?? silentLogger).child({ module: 'cache' })
+    this.#maxEntrySize = config.memory.maxEntrySize
+    this.#co = new Coalescer<Outcome>({ lockTimeout: config.lockTimeout, hitForMiss: config.hitForMiss, now: this.#now })
+    this.#host = {
+      now: this.#now,
+      maxEntrySize: this.#maxEntrySize,
+      commit: (primary, entry) => this.#commit(primary, entry),
+      remove: async (key) => { await this.#store.delete(key).catch((err: unknown) => { this.#storeError('delete', err) }) },
+      uncacheable: (key, reason) => {
+        this.#co.markHitForMiss(key)
+        this.#log.debug({ key, reason }, 'response not stored')
+      },
+      cacheable: (key) => { this.#co.clearHitForMiss(key) }
+    }
+  }
+
+  /**
+   * Looks a request up. Synchronous when the store answers from memory;
+   * a promise when it must wait (coalesced miss, async tier).
+   * `keyExtra` (the theme version) is part of the key.
+   */
+  lookup (req: CacheRequest, site: SiteConfig, keyExtra = ''): LookupResult | Promise<LookupResult> {
+    if (this.#closed) throw liveryError('LIVERY_ERR_CLOSED', 'the HTTP cache')
+    const method = req.method
+    if (method !== 'GET' && method !== 'HEAD') return method === 'OPTIONS' || method === 'TRACE' ? kPass : kPassInvalidate
+    const h = req.headers
+    const base = (req.scheme ?? 'http') + '://' + req.host.toLowerCase() + req.url
+    const primary = keyExtra === '' ? base : base + '\u0000' + keyExtra
+    const store = this.#store
+    if (store.getSync !== undefined) {
+      const e = store.getSync(primary)
+      if (e !== undefined) {
+        if (h['cache-control'] === undefined && h.pragma === undefined && (e.meta.flags & F_VARY_MARKER) === 0 && this.#now() < e.meta.freshUntil) {
+          return { kind: 'hit', entry: e, xcache: 'HIT' }
+        }
+        return this.#found(e, this.#ctx(req, site, primary, base))
+      }
+      if (store.syncComplete) return this.#evaluate(undefined, primary, this.#ctx(req, site, primary, base))
+    }
+    const ctx = this.#ctx(req, site, primary, base)
+    return this.#get(primary).then((e) => this.#found(e, ctx))
+  }
+
+  /**
+   * Writes a cached response: prebuilt headers plus `age` and `x-cache`,
+   * a 304 for a matching client conditional, no body for HEAD.
+   * Set no headers on `res` before calling it (that forces Node's slow path).
+   */
+  serve (entry: CacheEntry, req: IncomingMessage, res: ServerResponse, xcache: XCache): void {
+    const h = req.headers
+    const m = entry.meta
+    const ms = m.initialAge + this.#now() - m.responseTime
+    const age = ms > 0 ? String(Math.floor(ms / 1000)) : '0'
+    if (xcache === 'HIT') {
+      if (hitChannel.hasSubscribers) hitChannel.publish({ tier: entry.tier })
+    } else if ((xcache === 'STALE' || xcache === 'UPDATING') && staleChannel.hasSubscribers) {
+      staleChannel.publish({ tier: entry.tier, xcache })
+    }
+    if ((h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined) && entry.status === 200 && notModified(entry, h)) {
+      res.writeHead(304, entry.notModifiedWire(age, xcache))
+      res.end()
+      return
+    }
+    res.writeHead(entry.status, entry.wire(age, xcache))
+    if (req.method === 'HEAD') res.end()
+    else res.end(entry.body)
+  }
+
+  /**
+   * After an unsafe method: a non-error response invalidates the request URL
+   * and its same-origin Location / Content-Location (RFC 9111 §4.4), in
+   * every Vary variant and theme version. Resolves the entries removed.
+   */
+  async invalidate (req: CacheRequest, status: number, resHeaders: Headers): Promise<number> {
+    const m = req.method
+    if (m === 'GET' || m === 'HEAD' || m === 'OPTIONS' || m === 'TRACE' || status < 200 || status >= 400) return 0
+    const base = (req.scheme ?? 'http') + '://' + req.host.toLowerCase() + req.url
+    const urls = [base]
+    let origin: string
+    try { origin = new URL(base).origin } catch { return this.purge({ urls }) }
+    for (const name of ['location', 'content-location']) {
+      const raw = resHeaders[name]
+      const v = typeof raw === 'string' ? raw : raw?.[0]
+      if (v === undefined) continue
+      try {
+        const u = new URL(v, base)
+        if (u.origin === origin) urls.push(u.protocol + '//' + u.host + u.pathname + u.search)
+      } catch { /* an unparsable Location invalidates nothing more */ }
+    }
+    return this.purge({ urls })
+  }
+
+  /** Purges entries in the store (hard: delete; soft: mark stale). Resolves the count. */
+  async purge (sel: PurgeSelector, opts: { soft?: boolean } = {}): Promise<number> {
+    if (this.#closed) throw liveryError('LIVERY_ERR_CLOSED', 'the HTTP cache')
+    return this.#store.purge(sel, { soft: opts.soft === true, now: this.#now() })
+  }
+
+  stats (): CacheStats {
+    return { tiers: this.#store.stats(), ...this.#co.stats() }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#co.close()
+    await this.#store.close()
+  }
+
+  async destroy (err?: Error): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    this.#co.close()
+    await this.#store.destroy(err)
+  }
+
+  async [Symbol.asyncDispose] (): Promise<void> {
+    await this.close()
+  }
+
+  // --- internals ---------------------------------------------------------------
+
+  #ctx (req: CacheRequest, site: SiteConfig, primary: string, base: string): Ctx {
+    const h = req.headers
+    const rd = h['cache-control'] === undefined && h.pragma === undefined ? undefined : requestCacheControl(h)
+    return { req, site, primary, base, rd }
+  }
+
+  #get (key: string): Promise<CacheEntry | undefined> {
+    return this.#store.get(key).catch((err: unknown) => { this.#storeError('get', err); return undefined })
+  }
+
+  #found (e: CacheEntry | undefined, ctx: Ctx): LookupResult | Promise<LookupResult> {
+    if (e === undefined || (e.meta.flags & F_VARY_MARKER) === 0) return this.#evaluate(e, ctx.primary, ctx)
+    const key = variantKey(ctx.primary, e.meta.vary.map((n) => varyValue(ctx.req.headers[n])))
+    const store = this.#store
+    if (store.getSync !== undefined) {
+      const v = store.getSync(key)
+      if (v !== undefined || store.syncComplete) return this.#evaluate(v, key, ctx)
+    }
+    return this.#get(key).then((v) => this.#evaluate(v, key, ctx))
+  }
+
+  #evaluate (e: CacheEntry | undefined, key: string, ctx: Ctx): LookupResult | Promise<LookupResult> {
+    const rd = ctx.rd
+    if (e === undefined || (e.meta.flags & F_VARY_MARKER) !== 0) return this.#miss(key, undefined, ctx)
+    const now = this.#now()
+    const m = e.meta
+    let fresh = now < m.freshUntil
+    let wantsFresher = false
+    if (rd !== undefined) {
+      if (rd.noCache) return this.#miss(key, e, ctx)
+      if (rd.maxAge !== undefined && currentAge(m, now) > rd.maxAge) { fresh = false; wantsFresher = true }
+      if (rd.minFresh !== undefined && m.freshUntil - now < rd.minFresh) { fresh = false; wantsFresher = true }
+      if (!fresh && !wantsFresher && rd.maxStale !== undefined && (m.flags & F_MUST_REVALIDATE) === 0 && now - m.freshUntil <= rd.maxStale) {
+        return { kind: 'hit', entry: e, xcache: 'STALE' }
+      }
+    }
+    if (fresh) return { kind: 'hit', entry: e, xcache: 'HIT' }
+    if (rd?.onlyIfCached === true) return kOnlyIfCached
+    if (!wantsFresher && now < m.staleUntil) {
+      const lock = this.#co.tryLead(key)
+      return { kind: 'stale', entry: e, xcache: 'UPDATING', refresh: lock === undefined ? undefined : this.#fill(key, e, ctx, lock, true) }
+    }
+    return this.#miss(key, e, ctx)
+  }
+
+  #miss (key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult | Promise<LookupResult> {
+    if (ctx.rd?.onlyIfCached === true) return kOnlyIfCached
+    const a = this.#co.acquire(key, ctx.req.signal)
+    if (a === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
+    if (a instanceof Lock) return { kind: 'miss', fill: this.#fill(key, stale, ctx, a, false) }
+    return a.then((r) => this.#afterWait(r, key, stale, ctx))
+  }
+
+  #afterWait (r: Release<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult {
+    if (r.kind === 'done') {
+      const v = r.value
+      if ('entry' in v && varyMatches(v.entry, ctx.req.headers)) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
+      if ('stale' in v) return { kind: 'hit', entry: v.stale, xcache: 'STALE' }
+    }
+    // uncacheable, another variant, lock timeout or client gone: go upstream alone
+    return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
+  }
+
+  #fill (key: string, stale: CacheEntry | undefined, ctx: Ctx, lock: Lock<Outcome> | undefined, background: boolean): Fill {
+    if (missChannel.hasSubscribers) missChannel.publish({ site: ctx.site.name, background, revalidate: stale !== undefined })
+    return new Fill({
+      host: this.#host,
+      key,
+      primary: ctx.primary,
+      url: ctx.base,
+      site: ctx.site,
+      reqHeaders: ctx.req.headers,
+      stale,
+      noStore: ctx.rd?.noStore === true,
+      lock,
+      background
+    })
+  }
+
+  /** Stores under the primary key, or a Vary marker there and the entry under its variant key. */
+  #commit (primary: string, entry: CacheEntry): Promise<boolean> {
+    const m = entry.meta
+    const ttl = m.holdUntil - this.#now()
+    if (!(ttl > 0)) return Promise.resolve(false)
+    if (m.vary.length === 0) return this.#put(primary, entry, ttl)
+    const existing = this.#store.getSync?.(primary)
+    const same = existing !== undefined && (existing.meta.flags & F_VARY_MARKER) !== 0 &&
+      existing.meta.holdUntil >= m.holdUntil && existing.meta.vary.join() === m.vary.join()
+    if (!same) {
+      const marker = new CacheEntry(0, [], EMPTY, {
+        ...m, flags: F_VARY_MARKER, etag: '', lastModified: '', varyValues: [], tags: [], freshUntil: 0, staleUntil: 0, errorUntil: 0
+      })
+      void this.#put(primary, marker, ttl)
+    }
+    return this.#put(variantKey(primary, m.varyValues), entry, ttl)
+  }
+
+  #put (key: string, entry: CacheEntry, ttl: number): Promise<boolean> {
+    return this.#store.put(key, entry, ttl).catch((err: unknown) => { this.#storeError('put', err); return false })
+  }
+
+  #storeError (op: string, err: unknown): void {
+    // Counted and logged, never thrown: a failed cache operation must not fail the response (STYLE §2.12).
+    if (storeErrorChannel.hasSubscribers) storeErrorChannel.publish({ tier: this.#store.name, op, error: err })
+    this.#log.warn({ err, op }, 'cache store operation failed')
+  }
+}
+
+function variantKey (primary: string, values: readonly string[]): string {
+  return primary + '\u0001' + values.join('\u0001')
+}
+
+function varyMatches (e: CacheEntry, h: Headers): boolean {
+  const names = e.meta.vary
+  for (let i = 0; i < names.length; i++) if (varyValue(h[names[i]]) !== e.meta.varyValues[i]) return false
+  return true
+}

@@ -1,0 +1,49 @@
+/**
+ * Runs inside every transform thread. piscina calls the default export with
+ * `{ name, input }`; it calls the named export of the caller's worker module
+ * (`workerData.module`, a file URL) and returns an envelope rather than
+ * throwing, because structured clone keeps only an Error's name, message and
+ * stack: the `code` a caller branches on would be lost at the thread boundary.
+ */
+import { workerData } from 'node:worker_threads'
+
+export interface Task {
+  readonly name: string
+  readonly input: unknown
+}
+
+export type Envelope =
+  | { readonly ok: true, readonly value: unknown }
+  | { readonly ok: false, readonly code: string | undefined, readonly message: string, readonly stack: string | undefined }
+
+type Loaded = { readonly exports: Record<string, unknown> } | { readonly error: unknown }
+
+const moduleUrl = (workerData as { module: string }).module
+// Started at thread start-up so the first task finds the module warm. Settled
+// into a value, never a rejection: a load failure is reported by each task.
+const loading: Promise<Loaded> = import(moduleUrl).then(
+  (exports: Record<string, unknown>) => ({ exports }),
+  (error: unknown) => ({ error }),
+)
+
+export default async function run (task: Task): Promise<Envelope> {
+  const loaded = await loading
+  if ('error' in loaded) return failure(loaded.error, `cannot load worker module ${moduleUrl}: `)
+  const fn = loaded.exports[task.name]
+  if (typeof fn !== 'function') {
+    return { ok: false, code: undefined, message: `worker module ${moduleUrl} exports no function named ${task.name}`, stack: undefined }
+  }
+  try {
+    return { ok: true, value: await (fn as (input: unknown) => unknown)(task.input) }
+  } catch (err) {
+    return failure(err, '')
+  }
+}
+
+function failure (err: unknown, prefix: string): Envelope {
+  if (err instanceof Error) {
+    const code = (err as { code?: unknown }).code
+    return { ok: false, code: typeof code === 'string' ? code : undefined, message: prefix + err.message, stack: err.stack }
+  }
+  return { ok: false, code: undefined, message: prefix + String(err), stack: undefined }
+}

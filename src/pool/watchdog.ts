@@ -1,0 +1,120 @@
+/**
+ * The overload watchdog (DESIGN §2): samples event-loop delay and heap on an
+ * unref'd interval and keeps the verdict in a field, so the hot path sheds a
+ * request with one property read before it costs anything, and `readyz` can
+ * report not ready so a load balancer steers traffic away.
+ *
+ * Event-loop delay is the worst delay seen by a `monitorEventLoopDelay`
+ * histogram during the last sampling window (then reset): a loop blocked for
+ * 300 ms shows up as a 300 ms delay in the next sample.
+ */
+import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { getHeapStatistics } from 'node:v8'
+import { liveryError, type LiveryError } from '../errors.ts'
+import { formatDuration, formatSize } from '../config/units.ts'
+import { silentLogger, type Logger } from '../log.ts'
+import { overloadChannel, shedChannel } from './channels.ts'
+
+export interface WatchdogOptions {
+  /** Shed when the event-loop delay in a window exceeds this (ms; 0: off). @default PoolConfig.maxEventLoopDelay */
+  readonly maxEventLoopDelay: number
+  /** Shed when V8's used heap exceeds this (bytes; 0: off). @default PoolConfig.maxHeap */
+  readonly maxHeap: number
+  /** Sampling window in ms. @default 500 */
+  readonly interval?: number
+  /** Histogram resolution in ms; smaller sees shorter stalls. @default 20 */
+  readonly resolution?: number
+  /** @default silentLogger */
+  readonly logger?: Logger
+}
+
+export interface WatchdogStats {
+  /** Worst event-loop delay in the last window, ms. */
+  readonly eventLoopDelay: number
+  /** V8 used heap at the last sample, bytes (0 when the heap limit is off). */
+  readonly heapUsed: number
+  readonly overloaded: string | undefined
+}
+
+export class Watchdog {
+  readonly #maxDelay: number
+  readonly #maxHeap: number
+  readonly #logger: Logger
+  readonly #histogram: ReturnType<typeof monitorEventLoopDelay> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #reason: string | undefined
+  #delay = 0
+  #heap = 0
+
+  constructor (opts: WatchdogOptions) {
+    this.#maxDelay = opts.maxEventLoopDelay
+    this.#maxHeap = opts.maxHeap
+    this.#logger = (opts.logger ?? silentLogger).child({ module: 'watchdog' })
+    if (this.#maxDelay <= 0 && this.#maxHeap <= 0) return
+    if (this.#maxDelay > 0) {
+      this.#histogram = monitorEventLoopDelay({ resolution: opts.resolution ?? 20 })
+      this.#histogram.enable()
+    }
+    this.#timer = setInterval(() => { this.#sample() }, opts.interval ?? 500)
+    this.#timer.unref()
+  }
+
+  /** Why new requests should be shed right now, or undefined. A field read. */
+  overloaded (): string | undefined {
+    return this.#reason
+  }
+
+  /**
+   * For the server's hot path: undefined when healthy, otherwise a
+   * `LIVERY_ERR_OVERLOADED` error with the shed already published.
+   */
+  shed (): LiveryError | undefined {
+    const reason = this.#reason
+    if (reason === undefined) return undefined
+    if (shedChannel.hasSubscribers) shedChannel.publish({ site: undefined, reason: 'overloaded', detail: reason })
+    return liveryError('LIVERY_ERR_OVERLOADED', reason)
+  }
+
+  stats (): WatchdogStats {
+    return { eventLoopDelay: this.#delay, heapUsed: this.#heap, overloaded: this.#reason }
+  }
+
+  close (): Promise<void> {
+    if (this.#timer !== undefined) clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#histogram?.disable()
+    return Promise.resolve()
+  }
+
+  destroy (): Promise<void> {
+    return this.close()
+  }
+
+  #sample (): void {
+    let reason: string | undefined
+    if (this.#histogram !== undefined) {
+      // The histogram is in nanoseconds; an empty window reports a huge min
+      // and max 0, which reads as no delay.
+      this.#delay = this.#histogram.max / 1e6
+      this.#histogram.reset()
+      if (this.#delay > this.#maxDelay) {
+        reason = `event-loop delay ${formatDuration(Math.round(this.#delay))} > ${formatDuration(this.#maxDelay)}`
+      }
+    }
+    if (this.#maxHeap > 0) {
+      this.#heap = getHeapStatistics().used_heap_size
+      if (reason === undefined && this.#heap > this.#maxHeap) {
+        reason = `heap ${Math.round(this.#heap / 1048576)}MB > ${formatSize(this.#maxHeap)}`
+      }
+    }
+    if (reason === this.#reason) return
+    // Log and publish transitions only; the limit string changes with the
+    // measured value, so compare "overloaded or not" to avoid noise.
+    const was = this.#reason
+    this.#reason = reason
+    if ((was === undefined) === (reason === undefined)) return
+    if (reason !== undefined) this.#logger.warn({ reason }, 'overloaded: shedding new requests')
+    else this.#logger.info('recovered from overload: admitting new requests')
+    if (overloadChannel.hasSubscribers) overloadChannel.publish({ reason })
+  }
+}
