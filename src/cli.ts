@@ -34,6 +34,9 @@ The configuration reference is in README.md.
 Exit status: 0 success, 1 check found problems, 2 usage or configuration error.
 `
 
+/** Errors that mean the operator must fix the command line, the config or the rules: exit 2. */
+const configErrors: ReadonlySet<string> = new Set(['LIVERY_ERR_USAGE', 'LIVERY_ERR_CONFIG', 'LIVERY_ERR_CONFIG_FILE', 'LIVERY_ERR_RULES', 'LIVERY_ERR_SELECTOR'])
+
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream
   readonly stderr: NodeJS.WritableStream
@@ -138,7 +141,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         throw liveryError('LIVERY_ERR_USAGE', `unknown command "${command}"`)
     }
   } catch (err) {
-    if (isLiveryError(err) && (err.code === 'LIVERY_ERR_USAGE' || err.code === 'LIVERY_ERR_CONFIG' || err.code === 'LIVERY_ERR_CONFIG_FILE')) {
+    if (isLiveryError(err) && configErrors.has(err.code)) {
       io.stderr.write(`livery: ${err.message}\n`)
       return 2
     }

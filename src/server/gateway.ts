@@ -20,6 +20,9 @@ import { SiteHandler } from './site-handler.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
 import { RequestPool, Watchdog } from '../pool/index.ts'
+import { FetchPool } from '../fetcher/index.ts'
+import { SiteThemer } from './site-themer.ts'
+import { join } from 'node:path'
 
 export interface GatewayOptions {
   readonly logger: Logger
@@ -30,7 +33,7 @@ export interface GatewayOptions {
   readonly metricsSource?: () => Promise<string>
   /** The cache's store; defaults to a memory tier sized by cache.memory. */
   readonly store?: CacheStore
-  /** Themers by site name (built by the caller, which owns the fetch pool). */
+  /** Themers by site name; by default built from each site's `theme` over the gateway's fetch pool. */
   readonly themes?: ReadonlyMap<string, PageThemer>
 }
 
@@ -50,6 +53,9 @@ export class Gateway {
   readonly cache: HttpCache
   readonly pool: RequestPool
   readonly watchdog: Watchdog
+  readonly fetchPool: FetchPool
+  readonly themers: ReadonlyMap<string, SiteThemer>
+  #ready: Promise<void> | undefined
   #draining = false
   #closing: Promise<void> | undefined
   #inFlight = 0
@@ -72,11 +78,23 @@ export class Gateway {
       logger: opts.logger,
     })
     this.pool = new RequestPool(config.pool, config.sites, { logger: opts.logger })
+    this.fetchPool = new FetchPool(config.fetch, { directory: join(config.cache.directory, 'fetch'), logger: opts.logger })
+    const themers = new Map<string, SiteThemer>()
+    for (const site of config.sites) {
+      if (site.theme !== undefined && opts.themes?.get(site.name) === undefined) {
+        themers.set(site.name, new SiteThemer({ site, fetch: config.fetch, fetchPool: this.fetchPool, logger: opts.logger }))
+      }
+    }
+    this.themers = themers
+    this.admin.addReadinessCheck(() => {
+      const waiting = [...themers].filter(([, t]) => t.version === '').map(([name]) => name)
+      return waiting.length === 0 ? undefined : `themes not loaded for ${waiting.join(', ')}`
+    })
     this.#handlers = config.sites.map(site => new SiteHandler(site, {
       logger: opts.logger,
       cache: this.cache,
       pool: this.pool,
-      theme: opts.themes?.get(site.name),
+      theme: opts.themes?.get(site.name) ?? themers.get(site.name),
       maxThemedSize: config.cache.memory.maxEntrySize,
     }))
     this.#router = new SiteRouter(this.#handlers.map(h => ({ site: h.site, value: h })))
@@ -96,8 +114,22 @@ export class Gateway {
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
   }
 
-  listen (port = this.config.listen.port, host = this.config.listen.host): Promise<AddressInfo> {
-    return new Promise((resolve, reject) => {
+  /**
+   * Reads the fetch pool's persisted copies and loads every theme. Rejects
+   * only for bad rules; an unreachable theme server leaves pages unthemed
+   * until it answers.
+   */
+  ready (): Promise<void> {
+    this.#ready ??= (async () => {
+      await this.fetchPool.open()
+      await Promise.all([...this.themers.values()].map(t => t.load()))
+    })()
+    return this.#ready
+  }
+
+  async listen (port = this.config.listen.port, host = this.config.listen.host): Promise<AddressInfo> {
+    await this.ready()
+    return await new Promise((resolve, reject) => {
       this.server.once('error', reject)
       this.server.listen(port, host, () => {
         this.server.off('error', reject)
@@ -191,7 +223,8 @@ export class Gateway {
     }).then(async () => {
       this.#wsProxy.close()
       await Promise.all(this.#handlers.map(h => h.close()))
-      await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close()])
+      await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close(), ...[...this.themers.values()].map(t => t.close())])
+      await this.fetchPool.close()
     })
     return this.#closing
   }
@@ -199,7 +232,7 @@ export class Gateway {
   async destroy (): Promise<void> {
     this.#draining = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy()])
+    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

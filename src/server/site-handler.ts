@@ -53,7 +53,9 @@ export class SiteHandler {
   async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathAndQuery: string): Promise<void> {
     ctx.site = this.site.name
     const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: req.headers.host ?? '', headers: req.headers }
-    let r = this.#cache.lookup(creq, this.site, this.theme?.version ?? '')
+    let version = this.theme?.currentVersion() ?? ''
+    if (typeof version !== 'string') version = await version
+    let r = this.#cache.lookup(creq, this.site, version)
     if (r instanceof Promise) r = await r
     switch (r.kind) {
       case 'hit':

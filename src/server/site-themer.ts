@@ -1,0 +1,123 @@
+/**
+ * A site's theming on the request path: the ThemeEngine (rules + compiled
+ * theme) fed by the fetch pool, so theme pages, assets and href
+ * subrequests get stale-while-revalidate, single-flight, bounded waits and
+ * the circuit breaker.
+ *
+ * Theme freshness is checked with one number comparison per request
+ * (`#freshUntil`); only when the theme's copy is due does a request join the
+ * refresh (bounded by fetch.wait through the fetch pool), and only a changed
+ * version recompiles. The version is part of the cache key of themed pages,
+ * so once a new theme is compiled no page themed with the old one is served.
+ */
+import type { IncomingHttpHeaders } from 'node:http'
+import type { SiteConfig, FetchConfig } from '../config/types.ts'
+import type { Logger } from '../log.ts'
+import { coarseNow } from '../clock.ts'
+import { ThemeEngine, createDefaultLoader, type ResourceLoader } from '../theme/index.ts'
+import type { FetchPool } from '../fetcher/index.ts'
+import type { PageThemer, ThemeOutcome } from './themer.ts'
+
+export interface SiteThemerOptions {
+  readonly site: SiteConfig
+  readonly fetch: FetchConfig
+  readonly fetchPool: FetchPool
+  readonly logger: Logger
+  /** Runs the transform elsewhere (the worker tier); default: in this thread. */
+  readonly wrapEngine?: (engine: ThemeEngine) => PageThemer['apply']
+}
+
+const fileLoader = createDefaultLoader()
+
+export class SiteThemer implements PageThemer {
+  readonly engine: ThemeEngine
+  readonly #pool: FetchPool
+  readonly #minTtl: number
+  readonly #logger: Logger
+  readonly #apply: PageThemer['apply']
+  #freshUntil = 0
+  #refreshing: Promise<void> | undefined
+
+  constructor (opts: SiteThemerOptions) {
+    const theme = opts.site.theme
+    if (theme === undefined) throw new TypeError(`site ${opts.site.name} has no theme`)
+    this.#pool = opts.fetchPool
+    this.#minTtl = opts.fetch.minTtl
+    this.#logger = opts.logger.child({ site: opts.site.name, module: 'theme' })
+    // Rule files are local; everything over http goes through the fetch pool.
+    const loader: ResourceLoader = (url, signal) => /^https?:/i.test(url) ? opts.fetchPool.loader(url, signal) : fileLoader(url, signal)
+    this.engine = new ThemeEngine({
+      rulesFile: theme.rules,
+      themeBase: theme.base === '' ? undefined : theme.base,
+      absolutePrefix: theme.absolutePrefix === '' ? undefined : theme.absolutePrefix,
+      params: Object.fromEntries(theme.params.map(p => {
+        const eq = p.indexOf('=')
+        return eq === -1 ? [p, ''] : [p.slice(0, eq), p.slice(eq + 1)]
+      })),
+      loader,
+      logger: opts.logger,
+    })
+    this.#apply = opts.wrapEngine?.(this.engine) ?? (input => this.engine.apply(input))
+  }
+
+  /** Loads rules and themes; rejects only for bad rules (an unreachable theme leaves pages unthemed). */
+  async load (): Promise<void> {
+    await this.engine.load()
+    this.#scheduleNextCheck()
+  }
+
+  get version (): string {
+    return this.engine.version
+  }
+
+  /**
+   * The version a request should be keyed with. Synchronous while the theme is
+   * fresh; otherwise waits (at most fetch.wait, via the fetch pool) for the refresh.
+   */
+  currentVersion (): string | Promise<string> {
+    if (coarseNow() < this.#freshUntil) return this.engine.version
+    return this.#refresh().then(() => this.engine.version)
+  }
+
+  #refresh (): Promise<void> {
+    this.#refreshing ??= (async () => {
+      try {
+        const themes = this.engine.describe().themes
+        // get() serves fresh copies at once and bounds the wait for a refresh.
+        const outcomes = await Promise.allSettled(themes.map(t => this.#pool.get(t.href)))
+        const changed = outcomes.some((o, i) => o.status === 'fulfilled' && o.value.resource.version !== themes[i].version)
+        const missing = themes.some(t => !t.available)
+        if (changed || missing) await this.engine.load()
+      } catch (err) {
+        this.#logger.warn({ err: (err as Error).message }, 'refreshing the theme failed; the current copy stays in use')
+      } finally {
+        this.#scheduleNextCheck()
+        this.#refreshing = undefined
+      }
+    })()
+    return this.#refreshing
+  }
+
+  /** Next check when the first theme copy goes stale; never sooner than minTtl after a failure. */
+  #scheduleNextCheck (): void {
+    const now = coarseNow()
+    let until = Infinity
+    for (const t of this.engine.describe().themes) {
+      const r = this.#pool.peek(t.href)
+      until = Math.min(until, r === undefined || r.freshUntil <= now ? now + Math.min(this.#minTtl, 1000) : r.freshUntil)
+    }
+    this.#freshUntil = until === Infinity ? now + this.#minTtl : until
+  }
+
+  shouldTheme (req: { method: string, url: string, headers: IncomingHttpHeaders }, res: { status: number, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined> }): boolean {
+    return this.engine.shouldTheme(req, { status: res.status, headers: res.headers as IncomingHttpHeaders })
+  }
+
+  apply (input: Parameters<PageThemer['apply']>[0]): Promise<ThemeOutcome> {
+    return this.#apply(input)
+  }
+
+  close (): Promise<void> {
+    return this.engine.close()
+  }
+}

@@ -1,0 +1,186 @@
+/**
+ * Theme + rules → compiled template. Theme-side selectors are resolved here,
+ * once per theme version: every theme node a rule targets becomes a slot,
+ * everything else becomes static HTML strings (URLs already absolutised).
+ * The result is plain data so worker threads can receive it by structured clone.
+ */
+import { parseDocument } from 'htmlparser2'
+import type { AnyNode, Element } from 'domhandler'
+import { liveryError } from '../errors.ts'
+import { attrsHtml, escapeText, rawText, voidElements } from './html.ts'
+import type { Cond, NothemeDef, Rule, RuleSet } from './rules.ts'
+import { selectNodes } from './select.ts'
+import { rewriteAttr, rewriteConditionalComment, rewriteCss } from './urls.ts'
+
+/** A theme element some rule targets; the rule lists hold indices into `Compiled.rules`, in file order. */
+export interface NodeSlot {
+  readonly k: 'slot'
+  readonly name: string
+  readonly attrs: ReadonlyArray<readonly [string, string]>
+  /** Markup emitted right after the start tag (the UTF-8 meta in `<head>`). */
+  readonly lead: string
+  readonly isVoid: boolean
+  readonly before: readonly number[]
+  readonly drop: readonly number[]
+  readonly replace: readonly number[]
+  readonly strip: readonly number[]
+  readonly attrRules: readonly number[]
+  readonly childBefore: readonly number[]
+  readonly childReplace: readonly number[]
+  readonly childAfter: readonly number[]
+  readonly after: readonly number[]
+  readonly body: readonly Seg[]
+}
+export type Seg = string | NodeSlot
+
+export interface CompiledTheme {
+  readonly href: string
+  readonly conds: readonly Cond[]
+  readonly where: string
+  /** Null when the theme could not be loaded; `error` says why. */
+  readonly segs: readonly Seg[] | null
+  readonly error: string
+  /** Rule id → number of theme nodes its theme selector matched, for traces. */
+  readonly matches: readonly number[]
+}
+
+export interface Compiled {
+  readonly format: 1
+  readonly version: string
+  readonly rules: readonly Rule[]
+  readonly themes: readonly CompiledTheme[]
+  readonly nothemes: readonly NothemeDef[]
+  /** Content-side drop/strip rules, applied to content before it is placed. */
+  readonly contentRules: readonly number[]
+  /** Distinct rule hrefs (absolute, or root-relative to resolve against the content URL). */
+  readonly hrefs: readonly string[]
+}
+
+export interface ThemeInput { readonly html: string, readonly error?: undefined }
+export interface ThemeFailure { readonly html?: undefined, readonly error: string }
+
+interface SlotLists {
+  before: number[], drop: number[], replace: number[], strip: number[], attrRules: number[],
+  childBefore: number[], childReplace: number[], childAfter: number[], after: number[]
+}
+
+const utf8Meta = '<meta charset="utf-8">'
+const maxThemeDepth = 2000
+
+function isElement (n: AnyNode): n is Element { return n.type === 'tag' || n.type === 'script' || n.type === 'style' }
+
+function isCharsetMeta (el: Element): boolean {
+  return el.name === 'meta' && (el.attribs.charset !== undefined || (el.attribs['http-equiv'] ?? '').toLowerCase() === 'content-type')
+}
+
+function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, where: string): { segs: Seg[], matches: number[] } {
+  const doc = parseDocument(html, { decodeEntities: true })
+  const slots = new Map<Element, SlotLists>()
+  const staticDrop = new Set<AnyNode>()
+  const staticStrip = new Set<AnyNode>()
+  const matches: number[] = []
+  for (const r of rs.rules) {
+    if (r.theme === null) { matches.push(0); continue }
+    let nodes: AnyNode[]
+    try { nodes = selectNodes(r.theme, doc, {}).filter((n): n is Element => n.type !== 'xattr' && isElement(n)) } catch (err) {
+      throw liveryError('LIVERY_ERR_SELECTOR', `${r.where}: theme selector "${r.theme.src}" failed on ${where}: ${(err as Error).message}`)
+    }
+    matches.push(nodes.length)
+    for (const n of nodes as Element[]) {
+      if (r.conds.length === 0 && r.op === 'drop' && !r.themeChildren) { staticDrop.add(n); continue }
+      if (r.conds.length === 0 && r.op === 'strip' && !r.themeChildren) { staticStrip.add(n); continue }
+      let s = slots.get(n)
+      if (s === undefined) {
+        s = { before: [], drop: [], replace: [], strip: [], attrRules: [], childBefore: [], childReplace: [], childAfter: [], after: [] }
+        slots.set(n, s)
+      }
+      const c = r.themeChildren
+      switch (r.op) {
+        case 'before': (c ? s.childBefore : s.before).push(r.id); break
+        case 'after': (c ? s.childAfter : s.after).push(r.id); break
+        case 'replace': (c ? s.childReplace : s.replace).push(r.id); break
+        case 'drop': (c ? s.childReplace : s.drop).push(r.id); break
+        case 'strip': s.strip.push(r.id); break
+        default: s.attrRules.push(r.id)
+      }
+    }
+  }
+  // A node that is dropped unconditionally but also carries before/after rules keeps its slot: those still apply.
+  for (const [el, s] of slots) if (staticDrop.has(el)) { staticDrop.delete(el); s.drop.push(-1) }
+  const hasHead = doc.children.some(function find (n: AnyNode): boolean {
+    return isElement(n) && (n.name === 'head' || (n.name === 'html' && n.children.some(find)))
+  })
+  let metaDone = false
+  const leadFor = (el: Element): string => {
+    if (metaDone) return ''
+    if (el.name === 'head' || (!hasHead && el.name === 'html')) { metaDone = true; return utf8Meta }
+    return ''
+  }
+
+  const walk = (nodes: readonly AnyNode[], out: Seg[], depth: number): void => {
+    if (depth > maxThemeDepth) throw new Error(`the theme nests deeper than ${maxThemeDepth} elements`)
+    const emit = (s: string): void => {
+      if (s === '') return
+      if (typeof out[out.length - 1] === 'string') out[out.length - 1] += s; else out.push(s)
+    }
+    for (const n of nodes) {
+      if (staticDrop.has(n)) continue
+      switch (n.type) {
+        case 'text': {
+          const p = n.parent
+          if (p !== null && isElement(p) && rawText.has(p.name)) emit(p.name === 'style' && prefix !== undefined ? rewriteCss(n.data, prefix) : n.data)
+          else emit(escapeText(n.data))
+          break
+        }
+        case 'comment': emit(`<!--${prefix !== undefined ? rewriteConditionalComment(n.data, prefix) : n.data}-->`); break
+        case 'directive': if (/^!doctype/i.test(n.data)) emit(`<${n.data}>`); break
+        case 'cdata': case 'root': walk(n.children, out, depth + 1); break
+        default: {
+          const el = n as Element
+          if (isCharsetMeta(el)) continue
+          const attrs: Array<[string, string]> = []
+          for (const k in el.attribs) attrs.push([k, prefix === undefined ? el.attribs[k] : rewriteAttr(k, el.attribs[k], prefix)])
+          const isVoid = voidElements.has(el.name)
+          const lead = leadFor(el)
+          const s = slots.get(el)
+          if (s === undefined) {
+            if (!staticStrip.has(el)) emit(`<${el.name}${attrsHtml(Object.fromEntries(attrs), el.name)}>${lead}`)
+            if (isVoid) continue
+            walk(el.children, out, depth + 1)
+            if (!staticStrip.has(el)) emit(`</${el.name}>`)
+          } else {
+            const body: Seg[] = []
+            if (!isVoid) walk(el.children, body, depth + 1)
+            const stripped = staticStrip.has(el)
+            if (stripped) s.strip.push(-1)
+            out.push({ k: 'slot', name: el.name, attrs, lead, isVoid, ...s, body })
+          }
+        }
+      }
+    }
+  }
+  const segs: Seg[] = []
+  walk(doc.children, segs, 0)
+  if (!metaDone) segs.unshift(utf8Meta)
+  if (typeof segs[0] !== 'string' || !/^\s*<!doctype/i.test(segs[0])) segs.unshift('<!DOCTYPE html>\n')
+  return { segs, matches }
+}
+
+/**
+ * Compiles every theme of a rule set. `themes[i]` is the loaded HTML (or the
+ * failure) of `rs.themes[i]`. Throws LIVERY_ERR_SELECTOR when a theme-side
+ * selector cannot be evaluated.
+ */
+export function compile (rs: RuleSet, themes: ReadonlyArray<ThemeInput | ThemeFailure>, opts: { absolutePrefix?: string, version: string }): Compiled {
+  const compiled: CompiledTheme[] = rs.themes.map((t, i) => {
+    const input = themes[i]
+    if (input === undefined || input.html === undefined) {
+      return { href: t.href, conds: t.conds, where: t.where, segs: null, error: input?.error ?? 'not loaded', matches: [] }
+    }
+    const { segs, matches } = compileTheme(rs, input.html, opts.absolutePrefix, t.href)
+    return { href: t.href, conds: t.conds, where: t.where, segs, error: '', matches }
+  })
+  const contentRules = rs.rules.filter(r => r.theme === null).map(r => r.id)
+  const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.method !== 'ssi' && r.method !== 'esi').map(r => r.href as string))]
+  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs }
+}

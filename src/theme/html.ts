@@ -1,0 +1,128 @@
+/**
+ * HTML5 serialisation of domhandler nodes, written for the transform's hot
+ * path: iterative (10,000-deep pages must not blow the stack), with the
+ * content-side drop/strip rules applied on the fly instead of by mutation so
+ * that `method="raw"` rules can still see the untouched content.
+ */
+import type { AnyNode, Element } from 'domhandler'
+
+export const voidElements = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta',
+  'param', 'source', 'track', 'wbr', 'basefont', 'bgsound', 'frame', 'keygen'])
+/** Raw-text elements (HTML §13.1.2): their text is read back verbatim, so escaping it would change it. */
+export const rawText = new Set(['script', 'style', 'xmp', 'iframe', 'noembed', 'noframes'])
+
+const textRe = /[&<>]/
+const attrRe = /[&"]/
+/** Attribute names a browser would not read back as one attribute; malformed pages produce them. */
+const badAttrName = /[\s"'<>/=]|^$/
+
+export function escapeText (s: string): string {
+  if (!textRe.test(s)) return s
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;')
+}
+
+export function escapeAttr (s: string): string {
+  if (!attrRe.test(s)) return s
+  return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;')
+}
+
+/** Content-side drop/strip results for one request. */
+export interface ContentMods {
+  readonly drop: ReadonlySet<AnyNode>
+  readonly strip: ReadonlySet<AnyNode>
+  readonly dropAttrs: ReadonlyMap<AnyNode, readonly string[]>
+}
+
+export function attrsHtml (attribs: Record<string, string>, name: string, dropped?: readonly string[]): string {
+  if (name === 'meta') {
+    // The output is always UTF-8, so a copied charset declaration must say so.
+    if (attribs.charset !== undefined) return ' charset="utf-8"'
+    if ((attribs['http-equiv'] ?? '').toLowerCase() === 'content-type') return ' http-equiv="Content-Type" content="text/html; charset=utf-8"'
+  }
+  let s = ''
+  for (const k in attribs) {
+    if (badAttrName.test(k)) continue
+    if (dropped !== undefined && (dropped[0] === '*' || dropped.includes(k))) continue
+    const v = attribs[k]
+    s += v === '' ? ` ${k}=""` : ` ${k}="${escapeAttr(v)}"`
+  }
+  return s
+}
+
+/**
+ * `<!--` followed by `<script` inside a script makes browsers enter the
+ * "double escaped" state, where the closing </script> no longer ends it and
+ * the rest of the theme becomes script. `<\!--` means the same to JavaScript.
+ */
+function safeRaw (name: string, s: string): string {
+  if (s.includes('</') && s.toLowerCase().includes('</' + name)) s = s.replace(new RegExp(`</(${name})`, 'gi'), '<\\/$1')
+  return name === 'script' && s.includes('<!--') && /<script/i.test(s) ? s.replace(/<!--/g, '<\\!--') : s
+}
+
+const rcdata = new Set(['title', 'textarea'])
+
+function textOf (el: Element): string {
+  if (el.children.length === 1 && el.children[0].type === 'text') return el.children[0].data
+  let s = ''
+  const stack: AnyNode[] = [...el.children].reverse()
+  while (stack.length > 0) {
+    const c = stack.pop() as AnyNode
+    if (c.type === 'text') s += c.data
+    else if ('children' in c) for (let i = c.children.length - 1; i >= 0; i--) stack.push(c.children[i])
+  }
+  return s
+}
+
+function isElement (n: AnyNode): n is Element { return n.type === 'tag' || n.type === 'script' || n.type === 'style' }
+
+/** Serialises nodes as HTML5, honouring `mods` when given. */
+export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | null): string {
+  let out = ''
+  const stack: Array<AnyNode | string> = []
+  for (let i = nodes.length - 1; i >= 0; i--) stack.push(nodes[i])
+  while (stack.length > 0) {
+    const n = stack.pop() as AnyNode | string
+    if (typeof n === 'string') { out += n; continue }
+    if (mods !== null && mods.drop.has(n)) continue
+    switch (n.type) {
+      case 'text': {
+        const p = n.parent
+        out += p !== null && isElement(p) && rawText.has(p.name) ? safeRaw(p.name, n.data) : escapeText(n.data)
+        break
+      }
+      case 'comment': out += `<!--${n.data.replace(/--!?>/g, '')}-->`; break
+      case 'directive': if (/^!doctype/i.test(n.data)) out += `<${n.data}>`; break
+      case 'cdata': case 'root':
+        for (let i = n.children.length - 1; i >= 0; i--) stack.push(n.children[i])
+        break
+      default: {
+        const el = n as Element
+        if (el.name === 'plaintext') {
+          // Nothing can close <plaintext>: it would swallow the rest of the theme. <pre> shows the same text.
+          out += '<pre>'
+          stack.push('</pre>')
+          for (let i = el.children.length - 1; i >= 0; i--) stack.push(el.children[i])
+          continue
+        }
+        if (rawText.has(el.name) || rcdata.has(el.name)) {
+          // Browsers read these back as text only, whatever tags a lenient parse put inside them.
+          if (mods !== null && mods.strip.has(el)) continue
+          const text = textOf(el)
+          out += '<' + el.name + attrsHtml(el.attribs, el.name, mods?.dropAttrs.get(el)) + '>'
+          out += rcdata.has(el.name) ? escapeText(text) : safeRaw(el.name, text)
+          out += `</${el.name}>`
+          continue
+        }
+        const stripped = mods !== null && mods.strip.has(el)
+        if (!stripped) {
+          out += '<' + el.name + attrsHtml(el.attribs, el.name, mods?.dropAttrs.get(el))
+          out += '>'
+          if (voidElements.has(el.name)) continue
+          stack.push(`</${el.name}>`)
+        }
+        for (let i = el.children.length - 1; i >= 0; i--) stack.push(el.children[i])
+      }
+    }
+  }
+  return out
+}

@@ -1,0 +1,304 @@
+/**
+ * Diazo rules files → a flat, plain-data rule list. Nested `<rules>`
+ * conditions are folded into each rule; `xi:include` is expanded; every
+ * rule keeps a `where` string (`file:line: <tag ...>`) for errors and traces.
+ */
+import { liveryError } from '../errors.ts'
+import { parseXml, XmlSyntaxError, type XmlChild, type XmlElement } from './xml.ts'
+import { makeSelector, type Sel } from './select.ts'
+import { parseXPath, xpathVariables, type XExpr } from './xpath-parse.ts'
+import { escapeAttr, escapeText, voidElements } from './html.ts'
+
+export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
+export const CSS_NS = 'http://namespaces.plone.org/diazo/css'
+const XDV_NS = 'http://namespaces.plone.org/xdv'
+const XDV_CSS_NS = 'http://namespaces.plone.org/xdv+css'
+const DELIVERANCE_NS = 'http://openplans.org/deliverance'
+const XI_NS = 'http://www.w3.org/2001/XInclude'
+const XSL_NS = 'http://www.w3.org/1999/XSL/Transform'
+const XHTML_NS = 'http://www.w3.org/1999/xhtml'
+const ruleNamespaces = new Set([DIAZO_NS, XDV_NS, DELIVERANCE_NS])
+const cssNamespaces = new Set([CSS_NS, XDV_CSS_NS])
+
+export type Cond =
+  | { readonly t: 'content', readonly sel: Sel, readonly neg: boolean, readonly src: string }
+  | { readonly t: 'path', readonly pats: readonly string[], readonly neg: boolean, readonly src: string }
+  | { readonly t: 'expr', readonly ast: XExpr, readonly neg: boolean, readonly src: string }
+
+export type RuleOp = 'replace' | 'before' | 'after' | 'drop' | 'strip' | 'copyattrs' | 'mergeattrs' | 'dropattrs'
+export type Method = 'document' | 'raw' | 'ssi' | 'esi'
+
+export interface Rule {
+  readonly id: number
+  readonly op: RuleOp
+  readonly theme: Sel | null
+  readonly themeChildren: boolean
+  readonly content: Sel | null
+  readonly contentChildren: boolean
+  readonly attributes: readonly string[] | null
+  readonly separator: string
+  readonly href: string | null
+  readonly method: Method
+  readonly conds: readonly Cond[]
+  readonly inline: string | null
+  readonly where: string
+}
+
+export interface ThemeDef { readonly href: string, readonly conds: readonly Cond[], readonly where: string }
+export interface NothemeDef { readonly conds: readonly Cond[], readonly where: string }
+export interface RuleSet {
+  readonly rules: readonly Rule[]
+  readonly themes: readonly ThemeDef[]
+  readonly nothemes: readonly NothemeDef[]
+  /** Every rules file read, with its text, for versioning. */
+  readonly files: ReadonlyArray<{ readonly url: string, readonly text: string }>
+}
+
+/** Reads a rules file (or an included one) by absolute URL. */
+export type ReadText = (url: string) => Promise<string>
+
+/** Variables every `if` expression may use besides declared parameters (Diazo's defaults). */
+export const builtinVariables = ['path', 'url', 'base', 'scheme', 'host']
+
+export interface ParseRulesOptions {
+  /** Parameter names `if` expressions may read. */
+  readonly params?: readonly string[]
+  /** Base for relative `<theme href>`; defaults to the rules file's own URL. */
+  readonly themeBase?: string
+}
+
+/** A path or URL as an absolute URL string. */
+export function toUrl (fileOrUrl: string, base?: string): string {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(fileOrUrl) && !/^[a-z]:[\\/]/i.test(fileOrUrl)) return new URL(fileOrUrl).href
+  if (base !== undefined) return new URL(fileOrUrl, base).href
+  const abs = fileOrUrl.startsWith('/') ? fileOrUrl : `${process.cwd()}/${fileOrUrl}`
+  return new URL(`file://${abs.split('/').map(encodeURIComponent).join('/')}`).href
+}
+
+/** The short name errors show: a path relative to the working directory, or the URL. */
+export function displayName (url: string): string {
+  if (!url.startsWith('file:')) return url
+  const p = decodeURIComponent(new URL(url).pathname)
+  const cwd = process.cwd() + '/'
+  return p.startsWith(cwd) ? p.slice(cwd.length) : p
+}
+
+const ruleAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'if-content', 'if-not-content',
+  'if-path', 'if-not-path', 'if', 'if-not', 'attributes', 'separator', 'href', 'method', 'merge'])
+const cssAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'if-content', 'if-not-content'])
+
+class RulesParser {
+  readonly rules: Rule[] = []
+  readonly themes: ThemeDef[] = []
+  readonly nothemes: NothemeDef[] = []
+  readonly files: Array<{ url: string, text: string }> = []
+  readonly read: ReadText
+  readonly vars: Set<string>
+  readonly themeBase: string | undefined
+  constructor (read: ReadText, opts: ParseRulesOptions) {
+    this.read = read
+    this.vars = new Set([...builtinVariables, ...(opts.params ?? [])])
+    this.themeBase = opts.themeBase
+  }
+
+  async file (url: string, inherited: readonly Cond[], depth: number, from?: string): Promise<void> {
+    if (depth > 16) throw liveryError('LIVERY_ERR_RULES', `${from ?? displayName(url)}: xi:include nests deeper than 16 files (a loop?)`)
+    let text: string
+    try { text = await this.read(url) } catch (err) {
+      throw liveryError('LIVERY_ERR_RULES', `${from ?? displayName(url)}: cannot read rules file ${displayName(url)}: ${(err as Error).message}`)
+    }
+    this.files.push({ url, text })
+    let root: XmlElement
+    try { root = parseXml(text) } catch (err) {
+      const line = err instanceof XmlSyntaxError ? err.line : 1
+      throw liveryError('LIVERY_ERR_RULES', `${displayName(url)}:${line}: malformed XML: ${(err as Error).message}`)
+    }
+    if (!ruleNamespaces.has(root.ns) || root.local !== 'rules') {
+      throw liveryError('LIVERY_ERR_RULES', `${displayName(url)}:${root.line}: <${root.qname}>: the root element must be <rules> in the ${DIAZO_NS} namespace`)
+    }
+    await this.container(root, url, inherited, depth)
+  }
+
+  where (el: XmlElement, url: string): string {
+    const attrs = el.attrs.map(a => ` ${a.qname}="${a.value}"`).join('')
+    return `${displayName(url)}:${el.line}: <${el.qname}${attrs}>`
+  }
+
+  fail (el: XmlElement, url: string, msg: string): never {
+    throw liveryError('LIVERY_ERR_RULES', `${this.where(el, url)}: ${msg}`)
+  }
+
+  async container (el: XmlElement, url: string, inherited: readonly Cond[], depth: number): Promise<void> {
+    const conds = [...inherited, ...this.attrsOf(el, url, null).conds]
+    for (const child of el.children) {
+      if (child.kind !== 'element') {
+        if (child.kind === 'text' && child.text.trim() !== '') this.fail(el, url, `unexpected text "${child.text.trim().slice(0, 40)}" between rules`)
+        continue
+      }
+      if (child.ns === XI_NS && child.local === 'include') {
+        const href = child.attrs.find(a => a.local === 'href' && a.ns === '')?.value
+        if (href === undefined || href === '') this.fail(child, url, 'xi:include needs an href')
+        await this.file(new URL(href, url).href, conds, depth + 1, this.where(child, url))
+        continue
+      }
+      if (child.ns === XSL_NS) this.fail(child, url, 'inline XSLT is not supported (Livery themes without XSLT)')
+      if (!ruleNamespaces.has(child.ns)) this.fail(child, url, `unknown element; rules must be in the ${DIAZO_NS} namespace`)
+      if (child.local === 'rules') await this.container(child, url, conds, depth)
+      else this.rule(child, url, conds)
+    }
+  }
+
+  attrsOf (el: XmlElement, url: string, self: { content: Sel | null } | null, skipConds = false): { a: Map<string, string>, css: Map<string, string>, conds: Cond[] } {
+    const a = new Map<string, string>()
+    const css = new Map<string, string>()
+    for (const at of el.attrs) {
+      if (at.ns === '') {
+        if (!ruleAttrs.has(at.local)) this.fail(el, url, `unknown attribute "${at.qname}"`)
+        a.set(at.local, at.value)
+      } else if (cssNamespaces.has(at.ns)) {
+        if (!cssAttrs.has(at.local)) this.fail(el, url, `unknown attribute "${at.qname}"`)
+        css.set(at.local, at.value)
+      }
+    }
+    const conds: Cond[] = []
+    if (skipConds) return { a, css, conds }
+    const sel = (name: string): Sel | null => this.selector(el, url, a, css, name)
+    for (const [name, neg] of [['if-content', false], ['if-not-content', true]] as const) {
+      const raw = css.get(name) ?? a.get(name)
+      if (raw === undefined) continue
+      if (raw.trim() === '') {
+        // An empty if-content means "if this rule's own content selector matches".
+        if (self?.content == null) this.fail(el, url, `an empty ${name} needs a content selector on the same rule`)
+        conds.push({ t: 'content', sel: self.content, neg, src: `${name}=""` })
+      } else {
+        const s = sel(name) as Sel
+        conds.push({ t: 'content', sel: s, neg, src: `${name}="${s.src}"` })
+      }
+    }
+    for (const [name, neg] of [['if-path', false], ['if-not-path', true]] as const) {
+      const raw = a.get(name)
+      if (raw === undefined) continue
+      const pats = raw.split(/\s+/).filter(p => p !== '')
+      conds.push({ t: 'path', pats, neg, src: `${name}="${raw}"` })
+    }
+    for (const [name, neg] of [['if', false], ['if-not', true]] as const) {
+      const raw = a.get(name)
+      if (raw === undefined) continue
+      let ast: XExpr
+      try { ast = parseXPath(raw) } catch (err) { this.fail(el, url, `unsupported expression "${raw}": ${(err as Error).message}`) }
+      for (const v of xpathVariables(ast)) if (!this.vars.has(v)) this.fail(el, url, `${name} uses undeclared variable $${v} (declare it as a theme parameter)`)
+      conds.push({ t: 'expr', ast, neg, src: `${name}="${raw}"` })
+    }
+    return { a, css, conds }
+  }
+
+  selector (el: XmlElement, url: string, a: Map<string, string>, css: Map<string, string>, name: string): Sel | null {
+    const c = css.get(name)
+    const x = a.get(name)
+    if (c !== undefined && x !== undefined) this.fail(el, url, `both ${name} and css:${name} are given; use one`)
+    if (c === undefined && x === undefined) return null
+    try { return c !== undefined ? makeSelector('css', c) : makeSelector('xpath', x as string) } catch (err) {
+      this.fail(el, url, (err as Error).message)
+    }
+  }
+
+  rule (el: XmlElement, url: string, inherited: readonly Cond[]): void {
+    const where = this.where(el, url)
+    const probe = this.attrsOf(el, url, null, true)
+    const get = (n: string): Sel | null => this.selector(el, url, probe.a, probe.css, n)
+    const themeSel = get('theme'); const themeKids = get('theme-children')
+    const contentSel = get('content'); const contentKids = get('content-children')
+    if (themeSel !== null && themeKids !== null) this.fail(el, url, 'give theme or theme-children, not both')
+    if (contentSel !== null && contentKids !== null) this.fail(el, url, 'give content or content-children, not both')
+    const content = contentSel ?? contentKids
+    const conds = [...inherited, ...this.attrsOf(el, url, { content }).conds]
+    const local = el.local
+    if (local === 'theme' || local === 'notheme') {
+      if (local === 'notheme') { this.nothemes.push({ conds, where }); return }
+      const href = probe.a.get('href')
+      if (href === undefined || href === '') this.fail(el, url, '<theme> needs an href')
+      this.themes.push({ href: new URL(href, this.themeBase ?? url).href, conds, where })
+      return
+    }
+    const attrList = probe.a.get('attributes')
+    const attributes = attrList === undefined ? null : attrList.split(/\s+/).filter(s => s !== '')
+    const methodRaw = probe.a.get('method') ?? 'document'
+    if (!['document', 'raw', 'ssi', 'esi'].includes(methodRaw)) this.fail(el, url, `unsupported method "${methodRaw}" (use document, raw, ssi or esi)`)
+    const hrefRaw = probe.a.get('href')
+    const inline = this.inline(el, url)
+    const theme = themeSel ?? themeKids
+    const base = {
+      id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null,
+      attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline,
+      href: hrefRaw === undefined || hrefRaw === '' ? null : (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//') ? hrefRaw : new URL(hrefRaw, url).href),
+      method: methodRaw as Method
+    }
+    let op: RuleOp
+    switch (local) {
+      case 'replace': case 'before': case 'after': case 'prepend': case 'append':
+        op = local === 'prepend' ? 'before' : local === 'append' ? 'after' : local
+        if (theme === null) this.fail(el, url, 'needs a theme or theme-children selector')
+        if (attributes !== null) {
+          if (op !== 'replace') this.fail(el, url, 'attributes is only allowed on replace, copy, merge and drop')
+          if (content === null) this.fail(el, url, 'copying attributes needs a content selector')
+          op = 'copyattrs'
+        } else if (content === null && inline === null && base.href === null) this.fail(el, url, 'needs a content selector, an href or inline markup')
+        if (local === 'prepend' || local === 'append') base.themeChildren = true
+        break
+      case 'copy':
+        if (theme === null || content === null) this.fail(el, url, 'needs theme and content selectors')
+        // Without attributes, <copy> is XDV's "replace the theme node's children".
+        if (attributes === null) { op = 'replace'; base.themeChildren = true } else op = 'copyattrs'
+        break
+      case 'merge':
+        if (theme === null || content === null || attributes === null) this.fail(el, url, 'needs theme, content and attributes')
+        op = 'mergeattrs'
+        break
+      case 'drop': case 'strip':
+        if ((theme === null) === (content === null)) this.fail(el, url, 'needs exactly one of a theme or a content selector')
+        if (inline !== null) this.fail(el, url, `<${local}> cannot carry inline markup`)
+        op = local === 'drop' && attributes !== null ? 'dropattrs' : local
+        if (local === 'strip' && attributes !== null) this.fail(el, url, 'attributes is only allowed on replace, copy, merge and drop')
+        break
+      default:
+        this.fail(el, url, 'unknown rule element')
+    }
+    if (inline !== null && content !== null) this.fail(el, url, 'give a content selector or inline markup, not both')
+    this.rules.push({ ...base, op })
+  }
+
+  inline (el: XmlElement, url: string): string | null {
+    let html = ''
+    let any = false
+    const walk = (children: XmlChild[]): void => {
+      for (const c of children) {
+        if (c.kind === 'text') { if (c.text.trim() !== '') any = true; html += escapeText(c.text); continue }
+        if (c.kind === 'comment') { html += `<!--${c.text}-->`; continue }
+        any = true
+        if (c.ns === XSL_NS) this.fail(c, url, 'inline XSLT is not supported (Livery themes without XSLT)')
+        // Diazo files usually make its namespace the default, so inline markup lands in it: read it as HTML.
+        if (c.ns !== '' && c.ns !== XHTML_NS && !ruleNamespaces.has(c.ns)) this.fail(c, url, `inline markup must be HTML, not the ${c.ns} namespace`)
+        const name = c.local.toLowerCase()
+        html += '<' + name
+        for (const a of c.attrs) html += ` ${a.ns === '' ? a.local : a.qname}="${escapeAttr(a.value)}"`
+        html += '>'
+        if (voidElements.has(name)) continue
+        if (name === 'script' || name === 'style') html += c.children.map(k => k.kind === 'text' ? k.text : '').join('')
+        else walk(c.children)
+        html += `</${name}>`
+      }
+    }
+    walk(el.children)
+    return any ? html : null
+  }
+}
+
+/**
+ * Loads and parses a rules file and its includes. Throws LIVERY_ERR_RULES
+ * with `file:line: <rule>: problem` for anything it cannot honour.
+ */
+export async function parseRules (rulesUrl: string, read: ReadText, opts: ParseRulesOptions = {}): Promise<RuleSet> {
+  const p = new RulesParser(read, opts)
+  await p.file(rulesUrl, [], 0)
+  return { rules: p.rules, themes: p.themes, nothemes: p.nothemes, files: p.files }
+}

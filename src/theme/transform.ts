@@ -1,0 +1,280 @@
+/**
+ * The per-request half of theming: parse the content page, decide the theme
+ * and conditions, fill the compiled template's slots. Synchronous and fed only
+ * plain data, so it runs unchanged on worker threads.
+ */
+import { parseDocument } from 'htmlparser2'
+import type { AnyNode, Document, Element } from 'domhandler'
+import type { Compiled, CompiledTheme, NodeSlot, Seg } from './compile.ts'
+import { attrsHtml, escapeText, serializeNodes, type ContentMods } from './html.ts'
+import { pathMatches } from './paths.ts'
+import type { Cond, Rule } from './rules.ts'
+import { selectNodes, selectorHolds, type Sel } from './select.ts'
+import { evaluate, toBool, type XNode } from './xpath.ts'
+
+export interface TransformContext {
+  /** Request path (no query) for `if-path` and `$path`. */
+  readonly path: string
+  /** Values of `$name` in `if` expressions; `path` is filled in from `path`. */
+  readonly params?: Readonly<Record<string, string>>
+  /** HTML of `href` documents, keyed by the href as it appears in `Compiled.hrefs`; missing means unavailable. */
+  readonly hrefBodies?: Readonly<Record<string, string>>
+  /** When given, filled with what each rule did (for `livery theme --trace`). */
+  readonly trace?: TraceRecord
+}
+
+export interface RuleTrace {
+  /** Each condition's source and whether it held, the last time it was evaluated. */
+  conds: Array<{ src: string, held: boolean }>
+  applied: number
+  /** Applications whose content selector matched nothing. */
+  emptyContent: number
+  /** Times an earlier rule of the same if/else chain won. */
+  superseded: number
+  /** Times the rule was not reached because its theme node had been dropped or replaced. */
+  evaluated: number
+}
+export interface TraceRecord { theme: number, notheme: number, rules: Record<number, RuleTrace> }
+
+export type TransformOutcome =
+  | { readonly kind: 'html', readonly html: string, readonly theme: number }
+  | { readonly kind: 'notheme' }
+  | { readonly kind: 'unavailable', readonly reason: string }
+
+const bodySel: Sel = { kind: 'css', src: 'body' }
+const noMods: ContentMods = { drop: new Set(), strip: new Set(), dropAttrs: new Map() }
+
+export function parseHtml (html: string): Document {
+  return parseDocument(html, { decodeEntities: true })
+}
+
+class Run {
+  readonly c: Compiled
+  readonly doc: Document
+  readonly path: string
+  readonly vars: Record<string, string>
+  readonly hrefBodies: Readonly<Record<string, string>>
+  readonly trace: TraceRecord | undefined
+  readonly condMemo = new Map<Cond, boolean>()
+  readonly selMemo = new Map<Document, Map<Sel, XNode[]>>()
+  readonly hrefDocs = new Map<string, Document | null>()
+  readonly mods = new Map<Document, ContentMods>()
+
+  constructor (c: Compiled, doc: Document, ctx: TransformContext) {
+    this.c = c
+    this.doc = doc
+    this.path = ctx.path === '' ? '/' : ctx.path
+    this.vars = { ...ctx.params, path: this.path }
+    this.hrefBodies = ctx.hrefBodies ?? {}
+    this.trace = ctx.trace
+  }
+
+  cond (cd: Cond): boolean {
+    let v = this.condMemo.get(cd)
+    if (v === undefined) {
+      switch (cd.t) {
+        case 'content': v = cd.sel.kind === 'css' ? this.select(cd.sel, this.doc).length > 0 : selectorHolds(cd.sel, this.doc, this.vars); break
+        case 'path': v = cd.pats.some(p => pathMatches(p, this.path)); break
+        case 'expr': v = toBool(evaluate(cd.ast, { node: this.doc, pos: 1, size: 1, vars: this.vars })); break
+      }
+      if (cd.neg) v = !v
+      this.condMemo.set(cd, v)
+    }
+    return v
+  }
+
+  holds (conds: readonly Cond[], id?: number): boolean {
+    const t = id !== undefined && this.trace !== undefined ? this.traceOf(id) : undefined
+    if (t !== undefined) { t.evaluated++; t.conds = conds.map(cd => ({ src: cd.src, held: this.cond(cd) })) }
+    for (const cd of conds) if (!this.cond(cd)) return false
+    return true
+  }
+
+  traceOf (id: number): RuleTrace {
+    const rules = (this.trace as TraceRecord).rules
+    return (rules[id] ??= { conds: [], applied: 0, emptyContent: 0, superseded: 0, evaluated: 0 })
+  }
+
+  select (sel: Sel, doc: Document): XNode[] {
+    let m = this.selMemo.get(doc)
+    if (m === undefined) { m = new Map(); this.selMemo.set(doc, m) }
+    let r = m.get(sel)
+    if (r === undefined) { r = selectNodes(sel, doc, this.vars); m.set(sel, r) }
+    return r
+  }
+
+  hrefDoc (href: string): Document | null {
+    let d = this.hrefDocs.get(href)
+    if (d === undefined) {
+      const body = this.hrefBodies[href]
+      d = body === undefined ? null : parseHtml(body)
+      this.hrefDocs.set(href, d)
+    }
+    return d
+  }
+
+  docOf (r: Rule): Document | null { return r.href === null ? this.doc : this.hrefDoc(r.href) }
+
+  /** Content-side drop/strip for a document: rules without href apply everywhere, with href only to that document. */
+  modsFor (doc: Document): ContentMods {
+    let m = this.mods.get(doc)
+    if (m !== undefined) return m
+    const drop = new Set<AnyNode>(); const strip = new Set<AnyNode>(); const dropAttrs = new Map<AnyNode, string[]>()
+    for (const id of this.c.contentRules) {
+      const r = this.c.rules[id]
+      if (r.content === null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
+      const nodes = this.select(r.content, doc)
+      if (this.trace !== undefined) { const t = this.traceOf(id); if (nodes.length === 0) t.emptyContent++; else t.applied++ }
+      for (const n of nodes) {
+        if (n.type === 'xattr') continue
+        if (r.op === 'drop') {
+          if (r.contentChildren && 'children' in n) for (const ch of n.children) drop.add(ch)
+          else drop.add(n)
+        } else if (r.op === 'strip') strip.add(n)
+        else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
+      }
+    }
+    m = drop.size + strip.size + dropAttrs.size === 0 ? noMods : { drop, strip, dropAttrs }
+    this.mods.set(doc, m)
+    return m
+  }
+
+  contentNodes (r: Rule): { doc: Document, nodes: XNode[] } | null {
+    const doc = this.docOf(r)
+    if (doc === null) return null
+    let nodes: XNode[]
+    if (r.content !== null) nodes = this.select(r.content, doc)
+    else {
+      const body = this.select(bodySel, doc).find((n): n is Element => n.type === 'tag')
+      nodes = body !== undefined ? [...body.children] : [...doc.children]
+    }
+    if (r.contentChildren) nodes = nodes.flatMap(n => n.type !== 'xattr' && 'children' in n ? n.children : [])
+    return { doc, nodes }
+  }
+
+  /** The markup a replace/before/after rule contributes. */
+  ruleHtml (r: Rule): string {
+    if (r.op === 'drop') return ''
+    if (r.inline !== null) { this.count(r, false); return r.inline }
+    if (r.href !== null && (r.method === 'ssi' || r.method === 'esi')) {
+      this.count(r, false)
+      return r.method === 'ssi' ? `<!--#include virtual="${r.href}"-->` : `<esi:include src="${r.href}"></esi:include>`
+    }
+    const found = this.contentNodes(r)
+    if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }
+    this.count(r, false)
+    const mods = r.method === 'raw' ? null : this.modsFor(found.doc)
+    let out = ''
+    let batch: AnyNode[] = []
+    for (const n of found.nodes) {
+      if (n.type === 'xattr') { out += serializeNodes(batch, mods) + escapeText(n.value); batch = [] } else batch.push(n)
+    }
+    return out + serializeNodes(batch, mods)
+  }
+
+  count (r: Rule, empty: boolean): void {
+    if (this.trace === undefined) return
+    const t = this.traceOf(r.id)
+    if (empty) t.emptyContent++; else t.applied++
+  }
+
+  /** First rule of an if / else-if / else chain whose conditions hold. */
+  pick (ids: readonly number[]): Rule | null {
+    for (let i = 0; i < ids.length; i++) {
+      const r = this.c.rules[ids[i]]
+      if (this.holds(r.conds, r.id)) {
+        if (this.trace !== undefined) for (let j = i + 1; j < ids.length; j++) this.traceOf(ids[j]).superseded++
+        return r
+      }
+    }
+    return null
+  }
+
+  all (ids: readonly number[]): string {
+    let out = ''
+    for (const id of ids) { const r = this.c.rules[id]; if (this.holds(r.conds, id)) out += this.ruleHtml(r) }
+    return out
+  }
+
+  any (ids: readonly number[]): boolean {
+    for (const id of ids) {
+      if (id < 0) return true
+      const r = this.c.rules[id]
+      if (this.holds(r.conds, id)) { if (this.trace !== undefined) this.traceOf(id).applied++; return true }
+    }
+    return false
+  }
+
+  attrs (s: NodeSlot): string {
+    const a = new Map<string, string>(s.attrs)
+    for (const id of s.attrRules) {
+      const r = this.c.rules[id]
+      if (!this.holds(r.conds, id)) continue
+      const names = r.attributes ?? []
+      if (r.op === 'dropattrs') {
+        if (names[0] === '*') a.clear(); else for (const n of names) a.delete(n)
+        this.count(r, false)
+        continue
+      }
+      const found = this.contentNodes(r)
+      const el = found?.nodes.find((n): n is Element => n.type === 'tag' || n.type === 'script' || n.type === 'style')
+      if (el === undefined) { this.count(r, true); continue }
+      this.count(r, false)
+      for (const n of names[0] === '*' ? Object.keys(el.attribs) : names) {
+        const v = el.attribs[n]
+        if (v === undefined) continue
+        const cur = a.get(n)
+        a.set(n, r.op === 'mergeattrs' && cur !== undefined && cur !== '' ? cur + r.separator + v : v)
+      }
+    }
+    return attrsHtml(Object.fromEntries(a), s.name)
+  }
+
+  render (segs: readonly Seg[]): string {
+    let out = ''
+    for (const s of segs) out += typeof s === 'string' ? s : this.slot(s)
+    return out
+  }
+
+  slot (s: NodeSlot): string {
+    let out = this.all(s.before)
+    if (!this.any(s.drop)) {
+      const rep = this.pick(s.replace)
+      if (rep !== null) out += this.ruleHtml(rep)
+      else {
+        const stripped = this.any(s.strip)
+        if (!stripped) out += `<${s.name}${s.attrRules.length === 0 ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)}>${s.lead}`
+        if (!s.isVoid) {
+          out += this.all(s.childBefore)
+          const kids = this.pick(s.childReplace)
+          out += kids !== null ? this.ruleHtml(kids) : this.render(s.body)
+          out += this.all(s.childAfter)
+          if (!stripped) out += `</${s.name}>`
+        }
+      }
+    }
+    return out + this.all(s.after)
+  }
+}
+
+/** Which theme applies: null for notheme, or the index into `compiled.themes`. */
+function chooseTheme (run: Run): number | null {
+  const c = run.c
+  for (const n of c.nothemes) if (run.holds(n.conds)) { if (run.trace !== undefined) run.trace.notheme = c.nothemes.indexOf(n); return null }
+  for (let i = 0; i < c.themes.length; i++) if (run.holds(c.themes[i].conds)) return i
+  return null
+}
+
+/**
+ * Themes one content page. Never throws for malformed HTML; selector errors
+ * in content-side XPath would be programming errors and do propagate.
+ */
+export function transformCompiled (compiled: Compiled, contentHtml: string, ctx: TransformContext): TransformOutcome {
+  const run = new Run(compiled, parseHtml(contentHtml), ctx)
+  const i = chooseTheme(run)
+  if (run.trace !== undefined) run.trace.theme = i ?? -1
+  if (i === null) return { kind: 'notheme' }
+  const theme: CompiledTheme = compiled.themes[i]
+  if (theme.segs === null) return { kind: 'unavailable', reason: theme.error }
+  return { kind: 'html', html: run.render(theme.segs), theme: i }
+}

@@ -1,0 +1,48 @@
+import t from 'tap'
+import { setTimeout as delay } from 'node:timers/promises'
+import { Watchdog } from '../../src/pool/index.ts'
+import type { OverloadMessage } from '../../src/pool/channels.ts'
+import { keepAlive, nextMessage } from './helpers.ts'
+
+t.test('a blocked event loop sheds, then recovers', async t => {
+  keepAlive(t)
+  const watchdog = new Watchdog({ maxEventLoopDelay: 100, maxHeap: 0, interval: 50, resolution: 10 })
+  t.teardown(() => watchdog.close())
+  t.equal(watchdog.overloaded(), undefined)
+  t.equal(watchdog.shed(), undefined)
+
+  // monitorEventLoopDelay records nothing until its timer has ticked once
+  // (the first interval has no previous tick to measure from), so let it.
+  await delay(30)
+  const overloaded = nextMessage<OverloadMessage>('livery:pool:overload')
+  // The behaviour under test: a synchronous stall of the loop, bounded to 300 ms.
+  const until = performance.now() + 300
+  while (performance.now() < until) { /* block the event loop */ }
+  const entered = await overloaded
+  t.match(entered.reason, /^event-loop delay \d+ms > 100ms$/)
+  t.equal(watchdog.overloaded(), entered.reason)
+  t.ok(watchdog.stats().eventLoopDelay >= 100)
+  const shedMessage = nextMessage<{ reason: string }>('livery:pool:shed')
+  t.match(watchdog.shed(), { code: 'LIVERY_ERR_OVERLOADED', status: 503, message: /overloaded \(event-loop delay/ })
+  t.match(await shedMessage, { site: undefined, reason: 'overloaded' })
+
+  const recovered = await nextMessage<OverloadMessage>('livery:pool:overload')
+  t.same(recovered, { reason: undefined }, 'a calm window clears the verdict')
+  t.equal(watchdog.overloaded(), undefined)
+})
+
+t.test('heap above its limit sheds', async t => {
+  keepAlive(t)
+  const watchdog = new Watchdog({ maxEventLoopDelay: 0, maxHeap: 1024 * 1024, interval: 20 })
+  t.teardown(() => watchdog.destroy())
+  const entered = await nextMessage<OverloadMessage>('livery:pool:overload')
+  t.match(entered.reason, /^heap \d+MB > 1MB$/)
+  t.ok(watchdog.stats().heapUsed > 1024 * 1024)
+})
+
+t.test('limits of 0 turn the watchdog off', async t => {
+  const watchdog = new Watchdog({ maxEventLoopDelay: 0, maxHeap: 0 })
+  t.same(watchdog.stats(), { eventLoopDelay: 0, heapUsed: 0, overloaded: undefined })
+  await watchdog.close()
+  await watchdog.close()
+})

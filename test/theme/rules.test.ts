@@ -1,0 +1,273 @@
+import t from 'tap'
+import { bodyTree, themeIt, tree, THEME, CONTENT } from './helpers.ts'
+
+const body = (html: string): ReturnType<typeof bodyTree> => bodyTree(`<body>${html}</body>`)
+const themeBody = (inner: string): string => `<html><head><title>Theme</title></head><body>${inner}</body></html>`
+
+t.test('replace swaps the theme element for the content element', async t => {
+  const out = await themeIt('<replace css:theme="#main" css:content="#content"/>', THEME, CONTENT)
+  const b = bodyTree(out)
+  t.same(b[2], ['main', { id: 'content' }, [['h1', { class: 'documentFirstHeading' }, ['Page']], ['p', { class: 'lead' }, ['Lead']], ['p', { class: 'hidden' }, ['Secret']], ['div', { id: 'related' }, [['a', { href: '/r' }, ['R']]]]]])
+})
+
+t.test('replace whose content matches nothing removes the theme element', async t => {
+  const out = await themeIt('<replace css:theme="#side" css:content="#nothing"/>', THEME, CONTENT)
+  t.notMatch(out, /id="side"/)
+})
+
+t.test('if-content="" keeps the theme element when the content is missing', async t => {
+  const out = await themeIt('<replace css:theme="#side" css:content="#nothing" if-content=""/>', THEME, CONTENT)
+  t.match(out, /<aside id="side">Side<\/aside>/)
+  const out2 = await themeIt('<replace css:theme="#side" css:content="#related" if-content=""/>', THEME, CONTENT)
+  t.match(out2, /<div id="related">/)
+  t.notMatch(out2, /id="side"/)
+})
+
+t.test('theme-children and content-children', async t => {
+  const out = await themeIt('<replace css:theme-children="#nav" css:content-children="#portal-globalnav"/>', THEME, CONTENT)
+  t.same(bodyTree(out)[1], ['nav', { id: 'nav' }, [['ul', {}, [['li', {}, [['a', { href: '/' }, ['Home']]]], ['li', {}, [['a', { href: '/news' }, ['News']]]]]]]])
+  const out2 = await themeIt('<replace theme-children="//div[@id=\'main\']" content="//h1"/>', THEME, CONTENT)
+  t.same(bodyTree(out2)[2], ['div', { id: 'main' }, [['h1', { class: 'documentFirstHeading' }, ['Page']]]])
+})
+
+t.test('before and after, on the element and on its children', async t => {
+  const th = themeBody('<div id="x"><p>mid</p></div>')
+  const ct = '<body><b id="a">A</b><i id="b">B</i></body>'
+  const out = await themeIt(`<before css:theme="#x" css:content="#a"/><after css:theme="#x" css:content="#b"/>
+    <before css:theme-children="#x" css:content="#b"/><after css:theme-children="#x" css:content="#a"/>`, th, ct)
+  t.same(bodyTree(out), body('<b id="a">A</b><div id="x"><i id="b">B</i><p>mid</p><b id="a">A</b></div><i id="b">B</i>'))
+})
+
+t.test('drop on the theme and on the content', async t => {
+  const out = await themeIt('<drop css:theme="#side"/><drop theme="/html/body/header"/><drop css:content=".hidden"/><replace css:theme="#main" css:content="#content"/>', THEME, CONTENT)
+  t.notMatch(out, /Side|Logo|Secret/)
+  t.match(out, /Lead/)
+})
+
+t.test('strip on the theme and on the content keeps children', async t => {
+  const out = await themeIt('<strip css:theme="#top"/><strip css:content="#related"/><replace css:theme="#main" css:content="#content"/>', THEME, CONTENT)
+  t.notMatch(out, /id="top"|id="related"/)
+  t.match(out, /<div id="logo">Logo<\/div>/)
+  t.match(out, /<a href="\/r">R<\/a>/)
+})
+
+t.test('attributes: merge, copy, replace attributes, drop attributes', async t => {
+  const th = themeBody('<div id="x" class="t" title="tt" lang="en">x</div>')
+  const ct = '<body><div id="c" class="c1 c2" title="ct" data-a="1">c</div></body>'
+  const merged = await themeIt('<merge attributes="class" css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(merged), body('<div id="x" class="t c1 c2" title="tt" lang="en">x</div>'))
+  const sep = await themeIt('<merge attributes="class" separator="," css:theme="#x" css:content="#c"/>', th, ct)
+  t.match(sep, /class="t,c1 c2"/)
+  const copied = await themeIt('<copy attributes="title data-a" css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(copied), body('<div id="x" class="t" title="ct" lang="en" data-a="1">x</div>'))
+  const all = await themeIt('<replace attributes="*" css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(all), body('<div id="c" class="c1 c2" title="ct" lang="en" data-a="1">x</div>'))
+  const dropped = await themeIt('<drop attributes="lang title" css:theme="#x"/>', th, ct)
+  t.same(bodyTree(dropped), body('<div id="x" class="t">x</div>'))
+  const dropContent = await themeIt('<drop attributes="class" css:content="#c"/><replace css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(dropContent), body('<div id="c" title="ct" data-a="1">c</div>'))
+})
+
+t.test('copy without attributes replaces the children (XDV)', async t => {
+  const out = await themeIt('<copy css:theme="#main" css:content="h1"/>', THEME, CONTENT)
+  t.same(bodyTree(out)[2], ['div', { id: 'main' }, [['h1', { class: 'documentFirstHeading' }, ['Page']]]])
+})
+
+t.test('phase order is not file order', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const ct = '<body><p id="a">A</p><p id="b">B</p></body>'
+  // after is written first, replace second: both still apply, replace at the node and after beside it.
+  const out = await themeIt('<after css:theme="#x" css:content="#b"/><replace css:theme="#x" css:content="#a"/>', th, ct)
+  t.same(bodyTree(out), body('<p id="a">A</p><p id="b">B</p>'))
+  // drop wins over replace on the same node; before still applies.
+  const out2 = await themeIt('<replace css:theme="#x" css:content="#a"/><drop css:theme="#x"/><before css:theme="#x" css:content="#b"/>', th, ct)
+  t.same(bodyTree(out2), body('<p id="b">B</p>'))
+})
+
+t.test('if-content chain: if / else-if / else', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const rules = `<replace css:theme="#x" css:content="#a" css:if-content="#a"/>
+    <replace css:theme="#x" css:content="#b" if-content="//*[@id='b']"/>
+    <replace css:theme="#x" css:content="#c"/>`
+  t.same(bodyTree(await themeIt(rules, th, '<body><p id="a">A</p><p id="b">B</p></body>')), body('<p id="a">A</p>'))
+  t.same(bodyTree(await themeIt(rules, th, '<body><p id="b">B</p><p id="c">C</p></body>')), body('<p id="b">B</p>'))
+  t.same(bodyTree(await themeIt(rules, th, '<body><p id="c">C</p></body>')), body('<p id="c">C</p>'))
+})
+
+t.test('if-not-content, css:if-not-content', async t => {
+  const th = themeBody('<div id="x">x</div><div id="y">y</div>')
+  const out = await themeIt('<drop css:theme="#x" css:if-not-content="#a"/><drop css:theme="#y" if-not-content="//p"/>', th, '<body><p>p</p></body>')
+  t.same(bodyTree(out), body('<div id="y">y</div>'))
+})
+
+t.test('if-path and if-not-path use Diazo segment matching', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const rule = (p: string): string => `<drop css:theme="#x" if-path="${p}"/>`
+  const dropped = async (p: string, path: string): Promise<boolean> => !(await themeIt(rule(p), th, '<body></body>', { path })).includes('id="x"')
+  t.ok(await dropped('/news', '/news'), 'prefix matches itself')
+  t.ok(await dropped('/news', '/news/item'), 'prefix matches below')
+  t.notOk(await dropped('/news', '/newsletter'), 'prefix is segment-wise')
+  t.notOk(await dropped('/news', '/a/news'), 'prefix anchors at the root')
+  t.ok(await dropped('item/', '/news/item'), 'suffix')
+  t.notOk(await dropped('item/', '/news/item/x'), 'suffix anchors at the end')
+  t.ok(await dropped('/news/', '/news/'), 'exact')
+  t.notOk(await dropped('/news/', '/news/item'), 'exact is exact')
+  t.ok(await dropped('news', '/a/news/b'), 'anywhere')
+  t.ok(await dropped('/other /news', '/news'), 'alternatives separated by whitespace')
+  t.ok(await dropped('/', '/anything'), '/ matches everything')
+  const notOut = await themeIt('<drop css:theme="#x" if-not-path="/news"/>', th, '<body></body>', { path: '/news/x' })
+  t.match(notOut, /id="x"/)
+})
+
+t.test('if and if-not expressions over $path and parameters', async t => {
+  const th = themeBody('<div id="a">a</div><div id="b">b</div><div id="c">c</div><div id="d">d</div>')
+  const rules = `<drop css:theme="#a" if="$path = '/x'"/>
+    <drop css:theme="#b" if="starts-with($path, '/y') and $mode = 'dark'"/>
+    <drop css:theme="#c" if-not="not($mode = 'dark') or false()"/>
+    <drop css:theme="#d" if="$mode = 'light'"/>`
+  const out = await themeIt(rules, th, '<body></body>', { path: '/y/z', params: { mode: 'dark' } })
+  t.same(bodyTree(out), body('<div id="a">a</div><div id="d">d</div>'))
+})
+
+t.test('nested rules AND their conditions', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const rules = `<rules if-path="/news"><rules css:if-content="#special"><drop css:theme="#x"/></rules></rules>`
+  t.match(await themeIt(rules, th, '<body><p id="special"></p></body>', { path: '/other' }), /id="x"/)
+  t.match(await themeIt(rules, th, '<body></body>', { path: '/news' }), /id="x"/)
+  t.notMatch(await themeIt(rules, th, '<body><p id="special"></p></body>', { path: '/news' }), /id="x"/)
+})
+
+t.test('inline HTML in rules is inserted', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const out = await themeIt('<after css:theme-children="#x"><p class="note">Hello <b>there</b></p><br/></after><replace css:theme="title"><title>Fixed</title></replace>', th, '<body></body>')
+  t.same(bodyTree(out), body('<div id="x">x<p class="note">Hello <b>there</b></p><br></div>'))
+  t.match(out, /<title>Fixed<\/title>/)
+})
+
+t.test('theme and notheme choose per request', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css">
+      <notheme if-path="/plain"/>
+      <notheme css:if-content="body.popup"/>
+      <theme href="a.html" if-path="/a"/>
+      <theme href="b.html" css:if-content="#use-b"/>
+      <theme href="c.html"/>
+      <replace css:theme="#slot" css:content="#c"/>
+    </rules>`,
+    'a.html': '<body><p>A</p><div id="slot"></div></body>',
+    'b.html': '<body><p>B</p><div id="slot"></div></body>',
+    'c.html': '<body><p>C</p><div id="slot"></div></body>'
+  })
+  const run = (html: string, path: string): string => { const o = transformCompiled(c, html, { path }); return o.kind === 'html' ? o.html : o.kind }
+  t.match(run('<body><i id="c">x</i></body>', '/a/1'), /<p>A<\/p><i id="c">x<\/i>/)
+  t.match(run('<body><i id="use-b"></i></body>', '/z'), /<p>B<\/p>/)
+  t.match(run('<body></body>', '/z'), /<p>C<\/p>/)
+  t.equal(run('<body></body>', '/plain'), 'notheme')
+  t.equal(run('<body class="popup"></body>', '/a'), 'notheme')
+})
+
+t.test('no theme matching means notheme', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo"><theme href="a.html" if-path="/a"/></rules>`,
+    'a.html': '<body>A</body>'
+  })
+  t.equal(transformCompiled(c, '<p>x</p>', { path: '/b' }).kind, 'notheme')
+})
+
+t.test('href pulls content from another document; method="raw" ignores content drops', async t => {
+  const th = themeBody('<div id="x"></div><div id="y"></div>')
+  const extra = { 'side.html': '<html><body><div id="portlet"><p class="hidden">H</p><p>P</p></div></body></html>' }
+  const rules = `<drop css:content=".hidden"/>
+    <replace css:theme-children="#x" css:content="#portlet" href="side.html"/>
+    <replace css:theme-children="#y" css:content="#portlet" href="side.html" method="raw"/>`
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const { rulesXml } = await import('./helpers.ts')
+  const c = await compileMem({ 'rules.xml': rulesXml(rules), 'theme.html': th, ...extra })
+  t.same(c.hrefs, ['file:///mem/side.html'])
+  const out = transformCompiled(c, '<body></body>', { path: '/', hrefBodies: { 'file:///mem/side.html': extra['side.html'] } })
+  t.equal(out.kind, 'html')
+  const html = out.kind === 'html' ? out.html : ''
+  t.same(bodyTree(html), body('<div id="x"><div id="portlet"><p>P</p></div></div><div id="y"><div id="portlet"><p class="hidden">H</p><p>P</p></div></div>'))
+  const missing = transformCompiled(c, '<body></body>', { path: '/' })
+  t.same(bodyTree(missing.kind === 'html' ? missing.html : ''), body('<div id="x"></div><div id="y"></div>'))
+})
+
+t.test('xi:include brings in another rules file with its conditions', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:xi="http://www.w3.org/2001/XInclude">
+      <theme href="theme.html"/><xi:include href="more/extra.xml"/></rules>`,
+    'more/extra.xml': '<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css" if-path="/x"><drop css:theme="#d"/></rules>',
+    'theme.html': '<body><div id="d">d</div></body>'
+  })
+  const a = transformCompiled(c, '<p></p>', { path: '/x' })
+  const b = transformCompiled(c, '<p></p>', { path: '/y' })
+  t.notMatch(a.kind === 'html' ? a.html : '', /id="d"/)
+  t.match(b.kind === 'html' ? b.html : '', /id="d"/)
+})
+
+t.test('legacy XDV namespaces and prepend/append', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/xdv" xmlns:css="http://namespaces.plone.org/xdv+css">
+      <theme href="theme.html"/><prepend css:theme="#d" css:content="#a"/><append theme="//div[@id='d']" content="//*[@id='b']"/></rules>`,
+    'theme.html': '<body><div id="d">d</div></body>'
+  })
+  const o = transformCompiled(c, '<body><i id="a">A</i><i id="b">B</i></body>', { path: '/' })
+  t.same(bodyTree(o.kind === 'html' ? o.html : ''), body('<div id="d"><i id="a">A</i>d<i id="b">B</i></div>'))
+})
+
+t.test('theme-relative URLs are rewritten to the absolute prefix at compile time', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/></rules>`,
+    'theme.html': `<html><head><link rel="stylesheet" href="css/site.css"><script src="./js/a.js"></script>
+      <style>@import "base.css"; body { background: url('img/bg.png') } .x { background: url(/abs.png) }</style>
+      <!--[if lt IE 9]><script src="ie/html5.js"></script><![endif]--></head>
+      <body background="bg.gif"><a href="#top">t</a><a href="../up.html">u</a><a href="http://ex.com/x">x</a><a href="/root">r</a>
+      <img src="i.png" srcset="i.png 1x, i2.png 2x" style="background-image:url(s.png)"><a href="mailto:a@b">m</a></body></html>`
+  }, { absolutePrefix: '/static/theme' })
+  const o = transformCompiled(c, '<p></p>', { path: '/' })
+  const html = o.kind === 'html' ? o.html : ''
+  for (const want of ['href="/static/theme/css/site.css"', 'src="/static/theme/js/a.js"', '@import "/static/theme/base.css"',
+    "url('/static/theme/img/bg.png')", 'url(/abs.png)', 'src="/static/up.html"'.replace('src', 'href'), 'href="#top"',
+    'href="http://ex.com/x"', 'href="/root"', 'srcset="/static/theme/i.png 1x, /static/theme/i2.png 2x"',
+    'url(/static/theme/s.png)', 'background="/static/theme/bg.gif"', 'src="/static/theme/ie/html5.js"', 'href="mailto:a@b"']) {
+    t.ok(html.includes(want), want)
+  }
+  const abs = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/></rules>`,
+    'theme.html': '<link href="a.css">'
+  }, { absolutePrefix: 'http://cdn.example/t' })
+  const o2 = transformCompiled(abs, '<p></p>', { path: '/' })
+  t.match(o2.kind === 'html' ? o2.html : '', 'href="http://cdn.example/t/a.css"')
+})
+
+t.test('output is HTML5 with a UTF-8 meta and the theme doctype', async t => {
+  const out = await themeIt('<replace css:theme="title" css:content="title"/>', '<html><head><meta charset="latin1"><title>x</title></head><body></body></html>',
+    '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"><title>Caf\u00e9 &amp; bar</title></head></html>')
+  t.match(out, /^<!DOCTYPE html>/)
+  t.match(out, /<head><meta charset="utf-8"><title>Caf\u00e9 &amp; bar<\/title><\/head>/)
+  t.same(tree(out).length > 0, true)
+})
+
+t.test('content-side drop with a condition only applies when it holds', async t => {
+  const out = await themeIt('<drop css:content=".lead" if-path="/x"/><replace css:theme="#main" css:content="#content"/>', THEME, CONTENT, { path: '/y' })
+  t.match(out, /Lead/)
+  const out2 = await themeIt('<drop css:content=".lead" if-path="/x"/><replace css:theme="#main" css:content="#content"/>', THEME, CONTENT, { path: '/x' })
+  t.notMatch(out2, /Lead/)
+})
+
+t.test('ssi and esi methods emit include directives', async t => {
+  const th = themeBody('<div id="x"></div>')
+  const out = await themeIt('<replace css:theme-children="#x" href="/footer" method="ssi"/><after css:theme="#x" href="/esi" method="esi"/>', th, '<body></body>')
+  t.match(out, '<div id="x"><!--#include virtual="/footer"--></div><esi:include src="/esi"></esi:include>')
+})
