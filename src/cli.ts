@@ -9,6 +9,7 @@ import { loadConfig } from './config/load.ts'
 import type { Config } from './config/types.ts'
 import { createLogger, type Logger } from './log.ts'
 import { Gateway } from './server/gateway.ts'
+import cluster from 'node:cluster'
 
 const version: string = (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -19,6 +20,8 @@ Usage:
   livery demo [--port N]                             demo CMS + theme server + gateway on loopback
   livery check --config FILE                         validate the config, fetch and compile every theme
   livery theme --rules R --content C [options]       theme one page to stdout (see livery theme --help)
+  livery purge --url U | --prefix P | --tag T | --site S | --all [--soft] [--server URL] [--token T]
+                                                     purge the cache through the admin API
   livery --help | --version
 
 Options:
@@ -73,7 +76,17 @@ function configFrom (values: { config?: string }, io: CliIo): Config {
 
 /** Runs the gateway until SIGTERM/SIGINT, then drains and resolves with the exit code. */
 export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}): Promise<{ gateway: Gateway, done: Promise<number> }> {
-  const gateway = new Gateway(config, { logger })
+  let metricsSource: (() => Promise<string>) | undefined
+  if (cluster.isWorker) {
+    // In cluster mode the metrics route answers with the sum over all processes.
+    const { requestClusterMetrics } = await import('./pool/cluster.ts')
+    metricsSource = () => requestClusterMetrics()
+  }
+  const gateway = await Gateway.create(config, { logger, metricsSource })
+  if (cluster.isWorker) {
+    const { setupWorkerMetrics } = await import('./pool/cluster.ts')
+    setupWorkerMetrics([gateway.metrics.registry])
+  }
   const address = await gateway.listen(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
   logger.info({ address: address.address, port: address.port, sites: config.sites.map(s => s.name) }, 'livery is listening')
   const done = new Promise<number>(resolve => {
@@ -114,7 +127,16 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         if (values.help === true) { io.stdout.write(usage); return 0 }
         const config = configFrom(values, io)
         const logger = createLogger({ level: config.log.level })
-        const { done } = await serveUntilSignal(config, logger, { port: portOption(values.port), host: values.host })
+        const listen = { port: portOption(values.port), host: values.host }
+        const { resolveProcesses } = await import('./pool/cluster.ts')
+        if (cluster.isPrimary && resolveProcesses(config.processes) > 1) {
+          // The primary only supervises: each worker process runs this same command and serves.
+          const { runPrimary } = await import('./pool/cluster.ts')
+          const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger })
+          logger.info({ processes: primary.pids().length }, 'livery primary started its worker processes')
+          return await new Promise<number>(() => { /* runPrimary exits the process after a graceful shutdown */ })
+        }
+        const { done } = await serveUntilSignal(config, logger, listen)
         return await done
       }
       case 'demo': {
@@ -134,8 +156,16 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         const values = parse(rest)
         if (values.help === true) { io.stdout.write(usage); return 0 }
         const config = configFrom(values, io)
-        io.stdout.write(`configuration OK: ${config.sites.length} site(s): ${config.sites.map(s => s.name).join(', ')}\n`)
-        return 0
+        const { checkThemes } = await import('./server/check.ts')
+        return await checkThemes(config, io)
+      }
+      case 'purge': {
+        const { runPurgeCommand } = await import('./cache/purge-cli.ts')
+        return await runPurgeCommand(rest, io)
+      }
+      case 'theme': {
+        const { runThemeCommand } = await import('./theme/cli.ts')
+        return await runThemeCommand(rest, io)
       }
       default:
         throw liveryError('LIVERY_ERR_USAGE', `unknown command "${command}"`)

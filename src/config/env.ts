@@ -9,7 +9,7 @@ import type { Node, ObjectNode } from './schema.ts'
 import { isPlainObject } from './validate.ts'
 
 /** Variables that are not configuration keys. */
-export const nonConfigEnv: ReadonlySet<string> = new Set(['LIVERY_CONFIG', 'LIVERY_URL'])
+export const nonConfigEnv: ReadonlySet<string> = new Set(['LIVERY_CONFIG', 'LIVERY_URL', 'LIVERY_WORKER_ID'])
 
 export function envName (path: readonly (string | number)[]): string {
   return 'LIVERY_' + path.map(p => typeof p === 'number' ? String(p) : snake(p)).join('_')

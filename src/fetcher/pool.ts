@@ -238,9 +238,11 @@ export class FetchPool {
     const admit = this.#circuits.admit(origin)
     if (admit === 'no') return { reason: 'circuit', error: this.#circuitError(origin) }
     const job = new Job(key, origin, now, admit === 'probe', this.#config.timeouts.total, j => { this.#run(j) })
-    // A deadline (or destroy) reaching a job still in the queue ends it there.
+    // The deadline (or destroy) ends the job here and now: a queued job leaves
+    // the queue; a running one is settled even if its work (a `lock` hook,
+    // say) ignores the signal, so a slot can never be held past the deadline.
     job.signal.addEventListener('abort', () => {
-      if (!job.started && this.#queue.cancel(job)) this.#finish(job, { ok: false, error: toLivery(job.signal.reason, key) })
+      if (job.started || this.#queue.cancel(job)) this.#finish(job, { ok: false, error: toLivery(job.signal.reason, key) })
     }, { once: true })
     this.#jobs.set(key, job)
     if (!this.#queue.submit(job)) {

@@ -6,7 +6,7 @@ import { LiveryError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import type { TimeoutsConfig } from '../config/types.ts'
 
-interface CodedCause { code?: string, message?: string, cause?: unknown }
+interface CodedCause { code?: string, name?: string, message?: string, cause?: unknown }
 
 export function upstreamError (err: unknown, upstream: string, timeouts: TimeoutsConfig, headersSent: boolean): LiveryError {
   const e = (err ?? {}) as CodedCause
@@ -37,7 +37,9 @@ export function upstreamError (err: unknown, upstream: string, timeouts: Timeout
     case 'UND_ERR_INFO':
       return new LiveryError('LIVERY_ERR_UPSTREAM_RESPONSE', [upstream, reason], { cause: err })
   }
-  if (typeof code === 'string' && code.startsWith('HPE_')) {
+  // undici's HTTPParserError leaves `code` undefined (it indexes llhttp's
+  // name→number table with the number), so its name is what identifies it.
+  if ((typeof code === 'string' && code.startsWith('HPE_')) || e.name === 'HTTPParserError') {
     return new LiveryError('LIVERY_ERR_UPSTREAM_RESPONSE', [upstream, reason], { cause: err })
   }
   return new LiveryError(headersSent ? 'LIVERY_ERR_UPSTREAM_RESET' : 'LIVERY_ERR_UPSTREAM_CONNECT', [upstream, code ?? reason], { cause: err })

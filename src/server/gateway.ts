@@ -11,6 +11,7 @@ import type { Config } from '../config/types.ts'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createMetrics, type Metrics } from '../metrics/metrics.ts'
+import { instrument } from '../metrics/instrument.ts'
 import { AdminRoutes } from './admin.ts'
 import { createFinisher, type Finisher } from './access-log.ts'
 import { newContext, sendError } from './context.ts'
@@ -19,9 +20,11 @@ import { SiteRouter } from './router.ts'
 import { SiteHandler } from './site-handler.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
-import { RequestPool, Watchdog } from '../pool/index.ts'
+import { createCacheStore } from '../cache/create-store.ts'
+import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
+import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
-import { SiteThemer } from './site-themer.ts'
+import { SiteThemer, transformTaskModule } from './site-themer.ts'
 import { join } from 'node:path'
 
 export interface GatewayOptions {
@@ -31,8 +34,10 @@ export interface GatewayOptions {
   readonly metrics?: Metrics
   /** Cluster mode: the metrics route serves the sum over all processes. */
   readonly metricsSource?: () => Promise<string>
-  /** The cache's store; defaults to a memory tier sized by cache.memory. */
+  /** The cache's store; defaults to a memory tier sized by cache.memory (Gateway.create builds every configured tier). */
   readonly store?: CacheStore
+  /** Readiness of the Redis tier, when there is one. */
+  readonly redisProblem?: () => string | undefined
   /** Themers by site name; by default built from each site's `theme` over the gateway's fetch pool. */
   readonly themes?: ReadonlyMap<string, PageThemer>
 }
@@ -55,9 +60,14 @@ export class Gateway {
   readonly watchdog: Watchdog
   readonly fetchPool: FetchPool
   readonly themers: ReadonlyMap<string, SiteThemer>
+  /** The worker tier for transforms; only when some site is themed. */
+  readonly transformPool: TransformPool | undefined
   #ready: Promise<void> | undefined
+  readonly #uninstrument: () => void
+  readonly #purge: PurgeRoute
   #draining = false
   #closing: Promise<void> | undefined
+  #destroyed = false
   #inFlight = 0
 
   constructor (config: Config, opts: GatewayOptions) {
@@ -78,12 +88,17 @@ export class Gateway {
       logger: opts.logger,
     })
     this.pool = new RequestPool(config.pool, config.sites, { logger: opts.logger })
+    if (opts.redisProblem !== undefined) this.admin.addReadinessCheck(opts.redisProblem)
+    this.#purge = createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: opts.logger })
+    this.admin.add('/purge', this.#purge)
     this.fetchPool = new FetchPool(config.fetch, { directory: join(config.cache.directory, 'fetch'), logger: opts.logger })
+    const themed = config.sites.filter(site => site.theme !== undefined && opts.themes?.get(site.name) === undefined)
+    this.transformPool = themed.length === 0
+      ? undefined
+      : new TransformPool({ threads: resolveThreads(config.threads), filename: transformTaskModule, logger: opts.logger })
     const themers = new Map<string, SiteThemer>()
-    for (const site of config.sites) {
-      if (site.theme !== undefined && opts.themes?.get(site.name) === undefined) {
-        themers.set(site.name, new SiteThemer({ site, fetch: config.fetch, fetchPool: this.fetchPool, logger: opts.logger }))
-      }
+    for (const site of themed) {
+      themers.set(site.name, new SiteThemer({ site, fetch: config.fetch, fetchPool: this.fetchPool, transformPool: this.transformPool, logger: opts.logger }))
     }
     this.themers = themers
     this.admin.addReadinessCheck(() => {
@@ -97,9 +112,13 @@ export class Gateway {
       theme: opts.themes?.get(site.name) ?? themers.get(site.name),
       maxThemedSize: config.cache.memory.maxEntrySize,
     }))
+    this.#uninstrument = instrument(this.metrics, {
+      cache: this.cache, pool: this.pool, fetchPool: this.fetchPool, transformPool: this.transformPool,
+      siteNames: config.sites.map(s => s.name),
+    })
     this.#router = new SiteRouter(this.#handlers.map(h => ({ site: h.site, value: h })))
     this.#finish = createFinisher({ access: config.log.access, logger: opts.accessLogger ?? opts.logger, metrics: this.metrics })
-    this.metrics.gauge('livery_requests_in_flight_total', 'Requests being answered by this process', [], set => set({}, this.#inFlight))
+    this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
     this.#wsProxy.on('error', (err: unknown, _req: IncomingMessage, socket: ServerResponse | Socket) => {
@@ -112,6 +131,13 @@ export class Gateway {
     })
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
+  }
+
+  /** Builds every configured cache tier (memory, disk, Redis), then the gateway. */
+  static async create (config: Config, opts: GatewayOptions): Promise<Gateway> {
+    if (opts.store !== undefined) return new Gateway(config, opts)
+    const built = await createCacheStore(config.cache, opts.logger)
+    return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem })
   }
 
   /**
@@ -173,6 +199,13 @@ export class Gateway {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(req.headers.host ?? '')))
       return
     }
+    if (req.method === 'PURGE') {
+      // Varnish-style PURGE of one URL, with the admin token.
+      ctx.site = handler.site.name
+      const url = `http://${(req.headers.host ?? '').toLowerCase()}${target.pathAndQuery}`
+      this.#purge.handlePurgeMethod(req, res, url, handler.site.name).catch((err: unknown) => sendError(req, res, ctx, err))
+      return
+    }
     handler.handle(req, res, ctx, target.pathAndQuery).catch((err: unknown) => {
       this.#logger.error({ err }, 'request failed unexpectedly')
       sendError(req, res, ctx, err)
@@ -221,18 +254,22 @@ export class Gateway {
       })
       this.server.closeIdleConnections()
     }).then(async () => {
+      this.#uninstrument()
       this.#wsProxy.close()
+      // destroy() tears the components down itself; a close() after destroy() rejects in undici.
+      if (this.#destroyed) return
       await Promise.all(this.#handlers.map(h => h.close()))
       await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close(), ...[...this.themers.values()].map(t => t.close())])
-      await this.fetchPool.close()
+      await Promise.all([this.fetchPool.close(), this.transformPool?.close()])
     })
     return this.#closing
   }
 
   async destroy (): Promise<void> {
     this.#draining = true
+    this.#destroyed = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy()])
+    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

@@ -14,8 +14,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { SiteConfig, FetchConfig } from '../config/types.ts'
 import type { Logger } from '../log.ts'
 import { coarseNow } from '../clock.ts'
-import { ThemeEngine, createDefaultLoader, type ResourceLoader } from '../theme/index.ts'
+import { ThemeEngine, createDefaultLoader, transformCompiled, type ResourceLoader, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
 import type { FetchPool } from '../fetcher/index.ts'
+import type { TransformPool } from '../pool/index.ts'
+import { hasCode } from '../errors.ts'
+import type { TransformTask } from './transform-task.ts'
 import type { PageThemer, ThemeOutcome } from './themer.ts'
 
 export interface SiteThemerOptions {
@@ -23,8 +26,18 @@ export interface SiteThemerOptions {
   readonly fetch: FetchConfig
   readonly fetchPool: FetchPool
   readonly logger: Logger
-  /** Runs the transform elsewhere (the worker tier); default: in this thread. */
-  readonly wrapEngine?: (engine: ThemeEngine) => PageThemer['apply']
+  /** The worker tier: pages of at least `theme.threshold` bytes are themed there, within `theme.timeout`. */
+  readonly transformPool?: TransformPool
+}
+
+const taskModule = new URL('./transform-task.ts', import.meta.url)
+export { taskModule as transformTaskModule }
+
+/** Small pages are themed inline (a thread hop costs more than they do); large ones on the worker tier. */
+function threadedRunner (pool: TransformPool, threshold: number, timeout: number): TransformRunner {
+  return (compiled, html, ctx) => html.length < threshold
+    ? transformCompiled(compiled, html, ctx)
+    : pool.run<TransformTask, TransformOutcome>({ compiled, html, ctx }, { name: 'transform', timeout })
 }
 
 const fileLoader = createDefaultLoader()
@@ -34,7 +47,6 @@ export class SiteThemer implements PageThemer {
   readonly #pool: FetchPool
   readonly #minTtl: number
   readonly #logger: Logger
-  readonly #apply: PageThemer['apply']
   #freshUntil = 0
   #refreshing: Promise<void> | undefined
 
@@ -56,8 +68,8 @@ export class SiteThemer implements PageThemer {
       })),
       loader,
       logger: opts.logger,
+      transform: opts.transformPool === undefined ? undefined : threadedRunner(opts.transformPool, theme.threshold, theme.timeout),
     })
-    this.#apply = opts.wrapEngine?.(this.engine) ?? (input => this.engine.apply(input))
   }
 
   /** Loads rules and themes; rejects only for bad rules (an unreachable theme leaves pages unthemed). */
@@ -113,8 +125,15 @@ export class SiteThemer implements PageThemer {
     return this.engine.shouldTheme(req, { status: res.status, headers: res.headers as IncomingHttpHeaders })
   }
 
-  apply (input: Parameters<PageThemer['apply']>[0]): Promise<ThemeOutcome> {
-    return this.#apply(input)
+  async apply (input: Parameters<PageThemer['apply']>[0]): Promise<ThemeOutcome> {
+    try {
+      return await this.engine.apply({ ...input, headers: input.headers as IncomingHttpHeaders })
+    } catch (err) {
+      // The worker tier stopped a transform past its budget, or could not take it:
+      // the page goes out unthemed rather than failing.
+      if (hasCode(err, 'LIVERY_ERR_TRANSFORM_TIMEOUT')) return { kind: 'timeout', reason: err.message }
+      return { kind: 'unavailable', reason: (err as Error).message }
+    }
   }
 
   close (): Promise<void> {

@@ -14,7 +14,7 @@ import { decodeHtml } from './charset.ts'
 import { compile, type Compiled, type ThemeFailure, type ThemeInput } from './compile.ts'
 import type { ResourceLoader } from './loader.ts'
 import { parseRules, toUrl, type RuleSet } from './rules.ts'
-import { transformCompiled } from './transform.ts'
+import { transformCompiled, type TransformContext, type TransformOutcome } from './transform.ts'
 
 export interface ThemeEngineOptions {
   /** Path or URL of the Diazo rules file. */
@@ -31,7 +31,16 @@ export interface ThemeEngineOptions {
   readonly compressThreshold?: number
   /** After a failed theme load, apply() retries at most this often, in ms. @default 5000 */
   readonly retryInterval?: number
+  /**
+   * Runs the pure transform; the gateway passes one that sends large pages to
+   * the worker tier. May reject (e.g. LIVERY_ERR_TRANSFORM_TIMEOUT): apply() then rejects too.
+   * @default transformCompiled on this thread
+   */
+  readonly transform?: TransformRunner
 }
+
+/** Runs `transformCompiled` somewhere: this thread or a worker thread. */
+export type TransformRunner = (compiled: Compiled, contentHtml: string, ctx: TransformContext) => TransformOutcome | Promise<TransformOutcome>
 
 export type ThemeResult =
   | { kind: 'themed', body: Buffer, headers: Record<string, string>, themeVersion: string }
@@ -191,7 +200,7 @@ export class ThemeEngine {
     const html = decodeHtml(raw, first(input.headers['content-type']))
     const url = new URL(input.url)
     const hrefBodies = await this.#fetchHrefs(c, url, input.signal)
-    const out = transformCompiled(c, html, {
+    const out = await (this.#opts.transform ?? transformCompiled)(c, html, {
       path: url.pathname,
       params: { ...this.#opts.params, url: url.href, base: url.href, scheme: url.protocol.slice(0, -1), host: url.host },
       hrefBodies

@@ -11,7 +11,7 @@
  * Worker threads use the pure pieces: `engine.compiled` is plain data
  * (structured-cloneable); `transformCompiled(compiled, html, ctx)` is synchronous.
  */
-export { ThemeEngine, decodeBody, pickEncoding, type ThemeEngineOptions, type ThemeResult, type ThemeStats } from './engine.ts'
+export { ThemeEngine, decodeBody, pickEncoding, type ThemeEngineOptions, type TransformRunner, type ThemeResult, type ThemeStats } from './engine.ts'
 export { createDefaultLoader, type ResourceLoader, type LoadedResource, type DefaultLoaderOptions } from './loader.ts'
 export { compile, type Compiled, type CompiledTheme, type NodeSlot, type Seg } from './compile.ts'
 export { transformCompiled, type TransformContext, type TransformOutcome, type TraceRecord, type RuleTrace } from './transform.ts'

@@ -15,7 +15,7 @@ t.test('1,000 concurrent misses for one cold cacheable key make 1 upstream reque
 })
 
 t.test('uncacheable: waiters are released at header time and go in parallel; then hit-for-miss', async (t) => {
-  const latency = 300
+  const latency = 1000
   const f = await fixture(t, {
     '/warm': (_q, res) => res.writeHead(200, { 'cache-control': 'no-store' }).end('w'),
     '/private': (_q, res) => {

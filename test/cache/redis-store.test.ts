@@ -1,0 +1,77 @@
+import t from 'tap'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
+import { RedisStore } from '../../src/cache/redis-store.ts'
+import { storeConformance } from './store-conformance.ts'
+import { makeEntry } from './helpers.ts'
+import { sharedRedisUrl, startRedis, uniquePrefix } from '../helpers/redis.ts'
+
+await storeConformance(t, 'redis', async (t) => {
+  const s = new RedisStore({ url: sharedRedisUrl, prefix: uniquePrefix(t, 'conf'), timeout: 500 })
+  t.teardown(() => s.destroy())
+  await s.whenReady()
+  return s
+})
+
+t.test('stores the entry as raw binary, not JSON or base64', async (t) => {
+  const prefix = uniquePrefix(t, 'raw')
+  const s = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 500 })
+  t.teardown(() => s.destroy())
+  await s.whenReady()
+  const body = Buffer.from([0, 255, 1, 254, 10, 13])
+  await s.put('k', makeEntry('http://a.test/raw', body), 60_000)
+  const { createClient, RESP_TYPES } = await import('@redis/client')
+  const c = createClient({ url: sharedRedisUrl })
+  await c.connect()
+  t.teardown(() => c.close())
+  const raw: unknown = await c.sendCommand([ 'GET', prefix + 'e:k' ], { typeMapping: { [RESP_TYPES.BLOB_STRING]: Buffer } })
+  if (!Buffer.isBuffer(raw)) { t.fail('the stored value is not a blob'); return }
+  t.equal(raw.subarray(0, 4).toString('latin1'), 'LVC1', 'starts with the entry magic')
+  t.ok(raw.includes(body), 'body bytes stored verbatim')
+})
+
+t.test('a slow or dead Redis never holds a call past the timeout, and the tier comes back', async (t) => {
+  const redis = await startRedis(t)
+  const timeout = 50
+  const s = new RedisStore({ url: redis.url, prefix: 'own:', timeout, breakerCoolDown: 200 })
+  t.teardown(() => s.destroy())
+  let errors = 0
+  const onError = (): void => { errors++ }
+  subscribe('livery:cache:redis_error', onError)
+  t.teardown(() => unsubscribe('livery:cache:redis_error', onError))
+  await s.whenReady()
+  const e = makeEntry('http://a.test/r', 'redis')
+  t.equal(await s.put('k', e, 60_000), true, 'works while up')
+  t.ok(await s.get('k'), 'hit while up')
+
+  const margin = 40
+  async function timed (label: string): Promise<void> {
+    let worst = 0
+    for (let i = 0; i < 10; i++) {
+      const t0 = performance.now()
+      const [g, p] = await Promise.all([s.get('k'), s.put(`p${i}`, e, 60_000)])
+      worst = Math.max(worst, performance.now() - t0)
+      t.equal(g, undefined, `${label}: get is a miss`)
+      t.equal(p, false, `${label}: put refused`)
+    }
+    t.ok(worst <= timeout + margin, `${label}: slowest call ${worst.toFixed(1)} ms <= ${timeout + margin} ms`)
+  }
+
+  redis.pause()
+  await timed('SIGSTOP')
+  t.ok(errors > 0, `failures counted on livery:cache:redis_error (${errors})`)
+  t.ok(s.redisStats().timeouts > 0, 'timeouts counted')
+
+  await redis.kill()
+  await timed('SIGKILL')
+
+  await redis.restart()
+  await s.whenReady(5000)
+  // The breaker may still be open from the outage; it closes on reconnect.
+  t.equal(await s.put('k2', e, 60_000), true, 'put works again after restart')
+  t.ok(await s.get('k2'), 'get works again after restart')
+})
+
+t.test('rejects a bad url or timeout naming the key', async (t) => {
+  t.throws(() => new RedisStore({ url: 'http://x', prefix: 'p:' }), /cache\.redis\.url/)
+  t.throws(() => new RedisStore({ url: 'redis://127.0.0.1:1', prefix: 'p:', timeout: 0 }), /cache\.redis\.timeout/)
+})
