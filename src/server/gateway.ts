@@ -69,6 +69,7 @@ export class Gateway {
   #closing: Promise<void> | undefined
   #destroyed = false
   #inFlight = 0
+  #adminServer: Server | undefined
 
   constructor (config: Config, opts: GatewayOptions) {
     this.config = config
@@ -155,13 +156,22 @@ export class Gateway {
 
   async listen (port = this.config.listen.port, host = this.config.listen.host): Promise<AddressInfo> {
     await this.ready()
-    return await new Promise((resolve, reject) => {
-      this.server.once('error', reject)
-      this.server.listen(port, host, () => {
-        this.server.off('error', reject)
-        resolve(this.server.address() as AddressInfo)
+    if (this.config.admin.port > 0) {
+      // The optional admin port serves the admin routes without the prefix (/metrics), for a scraper on a private network.
+      this.#adminServer = createServer((req, res) => {
+        const target = parseTarget(req.url)
+        const ctx = newContext(typeof target === 'string' ? '-' : target.path)
+        if (typeof target === 'string') { sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', target)); return }
+        this.admin.handle(req, res, this.admin.prefix + target.path).catch((err: unknown) => sendError(req, res, ctx, err))
       })
-    })
+      await listenOn(this.#adminServer, this.config.admin.port, host)
+    }
+    return await listenOn(this.server, port, host)
+  }
+
+  /** The admin port's address, when one is configured and listening. */
+  get adminAddress (): AddressInfo | undefined {
+    return this.#adminServer?.address() as AddressInfo | undefined
   }
 
   #onRequest (req: IncomingMessage, res: ServerResponse): void {
@@ -254,6 +264,10 @@ export class Gateway {
       })
       this.server.closeIdleConnections()
     }).then(async () => {
+      if (this.#adminServer !== undefined) {
+        const admin = this.#adminServer
+        await new Promise<void>(resolve => { admin.close(() => resolve()); admin.closeAllConnections() })
+      }
       this.#uninstrument()
       this.#wsProxy.close()
       // destroy() tears the components down itself; a close() after destroy() rejects in undici.
@@ -281,3 +295,12 @@ export class Gateway {
   }
 }
 
+function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(port, host, () => {
+      server.off('error', reject)
+      resolve(server.address() as AddressInfo)
+    })
+  })
+}
