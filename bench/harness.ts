@@ -11,6 +11,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { once } from 'node:events'
 import autocannon from 'autocannon'
+import { nodeFlags } from '../src/node-flags.ts'
 
 export const serverCpu = '0'
 export const loadCpu = cpus().length > 1 ? '1' : '0'
@@ -35,7 +36,7 @@ export interface Child { readonly url: string, readonly proc: ChildProcess, stop
  * `LISTENING <url>` when ready.
  */
 export async function startChild (script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<Child> {
-  const proc = spawn('taskset', ['-c', serverCpu, process.execPath, script, ...args], {
+  const proc = spawn('taskset', ['-c', serverCpu, process.execPath, ...nodeFlags, script, ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   })

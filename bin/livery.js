@@ -1,4 +1,5 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=1
+// The flag keeps a streaming proxy's RSS flat: see src/node-flags.ts.
 // Livery runs its TypeScript sources directly with Node 24's type stripping.
 const major = Number(process.versions.node.split('.')[0])
 if (major < 24) {

@@ -116,7 +116,8 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
       case '--help':
       case '-h':
       case 'help':
-        io.stdout.write(usage)
+        // No command is a usage error: the usage goes to stderr with exit 2.
+        ;(command === undefined ? io.stderr : io.stdout).write(usage)
         return command === undefined ? 2 : 0
       case '--version':
       case '-v':

@@ -93,11 +93,21 @@ export async function streamResponse (upstream: Upstream, up: UpstreamResponse, 
       cb(null, chunk)
     },
   })
+  // pipeline destroys `res` when the upstream body fails, and that 'close'
+  // aborts `signal` as if the client had left: the body's own error, seen
+  // before the abort, says which side failed (so it is logged as an upstream failure).
+  let upstreamFailure: unknown
+  const onBodyError = (err: unknown): void => {
+    if (!signal.aborted) upstreamFailure = err
+  }
+  up.body.once('error', onBodyError)
   try {
     await pipeline(up.body, counter, res)
   } catch (err) {
     if (capture !== undefined) capture.complete = false
     res.destroy()
-    throw upstream.bodyError(err, signal)
+    throw upstreamFailure === undefined ? upstream.bodyError(err, signal) : upstream.bodyError(upstreamFailure)
+  } finally {
+    up.body.off('error', onBodyError)
   }
 }

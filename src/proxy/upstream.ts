@@ -35,6 +35,7 @@ export class Upstream {
   readonly #host: string
   readonly #pool: Pool
   readonly #pathBase: string
+  #framingErrors = 0
   #closing: Promise<void> | undefined
   #destroying: Promise<void> | undefined
 
@@ -53,6 +54,14 @@ export class Upstream {
       keepAliveTimeout: 4_000,
       // Header bytes beyond this are a hostile or broken upstream.
       maxHeaderSize: 64 * 1024,
+    })
+    // Bytes after a response's Content-Length end reach undici's parser after
+    // the response itself completed: as an unsolicited next response
+    // (SocketError 'bad response', undici 8 client-h1 onMessageBegin) or a
+    // parse error (HPE_*). The cache must not store such a response (issue 5).
+    this.#pool.on('disconnect', (_origin: URL, _targets: unknown, err: Error) => {
+      const code = String((err as { code?: unknown }).code)
+      if (code.startsWith('HPE_') || (code === 'UND_ERR_SOCKET' && err.message === 'bad response')) this.#framingErrors++
     })
   }
 
@@ -79,6 +88,22 @@ export class Upstream {
       if (opts.signal.aborted) throw abortReason(opts.signal, err)
       throw upstreamError(err, this.site.upstream, this.site.timeouts, false)
     }
+  }
+
+  /**
+   * Connections closed because the upstream sent bytes no response accounted
+   * for (a body longer than its Content-Length). Compare readings taken
+   * before a request and after `settled()` to know whether to trust a body.
+   */
+  get framingErrors (): number {
+    return this.#framingErrors
+  }
+
+  /** Resolves once socket closes caused by bytes already received have been counted. */
+  settled (): Promise<void> {
+    // The parser error destroys the socket; its 'close' (and undici's
+    // 'disconnect') come in a close-callbacks phase: two loop turns.
+    return new Promise(resolve => { setImmediate(() => { setImmediate(resolve) }) })
   }
 
   /** Classifies a failure while the body streams (after the headers went out). */
