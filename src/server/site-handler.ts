@@ -106,6 +106,7 @@ export class SiteHandler {
   /** A cache miss (or revalidation): one request upstream, shared with the waiting list. */
   async #fill (fill: Fill, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
     let up: UpstreamResponse
+    const framing = this.upstream.framingErrors
     try {
       up = await forwardRequest(this.upstream, req, path, signal, ctx, {
         method: fill.upstreamMethod,
@@ -121,7 +122,7 @@ export class SiteHandler {
       return
     }
     if (this.theme !== undefined && this.theme.shouldTheme(themeRequest(req, path), { status: up.status, headers: up.headers })) {
-      await this.#fillThemed(fill, up, req, res, ctx, path, signal)
+      await this.#fillThemed(fill, up, req, res, ctx, path, signal, framing)
       return
     }
     const decision = fill.response(up.status, up.headers)
@@ -134,7 +135,7 @@ export class SiteHandler {
     if (res === undefined) {
       // A background refresh: nobody to stream to, only the store.
       const got = await collectBody(up.body, decision.action === 'store' ? decision.maxBytes : 0)
-      if (decision.action === 'store') await fill.finish(got.chunks, got.complete)
+      if (decision.action === 'store') await fill.finish(got.chunks, got.complete && await this.#framedWell(framing))
       return
     }
     if (decision.action === 'pass') ctx.cache = 'MISS'
@@ -142,12 +143,12 @@ export class SiteHandler {
     try {
       await streamResponse(this.upstream, up, res, signal, ctx, { 'x-cache': 'MISS' }, capture)
     } finally {
-      if (capture !== undefined) await fill.finish(capture.chunks, capture.complete)
+      if (capture !== undefined) await fill.finish(capture.chunks, capture.complete && await this.#framedWell(framing))
     }
   }
 
   /** A miss for a page the theme applies to: buffer, theme, store the themed page. */
-  async #fillThemed (fill: Fill, up: UpstreamResponse, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
+  async #fillThemed (fill: Fill, up: UpstreamResponse, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal, framing: number): Promise<void> {
     const got = await collectBody(up.body, this.#maxThemed)
     if (!got.complete) {
       fill.fail()
@@ -174,7 +175,7 @@ export class SiteHandler {
       if (res !== undefined) this.#cache.serve(decision.entry, req, res, decision.xcache)
       return
     }
-    if (decision.action === 'store') await fill.finish(page.body, true)
+    if (decision.action === 'store') await fill.finish(page.body, await this.#framedWell(framing))
     if (res !== undefined) writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'MISS' }, page.body)
   }
 
@@ -195,7 +196,9 @@ export class SiteHandler {
   async #applyTheme (req: IncomingMessage, up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
     const theme = this.theme!
     const base = clientResponseHeaders(up.headers)
-    const url = `http://${req.headers.host ?? 'localhost'}${path}`
+    // Root-relative href subrequests resolve against this URL: they must go to
+    // the site's upstream directly, never back out through public DNS.
+    const url = this.site.upstream + path
     const result = await theme.apply({ url, headers: up.headers, requestHeaders, body, signal })
     if (result.kind === 'themed') {
       delete base['content-length']
@@ -211,6 +214,17 @@ export class SiteHandler {
     }
     base['content-length'] = String(body.length)
     return { headers: base, body, unavailable: false }
+  }
+
+  /**
+   * False when the upstream sent more bytes than a response's Content-Length
+   * since `before` was read: the stored body could be a truncation of what
+   * the origin meant, so it is not stored (issue 5). Coarse: a concurrent
+   * misframed response on another connection also skips one store.
+   */
+  async #framedWell (before: number): Promise<boolean> {
+    await this.upstream.settled()
+    return this.upstream.framingErrors === before
   }
 
   #refreshInBackground (fill: Fill, req: IncomingMessage, path: string): void {
