@@ -1,7 +1,9 @@
 /**
  * `livery check`: after the config validated, fetch every site's theme
  * through a fetch pool of its own and compile its rules, reporting each
- * problem. Exit 0 when all is well, 1 when any theme has a problem.
+ * problem. Exit 0 when all is well, 1 when any theme has a problem, 2 when
+ * a rules file does not compile (a configuration error, as `livery`'s exit
+ * codes define it: the operator must fix a file, not wait for a server).
  */
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -9,6 +11,7 @@ import { join } from 'node:path'
 import type { Config } from '../config/types.ts'
 import { FetchPool } from '../fetcher/index.ts'
 import { silentLogger } from '../log.ts'
+import { hasCode } from '../errors.ts'
 import { SiteThemer } from './site-themer.ts'
 
 export async function checkThemes (config: Config, io: { stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream }): Promise<number> {
@@ -19,6 +22,7 @@ export async function checkThemes (config: Config, io: { stdout: NodeJS.Writable
   const dir = await mkdtemp(join(tmpdir(), 'livery-check-'))
   const pool = new FetchPool(config.fetch, { directory: dir, logger: silentLogger })
   let problems = 0
+  let badRules = false
   try {
     await pool.open()
     for (const site of themed) {
@@ -37,6 +41,7 @@ export async function checkThemes (config: Config, io: { stdout: NodeJS.Writable
         io.stdout.write(`site ${site.name}: rules ${site.theme!.rules} compiled\n`)
       } catch (err) {
         problems++
+        if (hasCode(err, 'LIVERY_ERR_RULES') || hasCode(err, 'LIVERY_ERR_SELECTOR')) badRules = true
         io.stderr.write(`site ${site.name}: ${(err as Error).message}\n`)
       } finally {
         await themer.close()
@@ -47,5 +52,5 @@ export async function checkThemes (config: Config, io: { stdout: NodeJS.Writable
     await rm(dir, { recursive: true, force: true })
   }
   io.stdout.write(problems === 0 ? 'all themes OK\n' : `${problems} problem(s)\n`)
-  return problems === 0 ? 0 : 1
+  return badRules ? 2 : problems === 0 ? 0 : 1
 }
