@@ -87,8 +87,8 @@ export const schema: ObjectNode = obj({
     enabled: { t: 'bool', default: true, doc: 'serve the metrics route (LIVERY_METRICS_ENABLED=false turns it off)' },
   }),
   shutdownTimeout: { t: 'duration', default: '30s', doc: 'on SIGTERM, how long in-flight requests may take to finish' },
-  processes: { t: 'int', default: 1, min: 0, max: 1024, doc: 'worker processes (LIVERY_PROCESSES); 0 means one per core' },
-  threads: { t: 'int', default: 0, min: 0, max: 1024, doc: 'transform threads per process (LIVERY_THREADS); 0 means one per core' },
+  processes: { t: 'int', default: 0, min: 0, max: 1024, doc: 'worker processes for livery serve (LIVERY_PROCESSES); 0 means one per core, 1 means no cluster' },
+  threads: { t: 'int', default: 0, min: 0, max: 1024, doc: 'transform threads per process (LIVERY_THREADS); 0 shares the cores between the processes (at least 1)' },
   cache: obj({
     directory: { t: 'path', default: './.livery-cache', doc: 'disk tier and the fetch pool\'s persisted entries' },
     memory: obj({

@@ -31,6 +31,7 @@ t.test('SIGTERM lets the in-flight request finish, then exits 0', async t => {
     'listen: { host: 127.0.0.1, port: 0 }',
     'log: { level: info }',
     'shutdownTimeout: 20s',
+    'processes: 1',
     `cache: { directory: ${JSON.stringify(join(dir, 'cache'))} }`,
     'sites:',
     '  - name: slow',
