@@ -44,7 +44,7 @@ export interface TieredStoreOptions {
    * @default ['redis']
    */
   readonly shared?: readonly string[]
-  /** Spreads purges to other instances and applies theirs here. */
+  /** Spreads purges to other instances and applies theirs here; closed with the store. */
   readonly bus?: PurgeBus
   readonly logger?: Logger
   /** Clock for promotion ttls. @default Date.now */
@@ -133,12 +133,13 @@ export class TieredStore implements CacheStore {
     this.#check()
     const now = opts.now ?? this.#now()
     const o = { ...opts, now }
-    // Other instances are told even when a tier here failed: each part of
-    // the purge that can happen, happens; the error then asks for a retry.
-    const [local, told] = await Promise.all([
-      this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err })),
-      this.#bus === undefined ? true : this.#bus.publish(sel, o)
-    ])
+    // Other instances are told only after the shared tier was purged: told
+    // earlier, they drop their memory copy, and a request arriving before
+    // the shared tier's purge promotes the purged entry back from Redis.
+    // They are told even when a tier here failed: each part of the purge
+    // that can happen, happens; the error then asks for a retry.
+    const local = await this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err }))
+    const told = this.#bus === undefined ? true : await this.#bus.publish(sel, o)
     if ('err' in local) throw local.err
     if (!told) throw liveryError('LIVERY_ERR_CACHE_STORE', 'purge bus', 'this instance was purged but the other instances could not be told; retry the purge')
     return local.n
@@ -174,12 +175,14 @@ export class TieredStore implements CacheStore {
     if (this.#closed) return
     this.#closed = true
     await this.settled()
-    await Promise.all(this.#tiers.map((s) => s.close()))
+    // The store owns its bus: left open, its two Redis connections would
+    // keep a closed gateway's process alive and keep applying remote purges.
+    await Promise.all([...this.#tiers.map((s) => s.close()), this.#bus?.close()])
   }
 
   async destroy (err?: Error): Promise<void> {
     this.#closed = true
-    await Promise.all(this.#tiers.map((s) => s.destroy(err)))
+    await Promise.all([...this.#tiers.map((s) => s.destroy(err)), this.#bus?.destroy()])
   }
 
   #check (): void {
