@@ -44,7 +44,7 @@ export async function startDemoBackends (opts: { port: number, env: NodeJS.Proce
       hosts: ['*'],
       upstream: cmsUrl,
       grace: '30s',
-      ...(existsSync(rules) ? { theme: { rules, base: `${themeUrl}/`, absolutePrefix: `${themeUrl}/` } } : {}),
+      ...(existsSync(rules) ? { theme: { rules, base: `${themeUrl}/` } } : {}),
     }],
   }
   const config = parseConfig(raw, opts.env, process.cwd())

@@ -7,6 +7,9 @@ import type { Metrics } from '../metrics/metrics.ts'
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
 
+/** A route for every path under a sub-prefix; `rest` is the part after it (with the query). */
+export type AdminPrefixRoute = (req: IncomingMessage, res: ServerResponse, rest: string) => void | Promise<void>
+
 /** A readiness check returns undefined when fine, else why not. */
 export type ReadinessCheck = () => string | undefined
 
@@ -21,6 +24,7 @@ export interface AdminOptions {
 export class AdminRoutes {
   readonly prefix: string
   readonly #routes = new Map<string, AdminRoute>()
+  readonly #prefixRoutes: { readonly prefix: string, readonly route: AdminPrefixRoute }[] = []
   readonly #checks: ReadinessCheck[] = []
 
   constructor (opts: AdminOptions) {
@@ -55,6 +59,11 @@ export class AdminRoutes {
     this.#routes.set(name, route)
   }
 
+  /** Serves every path under `prefix` (e.g. `/theme/`). */
+  addPrefix (prefix: string, route: AdminPrefixRoute): void {
+    this.#prefixRoutes.push({ prefix, route })
+  }
+
   addReadinessCheck (check: ReadinessCheck): void {
     this.#checks.push(check)
   }
@@ -68,9 +77,17 @@ export class AdminRoutes {
     return out
   }
 
-  async handle (req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-    const route = this.#routes.get(path.slice(this.prefix.length))
+  /** `path` is the request path under the admin prefix; `pathAndQuery` the same with its query, for prefix routes. */
+  async handle (req: IncomingMessage, res: ServerResponse, path: string, pathAndQuery = path): Promise<void> {
+    const sub = path.slice(this.prefix.length)
+    const route = this.#routes.get(sub)
     if (route === undefined) {
+      for (const p of this.#prefixRoutes) {
+        if (sub.startsWith(p.prefix)) {
+          await p.route(req, res, pathAndQuery.slice(this.prefix.length + p.prefix.length))
+          return
+        }
+      }
       text(res, 404, `no admin route ${path}\n`)
       return
     }

@@ -25,7 +25,9 @@ import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
 import { SiteThemer, transformTaskModule } from './site-themer.ts'
+import { createThemeAssetsRoute } from './theme-assets.ts'
 import { join } from 'node:path'
+import { availableParallelism } from 'node:os'
 
 export interface GatewayOptions {
   readonly logger: Logger
@@ -96,12 +98,16 @@ export class Gateway {
     const themed = config.sites.filter(site => site.theme !== undefined && opts.themes?.get(site.name) === undefined)
     this.transformPool = themed.length === 0
       ? undefined
-      : new TransformPool({ threads: resolveThreads(config.threads), filename: transformTaskModule, logger: opts.logger })
+      : new TransformPool({ threads: threadsPerProcess(config), filename: transformTaskModule, logger: opts.logger })
     const themers = new Map<string, SiteThemer>()
     for (const site of themed) {
-      themers.set(site.name, new SiteThemer({ site, fetch: config.fetch, fetchPool: this.fetchPool, transformPool: this.transformPool, logger: opts.logger }))
+      themers.set(site.name, new SiteThemer({
+        site, fetch: config.fetch, fetchPool: this.fetchPool, transformPool: this.transformPool, logger: opts.logger,
+        assetPrefix: `${config.admin.prefix}/theme/${site.name}/`,
+      }))
     }
     this.themers = themers
+    this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.fetchPool))
     this.admin.addReadinessCheck(() => {
       const waiting = [...themers].filter(([, t]) => t.version === '').map(([name]) => name)
       return waiting.length === 0 ? undefined : `themes not loaded for ${waiting.join(', ')}`
@@ -192,13 +198,15 @@ export class Gateway {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_DRAINING'))
       return
     }
-    const overloaded = this.watchdog.overloaded()
-    if (overloaded !== undefined && !this.admin.owns(target.path)) {
-      sendError(req, res, ctx, liveryError('LIVERY_ERR_OVERLOADED', overloaded))
+    // shed() rather than a bare error: it publishes the shed, so
+    // livery_requests_shed_total{reason="overloaded"} counts it.
+    const overloaded = this.admin.owns(target.path) ? undefined : this.watchdog.shed()
+    if (overloaded !== undefined) {
+      sendError(req, res, ctx, overloaded)
       return
     }
     if (this.admin.owns(target.path)) {
-      this.admin.handle(req, res, target.path).catch((err: unknown) => {
+      this.admin.handle(req, res, target.path, target.pathAndQuery).catch((err: unknown) => {
         this.#logger.error({ err }, 'admin route failed')
         sendError(req, res, ctx, err)
       })
@@ -293,6 +301,17 @@ export class Gateway {
   get inFlight (): number {
     return this.#inFlight
   }
+}
+
+/**
+ * `threads: 0` shares the cores between the processes: one process per core
+ * gets one thread each, a single process gets one per core. A fixed number
+ * is taken as given.
+ */
+function threadsPerProcess (config: Config): number {
+  if (config.threads > 0) return config.threads
+  const processes = config.processes === 0 ? availableParallelism() : config.processes
+  return Math.max(1, Math.floor(resolveThreads(0) / processes))
 }
 
 function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {

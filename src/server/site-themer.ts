@@ -28,6 +28,12 @@ export interface SiteThemerOptions {
   readonly logger: Logger
   /** The worker tier: pages of at least `theme.threshold` bytes are themed there, within `theme.timeout`. */
   readonly transformPool?: TransformPool
+  /**
+   * Where the gateway serves this site's theme assets from the fetch pool
+   * (`/_livery/theme/<site>/`); theme-relative links are rewritten onto it
+   * unless `theme.absolutePrefix` names another place (a CDN).
+   */
+  readonly assetPrefix?: string
 }
 
 const taskModule = new URL('./transform-task.ts', import.meta.url)
@@ -47,6 +53,7 @@ export class SiteThemer implements PageThemer {
   readonly #pool: FetchPool
   readonly #minTtl: number
   readonly #logger: Logger
+  readonly #base: string
   #freshUntil = 0
   #refreshing: Promise<void> | undefined
 
@@ -56,12 +63,13 @@ export class SiteThemer implements PageThemer {
     this.#pool = opts.fetchPool
     this.#minTtl = opts.fetch.minTtl
     this.#logger = opts.logger.child({ site: opts.site.name, module: 'theme' })
+    this.#base = theme.base
     // Rule files are local; everything over http goes through the fetch pool.
     const loader: ResourceLoader = (url, signal) => /^https?:/i.test(url) ? opts.fetchPool.loader(url, signal) : fileLoader(url, signal)
     this.engine = new ThemeEngine({
       rulesFile: theme.rules,
       themeBase: theme.base === '' ? undefined : theme.base,
-      absolutePrefix: theme.absolutePrefix === '' ? undefined : theme.absolutePrefix,
+      absolutePrefix: theme.absolutePrefix !== '' ? theme.absolutePrefix : opts.assetPrefix,
       params: Object.fromEntries(theme.params.map(p => {
         const eq = p.indexOf('=')
         return eq === -1 ? [p, ''] : [p.slice(0, eq), p.slice(eq + 1)]
@@ -76,6 +84,20 @@ export class SiteThemer implements PageThemer {
   async load (): Promise<void> {
     await this.engine.load()
     this.#scheduleNextCheck()
+  }
+
+  /**
+   * The URL of a theme asset named relative to the theme (`css/site.css`),
+   * or undefined when it would leave the theme's folder or is not http(s).
+   */
+  assetUrl (relative: string): string | undefined {
+    const themeHref = this.engine.describe().themes[0]?.href
+    const base = this.#base !== '' ? this.#base : themeHref === undefined ? '' : new URL('.', themeHref).href
+    if (!/^https?:/i.test(base)) return undefined
+    let url: URL
+    try { url = new URL(relative, base) } catch { return undefined }
+    url.hash = ''
+    return url.href.startsWith(base) ? url.href : undefined
   }
 
   get version (): string {
