@@ -138,7 +138,10 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
           return await new Promise<number>(() => { /* runPrimary exits the process after a graceful shutdown */ })
         }
         const { done } = await serveUntilSignal(config, logger, listen)
-        return await done
+        const code = await done
+        // A cluster worker stays alive on its IPC channel: let go of it so the primary sees a clean exit, not a kill.
+        if (cluster.isWorker) cluster.worker?.disconnect()
+        return code
       }
       case 'demo': {
         const values = parse(rest)

@@ -19,15 +19,18 @@ export type Envelope =
 type Loaded = { readonly exports: Record<string, unknown> } | { readonly error: unknown }
 
 const moduleUrl = (workerData as { module: string }).module
-// Started at thread start-up so the first task finds the module warm. Settled
-// into a value, never a rejection: a load failure is reported by each task.
-const loading: Promise<Loaded> = import(moduleUrl).then(
+// Awaited at the top level, so piscina announces a thread as ready only once
+// the module is loaded: a replacement for a thread terminated past its budget
+// takes no task while it loads (hundreds of ms for the theme modules), so that
+// time is never charged to a task's budget, which would time out and
+// terminate the replacement in turn, forever. Settled into a value, never a
+// rejection: a load failure is reported by each task.
+const loaded: Loaded = await import(moduleUrl).then(
   (exports: Record<string, unknown>) => ({ exports }),
   (error: unknown) => ({ error }),
 )
 
 export default async function run (task: Task): Promise<Envelope> {
-  const loaded = await loading
   if ('error' in loaded) return failure(loaded.error, `cannot load worker module ${moduleUrl}: `)
   const fn = loaded.exports[task.name]
   if (typeof fn !== 'function') {
