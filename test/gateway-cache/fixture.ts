@@ -17,7 +17,7 @@ import { MemoryStore } from '../../src/cache/memory-store.ts'
 import type { CacheEntry } from '../../src/cache/entry.ts'
 import { coarseNow } from '../../src/clock.ts'
 import { LogCapture, type LogLine } from '../helpers/logs.ts'
-import type { Teardown } from '../helpers/servers.ts'
+import { listenHttp, type Teardown } from '../helpers/servers.ts'
 
 /** A route answers the n-th request for its path (n counts from 1). */
 export type Route = (req: IncomingMessage, res: ServerResponse, n: number) => void
@@ -144,18 +144,7 @@ export const text = { 'content-type': 'text/plain' }
 
 const backlog = 2048
 
-/** Like test/helpers' listenHttp, with a backlog that takes a 1,000-connection burst. */
-async function listenBacklog (t: Teardown, server: Server): Promise<{ url: string, close: () => Promise<void> }> {
-  await new Promise<void>(resolve => server.listen({ port: 0, host: '127.0.0.1', backlog }, resolve))
-  const port = (server.address() as AddressInfo).port
-  let closing: Promise<void> | undefined
-  const close = (): Promise<void> => {
-    closing ??= new Promise<void>(resolve => {
-      server.close(() => resolve())
-      server.closeAllConnections()
-    })
-    return closing
-  }
-  t.teardown(close)
-  return { url: `http://127.0.0.1:${port}`, close }
+/** test/helpers' listenHttp with a backlog that takes a 1,000-connection burst. */
+function listenBacklog (t: Teardown, server: Server): Promise<{ url: string, close: () => Promise<void> }> {
+  return listenHttp(t, server, backlog)
 }

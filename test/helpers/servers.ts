@@ -36,8 +36,9 @@ export async function startUpstream (t: Teardown, handler: (req: IncomingMessage
   return await listenHttp(t, server)
 }
 
-export async function listenHttp (t: Teardown, server: Server): Promise<Upstream> {
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+/** `backlog`: raise it for tests that open a burst of connections at once (Node's default is 511). */
+export async function listenHttp (t: Teardown, server: Server, backlog?: number): Promise<Upstream> {
+  await new Promise<void>(resolve => server.listen({ port: 0, host: '127.0.0.1', backlog }, resolve))
   const port = (server.address() as AddressInfo).port
   let closing: Promise<void> | undefined
   const close = (): Promise<void> => {
