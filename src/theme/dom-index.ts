@@ -9,9 +9,29 @@ import type { AnyNode, Document, Element } from 'domhandler'
 
 export interface DomIndex {
   readonly byId: Map<string, Element[]>
+  /** Complete when `all` is null; otherwise filled per class on first use (see classList). */
   readonly byClass: Map<string, Element[]>
   readonly byTag: Map<string, Element[]>
-  readonly order: Map<AnyNode, number>
+  /** Document position of each node; null when every node carries `startIndex` (parse.ts builds those). */
+  readonly order: Map<AnyNode, number> | null
+  /**
+   * Every element in document order, when classes are indexed lazily. Splitting every class attribute of
+   * a page cost a quarter of the parse in bench/theme.ts, while a rule set asks for a handful of classes.
+   */
+  readonly all: Element[] | null
+}
+
+/** Elements whose class attribute lists `name` (split on `\s`, as css-select does), in document order. */
+export function classList (ix: DomIndex, name: string): Element[] {
+  let l = ix.byClass.get(name)
+  if (l !== undefined || ix.all === null) return l ?? []
+  l = []
+  for (const el of ix.all) {
+    const cls = el.attribs.class
+    if (cls !== undefined && (cls === name || (cls.includes(name) && cls.split(ws).includes(name)))) l.push(el)
+  }
+  ix.byClass.set(name, l)
+  return l
 }
 
 const cache = new WeakMap<Document, DomIndex>()
@@ -22,15 +42,23 @@ function push (m: Map<string, Element[]>, k: string, el: Element): void {
   if (l === undefined) m.set(k, [el]); else l.push(el)
 }
 
+/** A document that carries its own index (parse.ts builds it while parsing). */
+interface Indexed { readonly domIndex?: DomIndex }
+
 export function indexOf (doc: Document): DomIndex {
+  // Not in the WeakMap: a WeakMap keyed by a young document makes every scavenge keep (and promote) the
+  // whole tree through the index, which cost more than the parse itself in bench/theme.ts.
+  const own = (doc as Indexed).domIndex
+  if (own !== undefined) return own
   let ix = cache.get(doc)
   if (ix !== undefined) return ix
-  ix = { byId: new Map(), byClass: new Map(), byTag: new Map(), order: new Map() }
+  const order = new Map<AnyNode, number>()
+  ix = { byId: new Map(), byClass: new Map(), byTag: new Map(), order, all: null }
   let i = 0
   const stack: AnyNode[] = [doc]
   while (stack.length > 0) {
     const n = stack.pop() as AnyNode
-    ix.order.set(n, i++)
+    order.set(n, i++)
     if (n.type === 'tag' || n.type === 'script' || n.type === 'style') {
       push(ix.byTag, n.name, n)
       const id = n.attribs.id
@@ -68,8 +96,10 @@ export function cssIndexKey (src: string): IndexKey | null {
 
 /** Candidate elements for a key, in document order (a superset of the matches). */
 export function candidates (ix: DomIndex, key: IndexKey): Element[] {
-  const lists = key.map(({ k, v }) => (k === 'id' ? ix.byId : k === 'class' ? ix.byClass : ix.byTag).get(v) ?? [])
+  const lists = key.map(({ k, v }) => k === 'class' ? classList(ix, v) : (k === 'id' ? ix.byId : ix.byTag).get(v) ?? [])
   if (lists.length === 1) return lists[0]
   const all = [...new Set(lists.flat())]
-  return all.sort((a, b) => (ix.order.get(a) ?? 0) - (ix.order.get(b) ?? 0))
+  const order = ix.order
+  if (order === null) return all.sort((a, b) => (a.startIndex ?? 0) - (b.startIndex ?? 0))
+  return all.sort((a, b) => (order.get(a) ?? 0) - (order.get(b) ?? 0))
 }

@@ -5,6 +5,7 @@
  * that `method="raw"` rules can still see the untouched content.
  */
 import type { AnyNode, Element } from 'domhandler'
+import { isVerbatim } from './parse.ts'
 
 export const voidElements = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta',
   'param', 'source', 'track', 'wbr', 'basefont', 'bgsound', 'frame', 'keygen'])
@@ -31,6 +32,8 @@ export interface ContentMods {
   readonly drop: ReadonlySet<AnyNode>
   readonly strip: ReadonlySet<AnyNode>
   readonly dropAttrs: ReadonlyMap<AnyNode, readonly string[]>
+  /** Every node above a dropped, stripped or attribute-edited one: those must be re-serialised. */
+  readonly touched: ReadonlySet<AnyNode>
 }
 
 export function attrsHtml (attribs: Record<string, string>, name: string, dropped?: readonly string[]): string {
@@ -75,8 +78,18 @@ function textOf (el: Element): string {
 
 function isElement (n: AnyNode): n is Element { return n.type === 'tag' || n.type === 'script' || n.type === 'style' }
 
-/** Serialises nodes as HTML5, honouring `mods` when given. */
-export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | null): string {
+/**
+ * Text copied from the source must not run into what follows it: a `<` could
+ * start a tag and a trailing `&x` could join the next characters into an entity.
+ */
+const unsafeRawText = /[<]|&[#\w]*$/
+
+/**
+ * Serialises nodes as HTML5, honouring `mods` when given. With `src` (the
+ * text a parse.ts document was parsed from), unmodified `verbatim` subtrees
+ * and plain text are copied from the source instead of re-serialised.
+ */
+export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | null, src?: string): string {
   let out = ''
   const stack: Array<AnyNode | string> = []
   for (let i = nodes.length - 1; i >= 0; i--) stack.push(nodes[i])
@@ -84,10 +97,18 @@ export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | n
     const n = stack.pop() as AnyNode | string
     if (typeof n === 'string') { out += n; continue }
     if (mods !== null && mods.drop.has(n)) continue
+    if (src !== undefined && isVerbatim(n) && (mods === null || (!mods.touched.has(n) && !mods.strip.has(n) && !mods.dropAttrs.has(n)))) {
+      out += src.slice(n.startIndex as number, (n.endIndex as number) + 1)
+      continue
+    }
     switch (n.type) {
       case 'text': {
         const p = n.parent
-        out += p !== null && isElement(p) && rawText.has(p.name) ? safeRaw(p.name, n.data) : escapeText(n.data)
+        if (p !== null && isElement(p) && rawText.has(p.name)) out += safeRaw(p.name, n.data)
+        else if (src !== undefined && n.startIndex !== null && n.endIndex !== null) {
+          const raw = src.slice(n.startIndex, n.endIndex + 1)
+          out += unsafeRawText.test(raw) ? escapeText(n.data) : raw
+        } else out += escapeText(n.data)
         break
       }
       case 'comment': out += `<!--${n.data.replace(/--!?>/g, '')}-->`; break

@@ -3,10 +3,10 @@
  * and conditions, fill the compiled template's slots. Synchronous and fed only
  * plain data, so it runs unchanged on worker threads.
  */
-import { parseDocument } from 'htmlparser2'
 import type { AnyNode, Document, Element } from 'domhandler'
 import type { Compiled, CompiledTheme, NodeSlot, Seg } from './compile.ts'
 import { attrsHtml, escapeText, serializeNodes, type ContentMods } from './html.ts'
+import { parsePage, SourceDocument } from './parse.ts'
 import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
 import { selectNodes, selectorHolds, type Sel } from './select.ts'
@@ -42,10 +42,15 @@ export type TransformOutcome =
   | { readonly kind: 'unavailable', readonly reason: string }
 
 const bodySel: Sel = { kind: 'css', src: 'body' }
-const noMods: ContentMods = { drop: new Set(), strip: new Set(), dropAttrs: new Map() }
+const noMods: ContentMods = { drop: new Set(), strip: new Set(), dropAttrs: new Map(), touched: new Set() }
 
 export function parseHtml (html: string): Document {
-  return parseDocument(html, { decodeEntities: true })
+  return parsePage(html)
+}
+
+/** Marks the ancestors of `n` as touched, stopping where an earlier walk already went. */
+function touch (touched: Set<AnyNode>, n: AnyNode): void {
+  for (let p = n.parent; p !== null && !touched.has(p); p = p.parent) touched.add(p)
 }
 
 class Run {
@@ -134,7 +139,14 @@ class Run {
         else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
       }
     }
-    m = drop.size + strip.size + dropAttrs.size === 0 ? noMods : { drop, strip, dropAttrs }
+    if (drop.size + strip.size + dropAttrs.size === 0) m = noMods
+    else {
+      const touched = new Set<AnyNode>()
+      for (const n of drop) touch(touched, n)
+      for (const n of strip) touch(touched, n)
+      for (const n of dropAttrs.keys()) touch(touched, n)
+      m = { drop, strip, dropAttrs, touched }
+    }
     this.mods.set(doc, m)
     return m
   }
@@ -164,12 +176,13 @@ class Run {
     if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }
     this.count(r, false)
     const mods = r.method === 'raw' ? null : this.modsFor(found.doc)
+    const src = found.doc instanceof SourceDocument ? found.doc.source : undefined
     let out = ''
     let batch: AnyNode[] = []
     for (const n of found.nodes) {
-      if (n.type === 'xattr') { out += serializeNodes(batch, mods) + escapeText(n.value); batch = [] } else batch.push(n)
+      if (n.type === 'xattr') { out += serializeNodes(batch, mods, src) + escapeText(n.value); batch = [] } else batch.push(n)
     }
-    return out + serializeNodes(batch, mods)
+    return out + serializeNodes(batch, mods, src)
   }
 
   count (r: Rule, empty: boolean): void {
