@@ -26,6 +26,7 @@ import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/in
 import { FetchPool } from '../fetcher/index.ts'
 import { SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute } from './theme-assets.ts'
+import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 
@@ -66,6 +67,7 @@ export class Gateway {
   readonly transformPool: TransformPool | undefined
   #ready: Promise<void> | undefined
   readonly #uninstrument: () => void
+  readonly #reclaimer = startBufferReclaimer()
   readonly #purge: PurgeRoute
   #draining = false
   #closing: Promise<void> | undefined
@@ -277,6 +279,7 @@ export class Gateway {
         await new Promise<void>(resolve => { admin.close(() => resolve()); admin.closeAllConnections() })
       }
       this.#uninstrument()
+      this.#reclaimer.stop()
       this.#wsProxy.close()
       // destroy() tears the components down itself; a close() after destroy() rejects in undici.
       if (this.#destroyed) return

@@ -62,7 +62,7 @@ t.test('50 MB upload and 50 MB download, measured in the gateway\'s process', as
 
   const raw = { sites: [{ name: 'big', upstream: up.url }], log: { level: 'silent', access: false } }
   // Without tap's --import hooks: the child is the gateway alone.
-  const child = fork(fixture, [JSON.stringify(raw)], { execArgv: ['--expose-gc', ...nodeFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(fixture, [JSON.stringify(raw)], { execArgv: [...nodeFlags], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const exited = once(child, 'exit') as Promise<[number | null]>
   t.teardown(async () => {
     if (child.exitCode === null && child.connected) child.send({ cmd: 'close' })
