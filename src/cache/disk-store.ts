@@ -40,12 +40,12 @@ import { channel } from 'node:diagnostics_channel'
 import { createHash } from 'node:crypto'
 import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { crc32 } from 'node:zlib'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
-import { type CacheEntry, decodeEntry, encodeEntry, softPurged } from './entry.ts'
-import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats } from './store.ts'
+import { type CacheEntry, decodeEntry, softPurged } from './entry.ts'
+import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesMeta } from './store.ts'
+import { buildFile, parseFile, readHead } from './disk-file.ts'
 import { storageDeadline } from './tiered-store.ts'
 
 const evictionChannel = channel('livery:cache:eviction')
@@ -89,7 +89,6 @@ export interface DiskStats {
   readonly evictions: number
 }
 
-const MAGIC = 0x4c564431 // "LVD1"
 const SUFFIX = '.e'
 
 export class DiskStore implements CacheStore {
@@ -216,7 +215,7 @@ export class DiskStore implements CacheStore {
     const now = opts.now ?? this.#now()
     const n = await this.#enqueue(async () => {
       // Selected on the queue, so writes queued before the purge are purged too.
-      const hits = [...this.#files.values()].filter(r => r.key !== '' && recordMatches(r, sel))
+      const hits = [...this.#files.values()].filter(r => r.key !== '' && matchesMeta(r, sel))
       let count = 0
       for (const rec of hits) {
         if (this.#files.get(rec.hash) !== rec) continue
@@ -442,84 +441,3 @@ function hashKey (key: string): string {
   return createHash('sha256').update(key).digest('hex')
 }
 
-function recordMatches (r: FileRecord, sel: PurgeSelector): boolean {
-  if (sel.all === true) return true
-  if (sel.site !== undefined && sel.site !== '' && r.site === sel.site) return true
-  if (sel.urls !== undefined && sel.urls.includes(r.url)) return true
-  if (sel.prefixes !== undefined) for (const p of sel.prefixes) if (r.url.startsWith(p)) return true
-  if (sel.tags !== undefined) for (const t of sel.tags) if (r.tags.includes(t)) return true
-  return false
-}
-
-// --- file format -------------------------------------------------------------
-
-function buildFile (key: string, entry: CacheEntry, expiresAt: number): Buffer {
-  const m = entry.meta
-  const strs = [key, m.url, m.site, ...m.tags].map(s => Buffer.from(s, 'utf8'))
-  let headLength = 8 + 4
-  for (const s of strs) headLength += 4 + s.length
-  const body = encodeEntry(entry)
-  const out = Buffer.allocUnsafe(8 + headLength + 4 + body.length)
-  let o = out.writeUInt32BE(MAGIC, 0)
-  o = out.writeUInt32BE(headLength, o)
-  o = out.writeDoubleBE(expiresAt, o)
-  o = out.writeUInt32BE(m.tags.length, o)
-  for (const s of strs) { o = out.writeUInt32BE(s.length, o); o += s.copy(out, o) }
-  o = out.writeUInt32BE(crc32(out.subarray(8, o)), o)
-  body.copy(out, o)
-  return out
-}
-
-interface FileHead {
-  readonly expiresAt: number
-  readonly key: string
-  readonly url: string
-  readonly site: string
-  readonly tags: string[]
-  /** Offset of the encoded entry. */
-  readonly entryStart: number
-}
-
-/** Parses and checks the head; throws on anything torn or foreign. */
-function parseFile (buf: Buffer): FileHead {
-  if (buf.length < 16 || buf.readUInt32BE(0) !== MAGIC) throw new Error('not a Livery disk cache file')
-  const headLength = buf.readUInt32BE(4)
-  const headEnd = 8 + headLength
-  if (headLength < 12 || headEnd + 4 > buf.length) throw new Error('head is truncated')
-  if (crc32(buf.subarray(8, headEnd)) !== buf.readUInt32BE(headEnd)) throw new Error('head checksum mismatch (torn write?)')
-  const expiresAt = buf.readDoubleBE(8)
-  const ntags = buf.readUInt32BE(16)
-  let o = 20
-  const str = (): string => {
-    if (o + 4 > headEnd) throw new Error('head is truncated')
-    const n = buf.readUInt32BE(o)
-    if (o + 4 + n > headEnd) throw new Error('head is truncated')
-    const s = buf.toString('utf8', o + 4, o + 4 + n)
-    o += 4 + n
-    return s
-  }
-  const key = str()
-  const url = str()
-  const site = str()
-  if (ntags > headLength) throw new Error('bad tag count')
-  const tags: string[] = []
-  for (let i = 0; i < ntags; i++) tags.push(str())
-  return { expiresAt, key, url, site, tags, entryStart: headEnd + 4 }
-}
-
-/** Reads only the head of a file (index rebuild after restart). */
-async function readHead (path: string, size: number): Promise<FileHead> {
-  const fh = await open(path, 'r')
-  try {
-    const pre = Buffer.alloc(8)
-    await fh.read(pre, 0, 8, 0)
-    const headLength = pre.readUInt32BE(4)
-    if (pre.readUInt32BE(0) !== MAGIC || 8 + headLength + 4 > size) throw new Error('head is truncated or foreign')
-    const buf = Buffer.alloc(8 + headLength + 4)
-    pre.copy(buf)
-    await fh.read(buf, 8, headLength + 4, 8)
-    return parseFile(buf)
-  } finally {
-    await fh.close()
-  }
-}

@@ -68,8 +68,12 @@ export interface CacheStore {
 
 /** True when `entry` matches `sel`; tiers without indexes use it to scan. */
 export function matchesSelector (entry: CacheEntry, sel: PurgeSelector): boolean {
+  return matchesMeta(entry.meta, sel)
+}
+
+/** The same test on the metadata alone (the disk tier keeps it in its index). */
+export function matchesMeta (m: { readonly url: string, readonly site: string, readonly tags: readonly string[] }, sel: PurgeSelector): boolean {
   if (sel.all === true) return true
-  const m = entry.meta
   if (sel.site !== undefined && sel.site !== '' && m.site === sel.site) return true
   if (sel.urls !== undefined && sel.urls.includes(m.url)) return true
   if (sel.prefixes !== undefined) {
