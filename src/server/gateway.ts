@@ -110,6 +110,16 @@ export class Gateway {
     }
     this.themers = themers
     this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.fetchPool))
+    this.admin.add('/status', (req, res) => {
+      // A private view for operators, like /metrics: not through a load balancer.
+      if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
+        sendError(req, res, newContext('/status'), liveryError('LIVERY_ERR_FORBIDDEN', 'status is not served to requests that carry X-Forwarded-* headers'))
+        return
+      }
+      const body = JSON.stringify(this.status(), null, 2) + '\n'
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
+    })
     this.admin.addReadinessCheck(() => {
       const waiting = [...themers].filter(([, t]) => t.version === '').map(([name]) => name)
       return waiting.length === 0 ? undefined : `themes not loaded for ${waiting.join(', ')}`
@@ -299,6 +309,28 @@ export class Gateway {
 
   async [Symbol.asyncDispose] (): Promise<void> {
     await this.close()
+  }
+
+  /** What /_livery/status shows: readiness, sites with their theme versions, and each component's stats. */
+  status (): Record<string, unknown> {
+    return {
+      pid: process.pid,
+      uptime: Math.round(process.uptime()),
+      ready: this.admin.notReady(),
+      inFlight: this.#inFlight,
+      sites: this.config.sites.map(site => ({
+        name: site.name,
+        hosts: site.hosts,
+        pathPrefix: site.pathPrefix,
+        upstream: site.upstream,
+        theme: this.themers.get(site.name)?.engine.describe(),
+      })),
+      cache: this.cache.stats(),
+      pool: this.pool.stats(),
+      fetch: this.fetchPool.stats(),
+      transforms: this.transformPool?.stats(),
+      watchdog: this.watchdog.stats(),
+    }
   }
 
   get inFlight (): number {

@@ -23,3 +23,19 @@ t.test('the optional admin port serves /metrics, /healthz and /readyz without th
   t.equal(page.statusCode, 404, 'the admin port serves no site')
   await page.body.dump()
 })
+
+t.test('/_livery/status reports sites, readiness and component stats, never through a load balancer', async t => {
+  const upstream = await startUpstream(t, (_req, res) => res.writeHead(200, { 'cache-control': 'max-age=60' }).end('page'))
+  const { url } = await startGateway(t, { upstream: upstream.url })
+  await (await request(`${url}/cached`)).body.text()
+  const res = await request(`${url}/_livery/status`)
+  t.equal(res.statusCode, 200)
+  const status = await res.body.json() as { ready: string[], sites: { name: string }[], cache: { tiers: Record<string, { entries: number }> }, pool: { admitted: number } }
+  t.same(status.ready, [], 'ready')
+  t.equal(status.sites[0].name, 'test')
+  t.equal(status.cache.tiers.memory.entries, 1, 'the cached page is counted')
+  t.ok(status.pool.admitted >= 1, 'pool stats are there')
+  const forwarded = await request(`${url}/_livery/status`, { headers: { 'x-forwarded-for': '10.0.0.1' } })
+  t.equal(forwarded.statusCode, 403)
+  await forwarded.body.dump()
+})
