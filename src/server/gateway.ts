@@ -24,6 +24,7 @@ import { createCacheStore } from '../cache/create-store.ts'
 import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
+import { RedisFetchLock } from '../fetcher/redis-lock.ts'
 import { SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
@@ -68,6 +69,7 @@ export class Gateway {
   #ready: Promise<void> | undefined
   readonly #uninstrument: () => void
   readonly #reclaimer = startBufferReclaimer()
+  readonly #fetchLock: RedisFetchLock | undefined
   readonly #purge: PurgeRoute
   #draining = false
   #closing: Promise<void> | undefined
@@ -96,7 +98,11 @@ export class Gateway {
     if (opts.redisProblem !== undefined) this.admin.addReadinessCheck(opts.redisProblem)
     this.#purge = createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: opts.logger })
     this.admin.add('/purge', this.#purge)
-    this.fetchPool = new FetchPool(config.fetch, { directory: join(config.cache.directory, 'fetch'), logger: opts.logger })
+    // With Redis, one fetch job per URL runs in the whole deployment (DESIGN §3).
+    this.#fetchLock = config.cache.redis === undefined
+      ? undefined
+      : new RedisFetchLock({ url: config.cache.redis.url, prefix: config.cache.redis.prefix, timeout: config.cache.redis.timeout, lockTtl: config.fetch.timeouts.total, logger: opts.logger })
+    this.fetchPool = new FetchPool(config.fetch, { directory: join(config.cache.directory, 'fetch'), logger: opts.logger, lock: this.#fetchLock })
     const themed = config.sites.filter(site => site.theme !== undefined && opts.themes?.get(site.name) === undefined)
     this.transformPool = themed.length === 0
       ? undefined
@@ -296,6 +302,7 @@ export class Gateway {
       await Promise.all(this.#handlers.map(h => h.close()))
       await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close(), ...[...this.themers.values()].map(t => t.close())])
       await Promise.all([this.fetchPool.close(), this.transformPool?.close()])
+      await this.#fetchLock?.close()
     })
     return this.#closing
   }
@@ -304,7 +311,7 @@ export class Gateway {
     this.#draining = true
     this.#destroyed = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy()])
+    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
