@@ -21,7 +21,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { randomUUID } from 'node:crypto'
-import { createClient } from '@redis/client'
+import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
@@ -46,7 +46,7 @@ export interface PurgeBusOptions {
 
 export type PurgeHandler = (sel: PurgeSelector, opts: PurgeOptions) => Promise<number>
 
-type Client = ReturnType<typeof createClient>
+type Client = RedisClient
 
 export class PurgeBus {
   readonly instanceId: string
@@ -68,12 +68,8 @@ export class PurgeBus {
     this.channel = opts.prefix + 'purge'
     this.#timeout = opts.timeout ?? 1000
     this.#log = opts.logger ?? silentLogger
-    const socket = { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(20 * 2 ** retries, 1000) }
-    this.#pub = createClient({ url: opts.url, socket, disableOfflineQueue: true })
-    this.#sub = createClient({ url: opts.url, socket })
-    for (const c of [this.#pub, this.#sub]) {
-      c.on('error', (err: unknown) => { this.#log.debug({ err }, 'purge bus connection error') })
-    }
+    this.#pub = createRedisClient({ url: opts.url, logger: this.#log, role: 'purge bus publisher' })
+    this.#sub = createRedisClient({ url: opts.url, failFast: false, logger: this.#log, role: 'purge bus subscriber' })
   }
 
   /** Sets the function that applies a remote purge to this instance's local tiers. */
@@ -136,22 +132,12 @@ export class PurgeBus {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await Promise.all([this.#pub, this.#sub].map(async (c) => {
-      try {
-        if (c.isOpen) await c.close()
-        else c.destroy()
-      } catch (err) {
-        this.#log.debug({ err }, 'purge bus close failed; destroying the connection')
-        c.destroy()
-      }
-    }))
+    await Promise.all([this.#pub, this.#sub].map(c => closeRedisClient(c, this.#log)))
   }
 
   async destroy (): Promise<void> {
     this.#closed = true
-    for (const c of [this.#pub, this.#sub]) {
-      try { c.destroy() } catch (err) { this.#log.debug({ err }, 'purge bus destroy failed') }
-    }
+    for (const c of [this.#pub, this.#sub]) destroyRedisClient(c, this.#log)
   }
 
   #check (): void {

@@ -33,7 +33,8 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { once } from 'node:events'
-import { createClient, RESP_TYPES } from '@redis/client'
+import { RESP_TYPES } from '@redis/client'
+import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
 import { liveryError, wrapError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
@@ -76,7 +77,7 @@ export interface RedisStats {
   readonly corrupt: number
 }
 
-type Client = ReturnType<typeof createClient>
+type Client = RedisClient
 
 const kSkip = Symbol('skip')
 const bufferReplies = { [RESP_TYPES.BLOB_STRING]: Buffer }
@@ -116,23 +117,7 @@ export class RedisStore implements CacheStore {
     this.#breakerFailures = opts.breakerFailures ?? 3
     this.#breakerCoolDown = opts.breakerCoolDown ?? 1000
     this.#log = opts.logger ?? silentLogger
-    this.#client = createClient({
-      url: opts.url,
-      // Commands sent while disconnected fail at once instead of queueing
-      // behind a reconnect that may take seconds.
-      disableOfflineQueue: true,
-      commandsQueueMaxLength: opts.maxQueue ?? 1000,
-      socket: {
-        connectTimeout: Math.max(1000, timeout),
-        // Backoff capped at 1 s: a restarted Redis is picked up quickly.
-        reconnectStrategy: (retries: number) => Math.min(20 * 2 ** retries, 1000)
-      }
-    })
-    this.#client.on('error', (err: unknown) => {
-      // Connection errors arrive here on every failed reconnect; they are
-      // counted, and logged at debug so a dead Redis does not flood the log.
-      this.#log.debug({ err }, 'redis connection error')
-    })
+    this.#client = createRedisClient({ url: opts.url, connectTimeout: timeout, maxQueue: opts.maxQueue ?? 1000, logger: this.#log, role: 'cache tier' })
     this.#client.on('ready', () => {
       this.#failures = 0
       this.#openUntil = 0
@@ -274,18 +259,12 @@ export class RedisStore implements CacheStore {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    try {
-      if (this.#client.isOpen) await this.#client.close()
-      else this.#client.destroy()
-    } catch (err) {
-      this.#log.debug({ err }, 'redis close failed; destroying the connection')
-      this.#client.destroy()
-    }
+    await closeRedisClient(this.#client, this.#log)
   }
 
   async destroy (): Promise<void> {
     this.#closed = true
-    try { this.#client.destroy() } catch (err) { this.#log.debug({ err }, 'redis destroy failed') }
+    destroyRedisClient(this.#client, this.#log)
   }
 
   // --- internals -----------------------------------------------------------

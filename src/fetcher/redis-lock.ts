@@ -18,7 +18,8 @@ import { channel } from 'node:diagnostics_channel'
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { once } from 'node:events'
-import { createClient, RESP_TYPES } from '@redis/client'
+import { RESP_TYPES } from '@redis/client'
+import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import { decodeEntry, encodeEntry } from './store.ts'
@@ -46,7 +47,7 @@ export interface RedisFetchLockOptions {
 }
 
 export class RedisFetchLock implements FetchLock {
-  readonly #client: ReturnType<typeof createClient>
+  readonly #client: RedisClient
   readonly #opts: RedisFetchLockOptions
   readonly #id = randomUUID()
   readonly #log: Logger
@@ -55,12 +56,7 @@ export class RedisFetchLock implements FetchLock {
   constructor (opts: RedisFetchLockOptions) {
     this.#opts = opts
     this.#log = (opts.logger ?? silentLogger).child({ module: 'fetch-lock' })
-    this.#client = createClient({
-      url: opts.url,
-      disableOfflineQueue: true,
-      socket: { connectTimeout: Math.max(1000, opts.timeout), reconnectStrategy: (retries: number) => Math.min(20 * 2 ** retries, 1000) },
-    })
-    this.#client.on('error', (err: unknown) => { this.#log.debug({ err }, 'redis connection error') })
+    this.#client = createRedisClient({ url: opts.url, connectTimeout: opts.timeout, logger: this.#log, role: 'fetch lock' })
     this.#client.connect().catch((err: unknown) => {
       this.#log.warn({ err }, 'fetch single-flight across instances is off until Redis answers')
     })
@@ -148,16 +144,11 @@ export class RedisFetchLock implements FetchLock {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    try {
-      if (this.#client.isOpen) await this.#client.close()
-      else this.#client.destroy()
-    } catch {
-      this.#client.destroy()
-    }
+    await closeRedisClient(this.#client, this.#log)
   }
 
   async destroy (): Promise<void> {
     this.#closed = true
-    if (this.#client.isOpen) this.#client.destroy()
+    destroyRedisClient(this.#client, this.#log)
   }
 }

@@ -1,0 +1,62 @@
+/**
+ * One way to open and close Redis connections (the cache tier, the purge
+ * bus and the fetch lock all use it). Redis is an optimisation everywhere
+ * in Livery, so a connection fails fast instead of queueing commands while
+ * disconnected, reconnects by itself with a backoff capped at 1 s (a
+ * restarted Redis is picked up quickly), and only logs its errors at debug
+ * level so a dead Redis does not flood the log.
+ */
+import { createClient } from '@redis/client'
+import type { Logger } from './log.ts'
+
+export type RedisClient = ReturnType<typeof open>
+
+export interface RedisClientOptions {
+  readonly url: string
+  /** Connect timeout, ms (at least 1 s). */
+  readonly connectTimeout?: number
+  /** Fail commands at once while disconnected. @default true */
+  readonly failFast?: boolean
+  /** Most commands queued on the socket. */
+  readonly maxQueue?: number
+  readonly logger: Logger
+  /** Names the connection in debug logs. */
+  readonly role: string
+}
+
+function open (opts: RedisClientOptions) {
+  return createClient({
+    url: opts.url,
+    disableOfflineQueue: opts.failFast !== false,
+    ...(opts.maxQueue === undefined ? {} : { commandsQueueMaxLength: opts.maxQueue }),
+    socket: {
+      connectTimeout: Math.max(1000, opts.connectTimeout ?? 1000),
+      reconnectStrategy: (retries: number) => Math.min(20 * 2 ** retries, 1000),
+    },
+  })
+}
+
+export function createRedisClient (opts: RedisClientOptions): RedisClient {
+  const client = open(opts)
+  client.on('error', (err: unknown) => { opts.logger.debug({ err, role: opts.role }, 'redis connection error') })
+  return client
+}
+
+/** Closes gracefully when connected, else destroys; never throws. */
+export async function closeRedisClient (client: RedisClient, logger: Logger): Promise<void> {
+  try {
+    if (client.isOpen) await client.close()
+    else client.destroy()
+  } catch (err) {
+    logger.debug({ err }, 'redis close failed; destroying the connection')
+    destroyRedisClient(client, logger)
+  }
+}
+
+export function destroyRedisClient (client: RedisClient, logger: Logger): void {
+  try {
+    if (client.isOpen) client.destroy()
+  } catch (err) {
+    logger.debug({ err }, 'redis destroy failed')
+  }
+}
