@@ -6,6 +6,7 @@
  * everything and exits 0.
  */
 import t from 'tap'
+import { alive } from '../helpers/process.ts'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { writeFileSync } from 'node:fs'
@@ -30,14 +31,6 @@ async function fetchOnce (port: number, path: string): Promise<{ status: number,
   return { status: res.statusCode ?? 0, body }
 }
 
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 t.test('a crashed worker is replaced, requests keep being answered, metrics sum over the processes', async t => {
   const up = await startUpstream(t, (_req, res) => {

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { alive } from '../helpers/process.ts'
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { get } from 'node:http'
@@ -46,14 +47,6 @@ async function fetchText (port: number, path = '/'): Promise<string> {
   return body
 }
 
-function alive (pid: number): boolean {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 t.test('a crashed worker is replaced; requests keep being answered; SIGTERM exits 0', async t => {
   const { child, lines, waitFor } = startCluster(t)
