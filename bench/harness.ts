@@ -100,6 +100,16 @@ export async function load (name: string, opts: { url: string | string[], connec
   }
 }
 
+/** `load()` in a child process on the load core: for a second load that must not share this event loop. */
+export async function loadInChild (name: string, opts: { url: string[], connections: number, duration: number }): Promise<Figures> {
+  const child = spawn(process.execPath, [new URL('./load-child.ts', import.meta.url).pathname, JSON.stringify({ name, ...opts })], { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout!.on('data', (chunk: Buffer) => { out += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number | null]
+  if (code !== 0) throw new Error(`the load for ${name} exited with ${String(code)}`)
+  return JSON.parse(out.trim().split('\n').pop() ?? '{}') as Figures
+}
+
 export function printTable (title: string, rows: readonly Figures[]): void {
   console.log(`\n${title}`)
   console.table(rows.map(r => ({ scenario: r.name, 'req/s': r.reqPerSec, 'p50 ms': r.p50, 'p99 ms': r.p99, 'max ms': r.max, errors: r.errors, non2xx: r.non2xx, 'autocannon cpu': r.loadCpu })))

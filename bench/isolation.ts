@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
-import { load, pinSelf, printTable, startChild, writeResults, type Child, type Figures } from './harness.ts'
+import { load, loadInChild, pinSelf, printTable, startChild, writeResults, type Child, type Figures } from './harness.ts'
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } })
 const duration = Number(values.duration)
@@ -66,7 +66,8 @@ try {
 
   const withDisturbance = async (name: string, urls: string[]): Promise<void> => {
     // The disturbance runs a second longer on each side so it covers the whole measurement.
-    const disturbance = load(`${name} (disturbing site)`, { url: urls, duration: duration + 2, connections })
+    // In its own process: its responses must not delay this process's measurement of the fast site.
+    const disturbance = loadInChild(`${name} (disturbing site)`, { url: urls, duration: duration + 2, connections })
     await new Promise<void>(resolve => { setTimeout(resolve, 1000) })
     rows.push(await load(`fast while ${name}`, { url: fastUrls, duration, connections }))
     disturbances.push(await disturbance)
@@ -74,6 +75,10 @@ try {
   await withDisturbance('slow upstream (5 s)', slowUrls)
   // The theme server served the theme once (the copy every instance has), then hangs.
   await load('prime the theme', { url: themedUrls, duration: 2, connections: 4 })
+  // Control: the same second load with a healthy theme server. Two sites' hits
+  // share the gateway's one core, so the fast site slows down whatever the
+  // theme server does; the hang must add nothing on top of this.
+  await withDisturbance('themed site busy, theme server healthy (control)', themedUrls)
   const hang = await fetch(`${stuckTheme.url}/__hang`)
   if (!hang.ok) throw new Error(`the theme server refused /__hang: ${hang.status}`)
   await new Promise<void>(resolve => { setTimeout(resolve, 1500) })
@@ -86,6 +91,11 @@ try {
 printTable(`bench/isolation: fast site, cached 60 KB pages, ${connections} connections, ${duration}s; servers on core 0, autocannon on core 1`, rows)
 printTable('the disturbing load on the other site (its own figures)', disturbances)
 const alone = rows[0]
+const control = rows.find(r => r.name.includes('(control)'))
+const hung = rows.find(r => r.name.includes('theme server hangs'))
+if (control !== undefined && hung !== undefined) {
+  console.log(`theme server hang vs the same load with a healthy theme server: fast-site p99 ${hung.p99} ms vs ${control.p99} ms (${(hung.p99 / Math.max(control.p99, 1)).toFixed(2)}×)`)
+}
 const verdicts = rows.slice(1).map(r => ({
   scenario: r.name,
   p99Ratio: Math.round((r.p99 / Math.max(alone.p99, 1)) * 100) / 100,
