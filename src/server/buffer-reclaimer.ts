@@ -8,7 +8,8 @@
  * garbage before a collection. When Node runs with --expose-gc (src/node-flags.ts),
  * this samples external memory every 10 ms and runs a minor GC once it grew by
  * `threshold` bytes: a scavenge costs well under a millisecond and frees
- * the buffers whose wrappers died young.
+ * the buffers whose wrappers died young; when that was not enough (the
+ * wrappers were promoted), a concurrent major GC follows.
  */
 
 import { getHeapStatistics } from 'node:v8'
@@ -28,6 +29,10 @@ export function startBufferReclaimer (threshold = 8 * 1024 * 1024, interval = 10
     const now = external()
     if (now - last > threshold) {
       gc({ type: 'minor' })
+      // On a busy machine chunks wait longer for their sockets and outlive the
+      // young generation; then only a major GC frees them. Started concurrent
+      // ('async'), it costs the event loop little.
+      if (external() - last > threshold) gc({ type: 'major', execution: 'async' })
       last = external()
     } else if (now < last) last = now
   }, interval)
