@@ -91,8 +91,9 @@ t.test('site defaultTtl caches responses without freshness; max-age=1 expires', 
   await f.get('/explicit-zero')
   await f.get('/explicit-zero')
   t.equal(f.hits('/explicit-zero'), 2, 'defaultTtl never overrides explicit freshness (max-age=0)')
-  await f.untilStale('/bare')
-  await f.untilStale('/short')
+  // Both at once: waiting for one first, the other's 1 s entry can expire out
+  // of the store before its own wait starts looking for it.
+  await Promise.all([f.untilStale('/bare'), f.untilStale('/short')])
   const b = await f.get('/bare')
   t.equal(b.body, 'b2', 'defaultTtl expired: fetched again')
   t.equal(b.headers['x-cache'], 'MISS')
