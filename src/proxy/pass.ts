@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext } from '../server/context.ts'
-import { clientResponseHeaders } from './headers.ts'
+import { clientResponseHeaders, type ForwardContext } from './headers.ts'
 import { LiveryError } from '../errors.ts'
 import type { Upstream, UpstreamResponse } from './upstream.ts'
 
@@ -15,27 +15,33 @@ export function requestHasBody (req: IncomingMessage): boolean {
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined
 }
 
-export interface ForwardOverrides {
-  readonly method?: string
-  readonly headers?: Record<string, string | string[] | undefined>
-  /** false: send no body even if the client sent one (cache fills are GETs). */
-  readonly withBody?: boolean
+/** What the upstream is told about the client (X-Forwarded-*), taken from the request once. */
+export type ClientInfo = Omit<ForwardContext, 'upstreamHost' | 'preserveHost'>
+
+export function clientInfo (req: IncomingMessage): ClientInfo {
+  const socket = req.socket
+  return {
+    remoteAddress: socket.remoteAddress ?? '',
+    proto: 'encrypted' in socket && socket.encrypted === true ? 'https' : 'http',
+    host: req.headers.host ?? '',
+  }
 }
 
-export function forwardRequest (upstream: Upstream, req: IncomingMessage, path: string, signal: AbortSignal, ctx: RequestContext, over: ForwardOverrides = {}): Promise<UpstreamResponse> {
-  const socket = req.socket
-  return upstream.forward({
-    method: over.method ?? req.method ?? 'GET',
-    path,
-    headers: over.headers ?? req.headers,
-    body: over.withBody !== false && requestHasBody(req) ? req : null,
-    signal,
-    context: {
-      remoteAddress: socket.remoteAddress ?? '',
-      proto: 'encrypted' in socket && socket.encrypted === true ? 'https' : 'http',
-      host: req.headers.host ?? '',
-    },
-  }).then(res => {
+export interface ForwardedRequest {
+  readonly method: string
+  readonly headers: Record<string, string | string[] | undefined>
+  /** The client's body stream, or null (cache fills are GETs). */
+  readonly body: IncomingMessage | null
+  readonly client: ClientInfo
+}
+
+/** The client's own request, as pass mode forwards it. */
+export function asForwarded (req: IncomingMessage): ForwardedRequest {
+  return { method: req.method ?? 'GET', headers: req.headers, body: requestHasBody(req) ? req : null, client: clientInfo(req) }
+}
+
+export function forwardRequest (upstream: Upstream, fwd: ForwardedRequest, path: string, signal: AbortSignal, ctx: RequestContext): Promise<UpstreamResponse> {
+  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client }).then(res => {
     ctx.upstreamTime = res.upstreamTime
     return res
   })

@@ -12,10 +12,10 @@ import type { Logger } from '../log.ts'
 import type { CacheRequest, Fill, HttpCache } from '../cache/index.ts'
 import type { RequestPool, Ticket } from '../pool/index.ts'
 import { Upstream, type UpstreamResponse } from '../proxy/upstream.ts'
-import { collectBody, forwardRequest, newCapture, streamResponse } from '../proxy/pass.ts'
+import { asForwarded, clientInfo, collectBody, forwardRequest, newCapture, streamResponse, type ClientInfo } from '../proxy/pass.ts'
 import { clientResponseHeaders } from '../proxy/headers.ts'
 import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
-import { sendError, type RequestContext } from './context.ts'
+import { newContext, sendError, type RequestContext } from './context.ts'
 import type { PageThemer } from './themer.ts'
 
 export interface SiteHandlerOptions {
@@ -74,7 +74,7 @@ export class SiteHandler {
         return
       case 'miss':
         ctx.cache = 'MISS'
-        await this.#withSlot(req, res, ctx, signal => this.#fill(r.fill, req, res, ctx, pathAndQuery, signal))
+        await this.#withSlot(req, res, ctx, signal => this.#fill(r.fill, req, clientInfo(req), res, ctx, pathAndQuery, signal))
         return
       case 'pass':
         ctx.cache = 'BYPASS'
@@ -103,16 +103,16 @@ export class SiteHandler {
     }
   }
 
-  /** A cache miss (or revalidation): one request upstream, shared with the waiting list. */
-  async #fill (fill: Fill, req: IncomingMessage, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
+  /**
+   * A cache miss (or revalidation): one request upstream, shared with the
+   * waiting list. `res` is undefined for a background refresh. The fill is a
+   * GET whatever the client sent, and is themed as one.
+   */
+  async #fill (fill: Fill, req: IncomingMessage, client: ClientInfo, res: ServerResponse | undefined, ctx: RequestContext, path: string, signal: AbortSignal): Promise<void> {
     let up: UpstreamResponse
     const framing = this.upstream.framingErrors
     try {
-      up = await forwardRequest(this.upstream, req, path, signal, ctx, {
-        method: fill.upstreamMethod,
-        headers: fill.upstreamHeaders(req.headers),
-        withBody: false,
-      })
+      up = await forwardRequest(this.upstream, { method: fill.upstreamMethod, headers: fill.upstreamHeaders(req.headers), body: null, client }, path, signal, ctx)
     } catch (err) {
       const stale = fill.fail(err)
       if (stale === undefined || res === undefined) throw err
@@ -121,7 +121,7 @@ export class SiteHandler {
       this.#cache.serve(stale, req, res, 'STALE')
       return
     }
-    if (this.theme !== undefined && this.theme.shouldTheme(themeRequest(req, path), { status: up.status, headers: up.headers })) {
+    if (this.theme !== undefined && this.theme.shouldTheme({ method: fill.upstreamMethod, url: path, headers: req.headers }, { status: up.status, headers: up.headers })) {
       await this.#fillThemed(fill, up, req, res, ctx, path, signal, framing)
       return
     }
@@ -156,7 +156,7 @@ export class SiteHandler {
     }
     // The stored page is identity-encoded; compression is left to the client side of the response.
     const { ['accept-encoding']: _ae, ...requestHeaders } = req.headers
-    const page = await this.#applyTheme(req, up, Buffer.concat(got.chunks), requestHeaders, path, signal)
+    const page = await this.#applyTheme(up, Buffer.concat(got.chunks), requestHeaders, path, signal)
     if (page.unavailable) {
       // Never store an unthemed page under the themed key; stale themed output is better if there is one.
       const stale = fill.fail()
@@ -181,19 +181,19 @@ export class SiteHandler {
 
   /** Pass mode: the request is not cacheable; forward it, theme HTML answers, stream the rest. */
   async #pass (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, path: string, signal: AbortSignal, invalidate: CacheRequest | undefined): Promise<void> {
-    const up = await forwardRequest(this.upstream, req, path, signal, ctx)
+    const up = await forwardRequest(this.upstream, asForwarded(req), path, signal, ctx)
     if (invalidate !== undefined) await this.#cache.invalidate(invalidate, up.status, up.headers)
-    if (this.theme !== undefined && this.theme.shouldTheme(themeRequest(req, path), { status: up.status, headers: up.headers })) {
+    if (this.theme !== undefined && this.theme.shouldTheme({ method: req.method ?? 'GET', url: path, headers: req.headers }, { status: up.status, headers: up.headers })) {
       const got = await collectBody(up.body, this.#maxThemed)
       if (!got.complete) throw liveryError('LIVERY_ERR_UPSTREAM_RESPONSE', this.site.upstream, `the page broke off or is larger than ${this.#maxThemed} bytes, the theming limit`)
-      const page = await this.#applyTheme(req, up, Buffer.concat(got.chunks), req.headers, path, signal)
+      const page = await this.#applyTheme(up, Buffer.concat(got.chunks), req.headers, path, signal)
       writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'BYPASS' }, page.body)
       return
     }
     await streamResponse(this.upstream, up, res, signal, ctx, { 'x-cache': 'BYPASS' })
   }
 
-  async #applyTheme (req: IncomingMessage, up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
+  async #applyTheme (up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
     const theme = this.theme!
     const base = clientResponseHeaders(up.headers)
     // Root-relative href subrequests resolve against this URL: they must go to
@@ -228,15 +228,14 @@ export class SiteHandler {
   }
 
   #refreshInBackground (fill: Fill, req: IncomingMessage, path: string): void {
-    const ctx: RequestContext = { started: performance.now(), path, site: this.site.name, cache: 'UPDATING', upstreamTime: undefined, queueWait: 0, bytes: 0, error: undefined }
-    // The refresh outlives the client request: copy what it needs now.
-    const headers = { ...req.headers }
-    const fake = { method: 'GET', headers, socket: req.socket } as unknown as IncomingMessage
+    const ctx: RequestContext = { ...newContext(path), site: this.site.name, cache: 'UPDATING' }
+    // Taken now: the client's socket may be gone by the time the refresh runs.
+    const client = clientInfo(req)
     const job = (async () => {
       let ticket: Ticket | undefined
       try {
         ticket = await this.#pool.acquire(this.site.name)
-        await this.#fill(fill, fake, undefined, ctx, path, ticket.signal)
+        await this.#fill(fill, req, client, undefined, ctx, path, ticket.signal)
       } catch (err) {
         fill.fail(err)
         this.#logFailure(err)
@@ -267,10 +266,6 @@ export class SiteHandler {
   destroy (): Promise<void> {
     return this.upstream.destroy()
   }
-}
-
-function themeRequest (req: IncomingMessage, url: string): { method: string, url: string, headers: IncomingMessage['headers'] } {
-  return { method: req.method ?? 'GET', url, headers: req.headers }
 }
 
 function writeBuffered (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, status: number, headers: Record<string, string | string[]>, body: Buffer): void {
