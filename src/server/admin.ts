@@ -37,12 +37,7 @@ export class AdminRoutes {
     })
     if (opts.metricsEnabled) {
       const source = opts.metricsSource ?? (() => opts.metrics.registry.metrics())
-      this.#routes.set('/metrics', async (req, res) => {
-        // A request that came through a load balancer is from outside: metrics are for the scraper on the private side.
-        if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
-          text(res, 403, 'metrics are not served to requests that carry X-Forwarded-* headers\n')
-          return
-        }
+      this.addPrivate('/metrics', async (_req, res) => {
         const body = await source()
         res.writeHead(200, { 'content-type': opts.metrics.registry.contentType, 'cache-control': 'no-store' })
         res.end(body)
@@ -57,6 +52,20 @@ export class AdminRoutes {
 
   add (name: string, route: AdminRoute): void {
     this.#routes.set(name, route)
+  }
+
+  /**
+   * A route for the private side only (metrics, status): a request carrying
+   * any X-Forwarded-* header came through a load balancer, from outside, and gets 403.
+   */
+  addPrivate (name: string, route: AdminRoute): void {
+    this.#routes.set(name, (req, res) => {
+      if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
+        text(res, 403, `${name.slice(1)}: not served to requests that carry X-Forwarded-* headers (they came through a load balancer)\n`)
+        return
+      }
+      return route(req, res)
+    })
   }
 
   /** Serves every path under `prefix` (e.g. `/theme/`). */

@@ -116,12 +116,7 @@ export class Gateway {
     }
     this.themers = themers
     this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.fetchPool))
-    this.admin.add('/status', (req, res) => {
-      // A private view for operators, like /metrics: not through a load balancer.
-      if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
-        sendError(req, res, newContext('/status'), liveryError('LIVERY_ERR_FORBIDDEN', 'status is not served to requests that carry X-Forwarded-* headers'))
-        return
-      }
+    this.admin.addPrivate('/status', (_req, res) => {
       const body = JSON.stringify(this.status(), null, 2) + '\n'
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
       res.end(body)
@@ -218,12 +213,13 @@ export class Gateway {
     }
     // shed() rather than a bare error: it publishes the shed, so
     // livery_requests_shed_total{reason="overloaded"} counts it.
-    const overloaded = this.admin.owns(target.path) ? undefined : this.watchdog.shed()
+    const isAdmin = this.admin.owns(target.path)
+    const overloaded = isAdmin ? undefined : this.watchdog.shed()
     if (overloaded !== undefined) {
       sendError(req, res, ctx, overloaded)
       return
     }
-    if (this.admin.owns(target.path)) {
+    if (isAdmin) {
       this.admin.handle(req, res, target.path, target.pathAndQuery).catch((err: unknown) => {
         this.#logger.error({ err }, 'admin route failed')
         sendError(req, res, ctx, err)
