@@ -79,3 +79,13 @@ export const CONTENT = `<html><head><title>Page</title><link rel="stylesheet" hr
 <body class="page section-news"><nav id="portal-globalnav"><ul><li><a href="/">Home</a></li><li><a href="/news">News</a></li></ul></nav>
 <main id="content"><h1 class="documentFirstHeading">Page</h1><p class="lead">Lead</p><p class="hidden">Secret</p><div id="related"><a href="/r">R</a></div></main>
 <footer id="portal-footer"><p>CMS footer</p></footer></body></html>`
+
+/** Deterministic PRNG (mulberry32) so a failing generated page can be regenerated from its seed. */
+export function rng (seed: number): () => number {
+  return () => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
+  }
+}

@@ -3,17 +3,7 @@ import { parseDocument } from 'htmlparser2'
 import { selectAll } from 'css-select'
 import { decodeHtml } from '../../src/theme/charset.ts'
 import { transformCompiled } from '../../src/theme/transform.ts'
-import { compileMem, rulesXml } from './helpers.ts'
-
-/** Deterministic PRNG (mulberry32) so a failing page can be regenerated. */
-function rng (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
+import { compileMem, rulesXml, rng } from './helpers.ts'
 
 const pieces = ['<div>', '</div>', '<p>', '</p>', '<table>', '<tr>', '<td>', '</td>', '</table>', '<tbody>', '<b>', '</i>', '<i>',
   '</b>', '<ul><li>', '<li>', '</ul>', '<main id="content">', '</main>', '<title>T', '</title>', '<script>if (a < b) {', '</script>',

@@ -1,20 +1,11 @@
 import t from 'tap'
+import { rng } from './helpers.ts'
 import { parseDocument } from 'htmlparser2'
 import type { AnyNode } from 'domhandler'
 import { isVerbatim, parsePage, type SourceElement } from '../../src/theme/parse.ts'
 import { classList, indexOf } from '../../src/theme/dom-index.ts'
 import { serializeNodes } from '../../src/theme/html.ts'
 import { fastScan, type ScanSink } from '../../src/theme/scan.ts'
-
-/** Deterministic PRNG (mulberry32) so a failing page can be regenerated from its seed. */
-function rng (seed: number): () => number {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let x = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
 
 const pieces = ['<div>', '</div>', '<p>', '</p>', '<table>', '<tr>', '<td>', '</td>', '</table>', '<tbody>', '<thead>', '<b>', '</i>',
   '<i>', '</b>', '<ul><li>', '<li>', '</ul>', '<dl><dt>', '<dd>', '<h1>', '<h2>', '</h1>', '<form>', '</form>', '<input name=q>',
