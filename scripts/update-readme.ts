@@ -1,14 +1,16 @@
-/** Rewrites the generated sections of README.md (configuration and error references). */
+/** Rewrites the generated sections of docs/ (configuration and error references). */
 import { readFileSync, writeFileSync } from 'node:fs'
 import { configReference } from '../src/config/reference.ts'
 import { errorReference } from '../src/errors-help.ts'
 
-export const generated: Record<string, () => string> = { 'config-reference': configReference, 'error-reference': errorReference }
-
-const file = new URL('../README.md', import.meta.url)
-let readme = readFileSync(file, 'utf8')
-for (const [name, make] of Object.entries(generated)) {
-  const re = new RegExp(`(<!-- ${name}:start[^>]*-->\\n)[\\s\\S]*?(<!-- ${name}:end -->)`)
-  readme = readme.replace(re, (_m, a: string, b: string) => a + make() + b)
+/** Each generated block, and the document under docs/ that carries it. */
+export const generated: Record<string, { file: string, make: () => string }> = {
+  'config-reference': { file: 'configuration.md', make: configReference },
+  'error-reference': { file: 'errors.md', make: errorReference },
 }
-writeFileSync(file, readme)
+
+for (const [name, { file, make }] of Object.entries(generated)) {
+  const url = new URL(`../docs/${file}`, import.meta.url)
+  const re = new RegExp(`(<!-- ${name}:start[^>]*-->\\n)[\\s\\S]*?(<!-- ${name}:end -->)`)
+  writeFileSync(url, readFileSync(url, 'utf8').replace(re, (_m, a: string, b: string) => a + make() + b))
+}

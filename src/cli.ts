@@ -32,7 +32,7 @@ Options:
 Every configuration key can be set by environment: pool.maxConcurrent is
 LIVERY_POOL_MAX_CONCURRENT, sites[0].upstream is LIVERY_SITES_0_UPSTREAM.
 Durations take units (250ms, 5s, 1d), sizes too (64KB, 256MB).
-The configuration reference is in README.md.
+The configuration reference is in docs/configuration.md.
 
 Exit status: 0 success, 1 check found problems, 2 usage or configuration error.
 `

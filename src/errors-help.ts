@@ -1,6 +1,6 @@
 /**
  * What each error code means for an operator and what to do about it. The
- * type makes the compiler refuse a code without help; the README's error
+ * type makes the compiler refuse a code without help; docs/errors.md's error
  * table is generated from this map and a test keeps the two in step.
  */
 import { errorSpecs, type ErrorCode } from './errors.ts'

@@ -4,7 +4,7 @@
  * path compares a clock reading and never parses a header.
  *
  * `http-cache-semantics` serves as a second opinion on storability (see
- * the README's "RFC 9111 conformance" for where it falls short and what this file does instead).
+ * docs/caching.md, "RFC 9111 conformance" for where it falls short and what this file does instead).
  */
 import CachePolicy from 'http-cache-semantics'
 import type { SiteConfig } from '../config/types.ts'
@@ -87,7 +87,7 @@ export function decide (input: ResponseInput): Verdict {
   // Second opinion: http-cache-semantics implements the same §3 checklist.
   // It is stricter in places we agree with (it cannot store a status it
   // does not know); it is only consulted when its own parser can read the
-  // header (lowercase names, no quoted commas), see the README's "RFC 9111 conformance".
+  // header (lowercase names, no quoted commas), see docs/caching.md, "RFC 9111 conformance".
   if (!mustUnderstand && !stripped.size && plainCacheControl(rh['cache-control'])) {
     const lib = new CachePolicy({ url: input.url, method: 'GET', headers: toLib(qh) }, { status, headers: toLib(rh) }, { shared: true })
     if (!lib.storable() && explicit) return no('not storable (http-cache-semantics)')

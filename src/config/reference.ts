@@ -1,6 +1,6 @@
 /**
  * The configuration reference as a Markdown table, generated from the schema
- * so the README cannot drift from the code (a test compares them;
+ * so docs/configuration.md cannot drift from the code (a test compares them;
  * `node scripts/config-reference.ts` prints it).
  */
 import type { Node } from './schema.ts'

@@ -2,7 +2,7 @@
  * Common tag and attribute names, recognised in the source text without
  * slicing it. A sliced name is a fresh string: every Map lookup and every
  * `attribs[name] = v` then hashes and internalises it, which was the largest
- * single cost of building the content tree (README, "Parser choice").
+ * single cost of building the content tree (docs/rules.md, "Parser choice").
  */
 const tagNames = ['a', 'abbr', 'address', 'article', 'aside', 'b', 'blockquote', 'body', 'br', 'button', 'caption', 'cite', 'code',
   'col', 'dd', 'details', 'div', 'dl', 'dt', 'em', 'fieldset', 'figcaption', 'figure', 'footer', 'form', 'h1', 'h2', 'h3', 'h4', 'h5',

@@ -6,7 +6,7 @@
  * the source text verbatim.
  *
  * Why not htmlparser2's Parser + DomHandler: on a 60 KB page those two layers
- * cost more than the tokenizer itself (README, "Parser choice"), and the
+ * cost more than the tokenizer itself (docs/rules.md, "Parser choice"), and the
  * decoding tokenizer walks text one character at a time where the
  * non-decoding one jumps to the next `<`. Entities are decoded here only in
  * the rare text and attribute values that contain `&`.
