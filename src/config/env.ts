@@ -3,8 +3,11 @@
  * `pool.maxConcurrent` → `LIVERY_POOL_MAX_CONCURRENT`, `sites[0].upstream` →
  * `LIVERY_SITES_0_UPSTREAM`. Lists take comma-separated values. An unknown
  * `LIVERY_*` variable is an error for the same reason an unknown YAML key
- * is: a typo must not pass silently.
+ * is: a typo must not pass silently. Kubernetes' service-link variables
+ * (a Service named `livery` injects LIVERY_SERVICE_HOST, LIVERY_PORT, …)
+ * are recognised by name and value shape and ignored.
  */
+import { isServiceLink } from './service-links.ts'
 import type { Node, ObjectNode } from './schema.ts'
 import { isPlainObject } from './validate.ts'
 
@@ -44,6 +47,8 @@ export function applyEnv (schema: ObjectNode, raw: Record<string, unknown>, env:
   const out = structuredClone(raw)
   for (const [name, value] of Object.entries(env)) {
     if (!name.startsWith('LIVERY_') || nonConfigEnv.has(name) || value === undefined) continue
+    // Checked before the schema: a Service named livery-admin injects LIVERY_ADMIN_PORT=tcp://…, which is not admin.port.
+    if (isServiceLink(name, value)) continue
     const path = resolvePath(schema, name.slice('LIVERY_'.length).split('_'))
     if (path === undefined) {
       problems.push(`${name}: not a configuration variable (see livery --help for the list)`)

@@ -38,6 +38,19 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   })
+  // The gateway's own saturation, for autoscaling (deploy/kubernetes): unlike
+  // requests in flight it does not rise when an upstream is slow. A counter of
+  // busy seconds, so rate() is the utilisation (0-1) over any window and the
+  // cluster's sum over processes stays monotonic.
+  new Counter({
+    name: 'livery_event_loop_active_seconds_total',
+    help: 'Seconds the event loop spent running code (rate() is the event-loop utilisation, 0-1)',
+    registers: [registry],
+    collect () {
+      this.reset()
+      this.inc(performance.eventLoopUtilization().active / 1000)
+    },
+  })
   return {
     registry,
     httpRequests,

@@ -89,6 +89,32 @@ t.test('LIVERY_* environment overrides', async t => {
   t.equal(fromEnv.sites[0].upstream, 'http://127.0.0.1:9', 'a whole site from the environment')
 })
 
+// Issue 16: a Service named livery made every pod exit 2 on these.
+t.test('Kubernetes service-link variables are not configuration', async t => {
+  const links = {
+    LIVERY_SERVICE_HOST: '10.96.12.7',
+    LIVERY_SERVICE_PORT: '80',
+    LIVERY_SERVICE_PORT_HTTP: '80',
+    LIVERY_PORT: 'tcp://10.96.12.7:80',
+    LIVERY_PORT_80_TCP: 'tcp://10.96.12.7:80',
+    LIVERY_PORT_80_TCP_PROTO: 'tcp',
+    LIVERY_PORT_80_TCP_PORT: '80',
+    LIVERY_PORT_80_TCP_ADDR: '10.96.12.7',
+    // A Service named livery-admin: the name collides with admin.port, the value does not.
+    LIVERY_ADMIN_PORT: 'tcp://10.96.12.8:9090',
+    LIVERY_ADMIN_SERVICE_HOST: 'fd00::12',
+    LIVERY_ADMIN_PORT_9090_UDP_ADDR: 'fd00::12',
+  }
+  const c = parseConfig({ sites: [site] }, { ...links, LIVERY_POOL_MAX_CONCURRENT: '9' }, '/tmp')
+  t.equal(c.admin.port, 0, 'the link did not set admin.port')
+  t.equal(c.pool.maxConcurrent, 9, 'real overrides still apply beside them')
+  // Typos that look like links by name but not by value are still refused.
+  t.match(problem(t, { sites: [site] }, { LIVERY_PORT: '8080' }), 'LIVERY_PORT: not a configuration variable')
+  t.match(problem(t, { sites: [site] }, { LIVERY_SERVICE_HOST: 'gateway.local' }), 'LIVERY_SERVICE_HOST: not a configuration variable')
+  t.match(problem(t, { sites: [site] }, { LIVERY_LISTEN_PROT: '80' }), 'LIVERY_LISTEN_PROT: not a configuration variable')
+  t.match(problem(t, { sites: [site] }, { LIVERY_SERVICE_PORTS: '80' }), 'LIVERY_SERVICE_PORTS: not a configuration variable')
+})
+
 t.test('YAML files', async t => {
   const dir = t.testdir({
     'good.yaml': 'sites:\n  - name: main\n    upstream: http://127.0.0.1:8081\n',
