@@ -2,7 +2,8 @@
  * Diazo's `if-path` matching works on whole path segments:
  * `/news` matches `/news` and below (prefix), `news/` matches paths ending in
  * that segment (suffix), `/news/` matches exactly, and `news` matches the
- * segment anywhere. A bare `/` matches every path.
+ * segment anywhere. A bare `/` both starts and ends the pattern, so it matches
+ * only the root, as in Diazo.
  */
 
 /** Adds the leading and trailing slash Diazo's matching compares against. */
@@ -15,9 +16,9 @@ function normalise (path: string): string {
 export function pathMatches (pattern: string, path: string): boolean {
   const p = normalise(path)
   const starts = pattern.startsWith('/')
-  const ends = pattern.endsWith('/') && pattern.length > 1
+  const ends = pattern.endsWith('/')
   const core = pattern.replace(/^\/+|\/+$/g, '')
-  if (core === '') return true
+  if (core === '') return starts || ends ? p === '/' : true
   const seg = '/' + core + '/'
   if (starts && ends) return p === seg
   if (starts) return p.startsWith(seg)
