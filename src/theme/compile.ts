@@ -107,6 +107,14 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
   }
   // A node that is dropped unconditionally but also carries before/after rules keeps its slot: those still apply.
   for (const [el, s] of slots) if (staticDrop.has(el)) { staticDrop.delete(el); s.drop.push(-1) }
+  // Diazo compiles the replace rules of one theme node into an xsl:choose with the conditional rules first:
+  // a conditional rule wins when it holds, wherever it stands in the file, and an unconditional one is the otherwise.
+  const conditionalFirst = (ids: number[]): void => {
+    if (ids.length < 2) return
+    const sorted = [...ids.filter(id => rs.rules[id].conds.length > 0), ...ids.filter(id => rs.rules[id].conds.length === 0)]
+    ids.splice(0, ids.length, ...sorted)
+  }
+  for (const s of slots.values()) { conditionalFirst(s.replace); conditionalFirst(s.childReplace) }
   const hasHead = doc.children.some(function find (n: AnyNode): boolean {
     return isElement(n) && (n.name === 'head' || (n.name === 'html' && n.children.some(find)))
   })

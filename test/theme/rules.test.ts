@@ -274,3 +274,16 @@ t.test('ssi and esi methods emit include directives', async t => {
   const out = await themeIt('<replace css:theme-children="#x" href="/footer" method="ssi"/><after css:theme="#x" href="/esi" method="esi"/>', th, '<body></body>')
   t.match(out, '<div id="x"><!--#include virtual="/footer"--></div><esi:include src="/esi"></esi:include>')
 })
+
+t.test('issue 14: a conditional replace after an unconditional one on the same node wins when it holds', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const rules = `<replace css:theme="#x" css:content="#a"/>
+    <replace css:theme="#x" css:content="#b" css:if-content="#b"/>
+    <replace css:theme-children="#x" css:content="#a"/>
+    <replace css:theme-children="#x" css:content="#b" if-path="/kids"/>`
+  t.same(bodyTree(await themeIt(rules, th, '<body><p id="a">A</p><p id="b">B</p></body>')), body('<p id="b">B</p>'))
+  t.same(bodyTree(await themeIt(rules, th, '<body><p id="a">A</p></body>')), body('<p id="a">A</p>'), 'the unconditional rule is the otherwise')
+  const kids = `<replace css:theme-children="#x" css:content="#a"/><replace css:theme-children="#x" css:content="#b" if-path="/kids"/>`
+  t.same(bodyTree(await themeIt(kids, th, '<body><p id="a">A</p><p id="b">B</p></body>', { path: '/kids' })), body('<div id="x"><p id="b">B</p></div>'))
+  t.same(bodyTree(await themeIt(kids, th, '<body><p id="a">A</p><p id="b">B</p></body>', { path: '/other' })), body('<div id="x"><p id="a">A</p></div>'))
+})
