@@ -218,27 +218,50 @@ class Run {
     return false
   }
 
+  /**
+   * Attribute rules as Diazo applies them: every drop first, then merge and copy in file order, each computed
+   * from the theme's attributes after the drops, so the last rule to set an attribute wins. Copy and merge read
+   * every matched content element (a later element's value wins a copy; a merge joins them all).
+   */
   attrs (s: NodeSlot): string {
     const a = new Map<string, string>(s.attrs)
+    const live: Rule[] = []
     for (const id of s.attrRules) {
       const r = this.c.rules[id]
       if (!this.holds(r.conds, id)) continue
+      if (r.op !== 'dropattrs') { live.push(r); continue }
       const names = r.attributes ?? []
-      if (r.op === 'dropattrs') {
-        if (names[0] === '*') a.clear(); else for (const n of names) a.delete(n)
-        this.count(r, false)
+      if (names[0] === '*') a.clear(); else for (const n of names) a.delete(n)
+      this.count(r, false)
+    }
+    if (live.length === 0) return attrsHtml(Object.fromEntries(a), s.name)
+    const base = new Map(a)
+    for (const r of live) {
+      const found = this.contentNodes(r)
+      const els = found === null ? [] : found.nodes.filter((n): n is Element => n.type === 'tag' || n.type === 'script' || n.type === 'style')
+      if (els.length === 0) { this.count(r, true); continue }
+      this.count(r, false)
+      const names = r.attributes ?? []
+      const all = names[0] === '*'
+      if (r.op === 'mergeattrs') {
+        const list = all ? [...new Set(els.flatMap(el => Object.keys(el.attribs)))] : names
+        for (const n of list) {
+          const parts: string[] = []
+          const own = base.get(n)
+          if (own !== undefined && own !== '') parts.push(own)
+          for (const el of els) { const v = el.attribs[n]; if (v !== undefined && v !== '') parts.push(v) }
+          // Nothing to join onto a missing attribute leaves it missing rather than creating an empty one.
+          if (parts.length > 0) a.set(n, parts.join(r.separator)); else if (own !== undefined) a.set(n, own)
+        }
         continue
       }
-      const found = this.contentNodes(r)
-      const el = found?.nodes.find((n): n is Element => n.type === 'tag' || n.type === 'script' || n.type === 'style')
-      if (el === undefined) { this.count(r, true); continue }
-      this.count(r, false)
-      for (const n of names[0] === '*' ? Object.keys(el.attribs) : names) {
-        const v = el.attribs[n]
-        if (v === undefined) continue
-        const cur = a.get(n)
-        a.set(n, r.op === 'mergeattrs' && cur !== undefined && cur !== '' ? cur + r.separator + v : v)
+      if (all) {
+        // Diazo: `*` drops every theme attribute and copies all of the content's.
+        a.clear()
+        for (const el of els) for (const n in el.attribs) a.set(n, el.attribs[n])
+        continue
       }
+      for (const n of names) for (const el of els) { const v = el.attribs[n]; if (v !== undefined) a.set(n, v) }
     }
     return attrsHtml(Object.fromEntries(a), s.name)
   }

@@ -61,7 +61,8 @@ t.test('attributes: merge, copy, replace attributes, drop attributes', async t =
   const copied = await themeIt('<copy attributes="title data-a" css:theme="#x" css:content="#c"/>', th, ct)
   t.same(bodyTree(copied), body('<div id="x" class="t" title="ct" lang="en" data-a="1">x</div>'))
   const all = await themeIt('<replace attributes="*" css:theme="#x" css:content="#c"/>', th, ct)
-  t.same(bodyTree(all), body('<div id="c" class="c1 c2" title="ct" lang="en" data-a="1">x</div>'))
+  // Diazo: `*` drops every theme attribute, then copies all of the content's (lang="en" goes).
+  t.same(bodyTree(all), body('<div id="c" class="c1 c2" title="ct" data-a="1">x</div>'))
   const dropped = await themeIt('<drop attributes="lang title" css:theme="#x"/>', th, ct)
   t.same(bodyTree(dropped), body('<div id="x" class="t">x</div>'))
   const dropContent = await themeIt('<drop attributes="class" css:content="#c"/><replace css:theme="#x" css:content="#c"/>', th, ct)
@@ -286,4 +287,25 @@ t.test('issue 14: a conditional replace after an unconditional one on the same n
   const kids = `<replace css:theme-children="#x" css:content="#a"/><replace css:theme-children="#x" css:content="#b" if-path="/kids"/>`
   t.same(bodyTree(await themeIt(kids, th, '<body><p id="a">A</p><p id="b">B</p></body>', { path: '/kids' })), body('<div id="x"><p id="b">B</p></div>'))
   t.same(bodyTree(await themeIt(kids, th, '<body><p id="a">A</p><p id="b">B</p></body>', { path: '/other' })), body('<div id="x"><p id="a">A</p></div>'))
+})
+
+t.test('issue 14: attribute drops apply first, the last merge/copy wins, and all content elements count', async t => {
+  const th = themeBody('<div id="x" class="t" title="tt">x</div>')
+  const ct = '<body><p class="a" title="one">1</p><p class="b" title="two">2</p><p>3</p></body>'
+  // File order: copy, then drop; the drop still goes first, so the copied title survives.
+  const dropLast = await themeIt('<copy attributes="title" css:theme="#x" css:content="p"/><drop attributes="title" css:theme="#x"/>', th, ct)
+  t.same(bodyTree(dropLast), body('<div id="x" class="t" title="two">x</div>'), 'copy takes the last matched element')
+  const merged = await themeIt('<merge attributes="class" css:theme="#x" css:content="p"/>', th, ct)
+  t.same(bodyTree(merged), body('<div id="x" class="t a b" title="tt">x</div>'), 'merge joins every matched element')
+  const lastWins = await themeIt('<merge attributes="class" css:theme="#x" css:content="p"/><copy attributes="class" css:theme="#x" css:content="p.a"/>', th, ct)
+  t.same(bodyTree(lastWins), body('<div id="x" class="a" title="tt">x</div>'), 'a later copy wins over a merge')
+  const mergeLast = await themeIt('<copy attributes="class" css:theme="#x" css:content="p.a"/><merge attributes="class" css:theme="#x" css:content="p.b"/>', th, ct)
+  t.same(bodyTree(mergeLast), body('<div id="x" class="t b" title="tt">x</div>'), 'a later merge starts from the theme value')
+})
+
+t.test('issue 14: merge onto an attribute the theme lacks adds no empty value and no stray separator', async t => {
+  const th = themeBody('<div class="x">x</div>')
+  const ct = '<body><header id="header">h</header><p title="">p</p></body>'
+  const out = await themeIt('<merge attributes="id title" css:theme=".x" css:content="header"/><merge attributes="title" css:theme=".x" css:content="p"/>', th, ct)
+  t.match(out, '<div class="x" id="header">x</div>')
 })
