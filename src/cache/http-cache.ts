@@ -3,7 +3,7 @@
  * invalidation and purge. It decides and writes cached responses; the proxy
  * does upstream I/O (see `fill.ts` for the protocol).
  *
- * Hit path (STYLE §2.7): one string concat for the key, one synchronous LRU
+ * Hit path (STYLE §2.7): one string concat for the key (`key.ts`), one synchronous LRU
  * read, one number compare, then `writeHead` with the entry's prebuilt
  * header array (only `age` and `x-cache` filled in) and `end(body)`.
  */
@@ -16,6 +16,7 @@ import { type Logger, silentLogger } from '../log.ts'
 import { Coalescer, Lock, type Release } from './coalesce.ts'
 import { CacheEntry, F_MUST_REVALIDATE, F_VARY_MARKER } from './entry.ts'
 import { Fill, type FillHost, type Outcome } from './fill.ts'
+import { cacheKey } from './key.ts'
 import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
 import type { CacheStore, PurgeSelector, TierStats } from './store.ts'
 
@@ -116,8 +117,10 @@ export class HttpCache {
     const method = req.method
     if (method !== 'GET' && method !== 'HEAD') return method === 'OPTIONS' || method === 'TRACE' ? kPass : kPassInvalidate
     const h = req.headers
-    const base = (req.scheme ?? 'http') + '://' + req.host.toLowerCase() + req.url
-    const primary = keyExtra === '' ? base : base + '\u0000' + keyExtra
+    const scheme = req.scheme ?? 'http'
+    const host = req.host.toLowerCase()
+    const base = scheme + '://' + host + req.url
+    const primary = cacheKey({ site: site.name, scheme, host, target: req.url, extra: keyExtra })
     const store = this.#store
     if (store.getSync !== undefined) {
       const e = store.getSync(primary)

@@ -16,6 +16,7 @@ import { AdminRoutes } from './admin.ts'
 import { createFinisher, type Finisher } from './access-log.ts'
 import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
+import { requestHost } from './request-host.ts'
 import { SiteRouter } from './router.ts'
 import { SiteHandler } from './site-handler.ts'
 import type { PageThemer } from './themer.ts'
@@ -206,6 +207,12 @@ export class Gateway {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', target))
       return
     }
+    // Before anything uses it: a Host that could run into the path would let a client choose another URL's cache entry.
+    const host = requestHost(req, 'http', target.authority)
+    if (typeof host === 'string') {
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', host))
+      return
+    }
     if (this.#draining) {
       res.setHeader('connection', 'close')
       sendError(req, res, ctx, liveryError('LIVERY_ERR_DRAINING'))
@@ -226,19 +233,19 @@ export class Gateway {
       })
       return
     }
-    const handler = this.#router.match(req.headers.host, target.path)
+    const handler = this.#router.match(host.raw, target.path)
     if (handler === undefined) {
-      sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(req.headers.host ?? '')))
+      sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(host.raw)))
       return
     }
     if (req.method === 'PURGE') {
       // Varnish-style PURGE of one URL, with the admin token.
       ctx.site = handler.site.name
-      const url = `http://${(req.headers.host ?? '').toLowerCase()}${target.pathAndQuery}`
+      const url = `http://${host.key}${target.pathAndQuery}`
       this.#purge.handlePurgeMethod(req, res, url, handler.site.name).catch((err: unknown) => sendError(req, res, ctx, err))
       return
     }
-    handler.handle(req, res, ctx, target.pathAndQuery).catch((err: unknown) => {
+    handler.handle(req, res, ctx, { pathAndQuery: target.pathAndQuery, host: host.key, scheme: 'http' }).catch((err: unknown) => {
       this.#logger.error({ err }, 'request failed unexpectedly')
       sendError(req, res, ctx, err)
     })
@@ -260,7 +267,8 @@ export class Gateway {
 
   #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseTarget(req.url)
-    const handler = typeof target === 'string' ? undefined : this.#router.match(req.headers.host, target.path)
+    const host = typeof target === 'string' ? target : requestHost(req, 'http', target.authority)
+    const handler = typeof target === 'string' || typeof host === 'string' ? undefined : this.#router.match(host.raw, target.path)
     if (this.#draining || handler === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return

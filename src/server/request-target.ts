@@ -10,6 +10,8 @@ export interface RequestTarget {
   readonly path: string
   /** Path and query, as sent upstream. */
   readonly pathAndQuery: string
+  /** host[:port] of an absolute-form target (lowercase, default port dropped); it must agree with Host. */
+  readonly authority?: string
 }
 
 // eslint-disable-next-line no-control-regex
@@ -21,11 +23,15 @@ export function parseTarget (url: string | undefined): RequestTarget | string {
   if (url === undefined || url === '') return 'the request has no target'
   if (controlChars.test(url)) return 'the request target contains control characters or spaces'
   let target = url
+  let authority: string | undefined
   if (target.charCodeAt(0) !== 47 /* / */) {
     // Absolute form (RFC 9112 §3.2.2), as sent to proxies.
     if (!/^https?:\/\//i.test(target)) return `the request target ${JSON.stringify(url.slice(0, 100))} is not a path`
     try {
       const u = new URL(target)
+      // RFC 9110 §4.2.4: userinfo in an http(s) URI is invalid.
+      if (u.username !== '' || u.password !== '') return 'the request target carries userinfo (user@host)'
+      authority = u.host
       target = u.pathname + u.search
     } catch {
       return `the request target ${JSON.stringify(url.slice(0, 100))} is not a valid URL`
@@ -36,5 +42,6 @@ export function parseTarget (url: string | undefined): RequestTarget | string {
   const q = target.indexOf('?')
   const hash = target.indexOf('#')
   if (hash !== -1) target = target.slice(0, hash)
-  return { path: q === -1 ? target : target.slice(0, q), pathAndQuery: target }
+  const path = q === -1 ? target : target.slice(0, q)
+  return authority === undefined ? { path, pathAndQuery: target } : { path, pathAndQuery: target, authority }
 }

@@ -27,6 +27,16 @@ export interface SiteHandlerOptions {
   readonly maxThemedSize: number
 }
 
+/** What the gateway settled about a request before handing it to its site. */
+export interface SiteRequest {
+  /** Path and query, as sent upstream. */
+  readonly pathAndQuery: string
+  /** The checked Host, normalised for the cache key (`requestHost`). */
+  readonly host: string
+  /** `http`, or `https` when the client spoke TLS to us or to a trusted proxy. */
+  readonly scheme: string
+}
+
 /** Errors that are the client's own doing or already logged by the pool. */
 const quietCodes: ReadonlySet<ErrorCode> = new Set(['LIVERY_ERR_CLIENT_ABORTED', 'LIVERY_ERR_QUEUE_FULL', 'LIVERY_ERR_QUEUE_TIMEOUT'])
 
@@ -50,9 +60,10 @@ export class SiteHandler {
     this.#maxThemed = opts.maxThemedSize
   }
 
-  async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, pathAndQuery: string): Promise<void> {
+  async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, target: SiteRequest): Promise<void> {
     ctx.site = this.site.name
-    const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: req.headers.host ?? '', headers: req.headers }
+    const pathAndQuery = target.pathAndQuery
+    const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: target.host, scheme: target.scheme, headers: req.headers }
     let version = this.theme?.currentVersion() ?? ''
     if (typeof version !== 'string') version = await version
     let r = this.#cache.lookup(creq, this.site, version)

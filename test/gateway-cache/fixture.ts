@@ -15,6 +15,7 @@ import { parseConfig } from '../../src/config/load.ts'
 import { Gateway } from '../../src/server/gateway.ts'
 import { MemoryStore } from '../../src/cache/memory-store.ts'
 import type { CacheEntry } from '../../src/cache/entry.ts'
+import { cacheKey, normaliseHost } from '../../src/cache/key.ts'
 import { coarseNow } from '../../src/clock.ts'
 import { LogCapture, type LogLine } from '../helpers/logs.ts'
 import { listenHttp, type Teardown } from '../helpers/servers.ts'
@@ -111,7 +112,7 @@ export async function cacheFixture (t: Teardown, routes: Record<string, Route>, 
     await gateway.destroy()
   })
   const url = `http://127.0.0.1:${address.port}`
-  const entry = (path: string): CacheEntry | undefined => store.getSync(`http://${host}${path}`)
+  const entry = (path: string): CacheEntry | undefined => store.getSync(cacheKey({ site: 'cached', scheme: 'http', host: normaliseHost(host, 'http'), target: path, extra: '' }))
   return {
     gateway,
     store,
