@@ -38,7 +38,7 @@ Exit status: 0 success, 1 check found problems, 2 usage or configuration error.
 `
 
 /** Errors that mean the operator must fix the command line, the config or the rules: exit 2. */
-const configErrors: ReadonlySet<string> = new Set(['LIVERY_ERR_USAGE', 'LIVERY_ERR_CONFIG', 'LIVERY_ERR_CONFIG_FILE', 'LIVERY_ERR_RULES', 'LIVERY_ERR_SELECTOR'])
+const configErrors: ReadonlySet<string> = new Set(['LIVERY_ERR_USAGE', 'LIVERY_ERR_CONFIG', 'LIVERY_ERR_CONFIG_FILE', 'LIVERY_ERR_RULES', 'LIVERY_ERR_SELECTOR', 'LIVERY_ERR_LISTEN', 'LIVERY_ERR_CACHE_DIRECTORY'])
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream
@@ -131,6 +131,10 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         const listen = { port: portOption(values.port), host: values.host }
         const { resolveProcesses } = await import('./pool/cluster.ts')
         if (cluster.isPrimary && resolveProcesses(config.processes) > 1) {
+          // Checked once here: otherwise every worker fails the same way and is restarted forever.
+          const { checkCacheDirectory, checkPort } = await import('./server/preflight.ts')
+          await checkCacheDirectory(config.cache.directory)
+          await checkPort(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
           // The primary only supervises: each worker process runs this same command and serves.
           const { runPrimary } = await import('./pool/cluster.ts')
           const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger })

@@ -9,6 +9,8 @@ export const errorHelp: Readonly<Record<ErrorCode, string>> = {
   LIVERY_ERR_CONFIG: 'The configuration has problems; each line names the key, the bad value and what was expected. Fix the file or the LIVERY_* variable.',
   LIVERY_ERR_CONFIG_FILE: 'The config file cannot be read or is not YAML. Check the path and the YAML syntax at the line shown.',
   LIVERY_ERR_USAGE: 'The command line is wrong. See livery --help.',
+  LIVERY_ERR_LISTEN: 'Livery cannot open its listening port at start-up: another process holds it, the port needs privileges, or the address is not on this machine. Exit status 2.',
+  LIVERY_ERR_CACHE_DIRECTORY: 'cache.directory cannot be created or written by the user running Livery (EACCES in a container usually means a volume owned by root). Fix the ownership or point cache.directory elsewhere. Exit status 2.',
   LIVERY_ERR_CLOSED: 'A component was used after shutdown began; seen only while stopping.',
   LIVERY_ERR_NO_SITE: 'No site answers this Host header. Add the host to a site\'s hosts, or add a site with hosts: ["*"].',
   LIVERY_ERR_BAD_REQUEST: 'The client sent a malformed request (control characters in the path, a target that is not a path).',

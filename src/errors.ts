@@ -20,6 +20,8 @@ export const errorSpecs = {
   LIVERY_ERR_CONFIG_FILE: { message: 'cannot read config file %s: %s', status: 500 },
   LIVERY_ERR_USAGE: { message: '%s (see livery --help)', status: 500 },
   LIVERY_ERR_CLOSED: { message: '%s is closed', status: 503 },
+  LIVERY_ERR_LISTEN: { message: 'cannot listen on %s: %s', status: 500 },
+  LIVERY_ERR_CACHE_DIRECTORY: { message: 'cache directory %s cannot be written: %s', status: 500 },
 
   // --- server: requests the gateway refuses itself ---
   LIVERY_ERR_NO_SITE: { message: 'no site is configured for host %s', status: 404 },

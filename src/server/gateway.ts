@@ -29,6 +29,7 @@ import { RedisFetchLock } from '../fetcher/redis-lock.ts'
 import { SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
+import { checkCacheDirectory, listenError } from './preflight.ts'
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 
@@ -157,6 +158,7 @@ export class Gateway {
   /** Builds every configured cache tier (memory, disk, Redis), then the gateway. */
   static async create (config: Config, opts: GatewayOptions): Promise<Gateway> {
     if (opts.store !== undefined) return new Gateway(config, opts)
+    await checkCacheDirectory(config.cache.directory)
     const built = await createCacheStore(config.cache, opts.logger)
     return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem })
   }
@@ -362,9 +364,10 @@ function threadsPerProcess (config: Config): number {
 
 function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject)
+    const fail = (err: NodeJS.ErrnoException): void => reject(listenError(err, host, port))
+    server.once('error', fail)
     server.listen(port, host, () => {
-      server.off('error', reject)
+      server.off('error', fail)
       resolve(server.address() as AddressInfo)
     })
   })
