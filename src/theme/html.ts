@@ -27,11 +27,23 @@ export function escapeAttr (s: string): string {
   return s.replace(/&/g, '&amp;').replace(/"/g, '&quot;')
 }
 
-/** Content-side drop/strip results for one request. */
+/** Markup content-side before/after/replace rules put around or into one content node. */
+export interface ContentWrap {
+  before: string
+  after: string
+  /** Replaces the node itself; null keeps it. */
+  replace: string | null
+  /** At the start and end of the node's children (`content-children` rules). */
+  innerBefore: string
+  innerAfter: string
+}
+
+/** Content-side rule results for one request. */
 export interface ContentMods {
   readonly drop: ReadonlySet<AnyNode>
   readonly strip: ReadonlySet<AnyNode>
   readonly dropAttrs: ReadonlyMap<AnyNode, readonly string[]>
+  readonly wrap: ReadonlyMap<AnyNode, ContentWrap>
   /** Every node above a dropped, stripped or attribute-edited one: those must be re-serialised. */
   readonly touched: ReadonlySet<AnyNode>
 }
@@ -96,7 +108,15 @@ export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | n
   while (stack.length > 0) {
     const n = stack.pop() as AnyNode | string
     if (typeof n === 'string') { out += n; continue }
-    if (mods !== null && mods.drop.has(n)) continue
+    let w: ContentWrap | undefined
+    if (mods !== null) {
+      if (mods.drop.has(n)) continue
+      if (mods.wrap.size > 0 && (w = mods.wrap.get(n)) !== undefined) {
+        out += w.before
+        if (w.after !== '') stack.push(w.after)
+        if (w.replace !== null) { out += w.replace; continue }
+      }
+    }
     if (src !== undefined && isVerbatim(n) && (mods === null || (!mods.touched.has(n) && !mods.strip.has(n) && !mods.dropAttrs.has(n)))) {
       out += src.slice(n.startIndex as number, (n.endIndex as number) + 1)
       continue
@@ -127,8 +147,9 @@ export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | n
         }
         if (rawText.has(el.name) || rcdata.has(el.name)) {
           // Browsers read these back as text only, whatever tags a lenient parse put inside them.
-          if (mods !== null && mods.strip.has(el)) continue
           const text = textOf(el)
+          // Stripping the element keeps its text, as a text node (Diazo's strip on <title>).
+          if (mods !== null && mods.strip.has(el)) { out += escapeText(text); continue }
           out += '<' + el.name + attrsHtml(el.attribs, el.name, mods?.dropAttrs.get(el)) + '>'
           out += rcdata.has(el.name) ? escapeText(text) : safeRaw(el.name, text)
           out += `</${el.name}>`
@@ -140,6 +161,10 @@ export function serializeNodes (nodes: readonly AnyNode[], mods: ContentMods | n
           out += '>'
           if (voidElements.has(el.name)) continue
           stack.push(`</${el.name}>`)
+        }
+        if (w !== undefined) {
+          out += w.innerBefore
+          if (w.innerAfter !== '') stack.push(w.innerAfter)
         }
         for (let i = el.children.length - 1; i >= 0; i--) stack.push(el.children[i])
       }

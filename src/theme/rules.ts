@@ -237,7 +237,14 @@ class RulesParser {
     switch (local) {
       case 'replace': case 'before': case 'after': case 'prepend': case 'append':
         op = local === 'prepend' ? 'before' : local === 'append' ? 'after' : local
-        if (theme === null) this.fail(el, url, 'needs a theme or theme-children selector')
+        if (theme === null) {
+          // Diazo's "modifying the content on the fly": inline markup replaces, or goes before or after, the content.
+          if (content === null || local === 'prepend' || local === 'append') this.fail(el, url, 'needs a theme or theme-children selector')
+          if (inline === null) this.fail(el, url, 'needs a theme selector, or inline markup to put into the content')
+          if (attributes !== null || base.href !== null) this.fail(el, url, 'a content-side rule takes no attributes or href')
+          this.rules.push({ ...base, op })
+          return
+        }
         if (attributes !== null) {
           if (op !== 'replace') this.fail(el, url, 'attributes is only allowed on replace, copy, merge and drop')
           if (content === null) this.fail(el, url, 'copying attributes needs a content selector')

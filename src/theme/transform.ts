@@ -5,7 +5,7 @@
  */
 import type { AnyNode, Document, Element } from 'domhandler'
 import type { Compiled, CompiledTheme, NodeSlot, Seg } from './compile.ts'
-import { attrsHtml, escapeText, serializeNodes, type ContentMods } from './html.ts'
+import { attrsHtml, escapeText, serializeNodes, type ContentMods, type ContentWrap } from './html.ts'
 import { parsePage, SourceDocument } from './parse.ts'
 import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
@@ -42,7 +42,7 @@ export type TransformOutcome =
   | { readonly kind: 'unavailable', readonly reason: string }
 
 const bodySel: Sel = { kind: 'css', src: 'body' }
-const noMods: ContentMods = { drop: new Set(), strip: new Set(), dropAttrs: new Map(), touched: new Set() }
+const noMods: ContentMods = { drop: new Set(), strip: new Set(), dropAttrs: new Map(), wrap: new Map(), touched: new Set() }
 
 export function parseHtml (html: string): Document {
   return parsePage(html)
@@ -125,6 +125,12 @@ class Run {
     let m = this.mods.get(doc)
     if (m !== undefined) return m
     const drop = new Set<AnyNode>(); const strip = new Set<AnyNode>(); const dropAttrs = new Map<AnyNode, string[]>()
+    const wrap = new Map<AnyNode, ContentWrap>()
+    const wrapOf = (n: AnyNode): ContentWrap => {
+      let w = wrap.get(n)
+      if (w === undefined) { w = { before: '', after: '', replace: null, innerBefore: '', innerAfter: '' }; wrap.set(n, w) }
+      return w
+    }
     for (const id of this.c.contentRules) {
       const r = this.c.rules[id]
       if (r.content === null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
@@ -137,15 +143,33 @@ class Run {
           else drop.add(n)
         } else if (r.op === 'strip') strip.add(n)
         else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
+        else if (r.inline !== null) {
+          const w = wrapOf(n)
+          const html = r.inline
+          if (!r.contentChildren) {
+            if (r.op === 'before') w.before += html
+            else if (r.op === 'after') w.after += html
+            else if (r.op === 'replace') w.replace ??= html
+          } else if ('children' in n) {
+            if (r.op === 'before') w.innerBefore += html
+            else if (r.op === 'after') w.innerAfter += html
+            else if (r.op === 'replace') { for (const ch of n.children) drop.add(ch); w.innerBefore += html }
+          }
+        }
       }
     }
-    if (drop.size + strip.size + dropAttrs.size === 0) m = noMods
+    if (drop.size + strip.size + dropAttrs.size + wrap.size === 0) m = noMods
     else {
       const touched = new Set<AnyNode>()
       for (const n of drop) touch(touched, n)
       for (const n of strip) touch(touched, n)
       for (const n of dropAttrs.keys()) touch(touched, n)
-      m = { drop, strip, dropAttrs, touched }
+      for (const [n, w] of wrap) {
+        touch(touched, n)
+        // Markup inside the node means it cannot be copied from the source as it stands.
+        if (w.innerBefore !== '' || w.innerAfter !== '') touched.add(n)
+      }
+      m = { drop, strip, dropAttrs, wrap, touched }
     }
     this.mods.set(doc, m)
     return m

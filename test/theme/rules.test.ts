@@ -309,3 +309,31 @@ t.test('issue 14: merge onto an attribute the theme lacks adds no empty value an
   const out = await themeIt('<merge attributes="id title" css:theme=".x" css:content="header"/><merge attributes="title" css:theme=".x" css:content="p"/>', th, ct)
   t.match(out, '<div class="x" id="header">x</div>')
 })
+
+t.test('issue 14: content-side replace, before and after with inline markup modify the content before it is placed', async t => {
+  const th = themeBody('<div id="x">x</div><div id="y">y</div>')
+  const ct = '<body><div id="c"><p class="old">Old</p><p id="keep">Keep</p><span>s</span></div><i id="raw"><p class="old">R</p></i></body>'
+  const rules = `<replace css:content="#c p.old"><p class="new">New</p></replace>
+    <before css:content="#keep"><hr/></before>
+    <after css:content="#keep"><em>1</em></after><after content="//p[@id='keep']"><em>2</em></after>
+    <replace css:content-children="span"><b>in</b></replace>
+    <replace css:theme="#x" css:content="#c"/>
+    <replace css:theme-children="#y" css:content="#raw" method="raw"/>`
+  const out = await themeIt(rules, th, ct)
+  t.same(bodyTree(out), body('<div id="c"><p class="new">New</p><hr><p id="keep">Keep</p><em>1</em><em>2</em><span><b>in</b></span></div>' +
+    '<div id="y"><i id="raw"><p class="old">R</p></i></div>'), 'method="raw" sees the content untouched')
+  const self = await themeIt('<replace css:content="#c"><section>S</section></replace><replace css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(self)[0], ['section', {}, ['S']], 'the placed node itself can be replaced')
+  const kids = await themeIt('<before css:content-children="#c"><b>first</b></before><after css:content-children="#c"><b>last</b></after><replace css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(kids)[0], ['div', { id: 'c' }, [['b', {}, ['first']], ['p', { class: 'old' }, ['Old']], ['p', { id: 'keep' }, ['Keep']], ['span', {}, ['s']], ['b', {}, ['last']]]])
+  const cond = '<replace css:content="#keep" if-path="/only"><p>swapped</p></replace><replace css:theme="#x" css:content="#keep"/>'
+  t.match(await themeIt(cond, th, ct, { path: '/only' }), '<p>swapped</p>')
+  t.match(await themeIt(cond, th, ct, { path: '/other' }), '<p id="keep">Keep</p>')
+  await t.rejects(themeIt('<replace css:content="#keep"/>', th, ct), { code: 'LIVERY_ERR_RULES', message: /inline markup to put into the content/ })
+})
+
+t.test('issue 14: strip on a content <title> keeps its text', async t => {
+  const out = await themeIt('<strip css:content="title"/><replace css:theme-children="title" css:content="title"/>', '<html><head><title>T</title></head><body></body></html>',
+    '<html><head><title>Caf\u00e9 &amp; bar</title></head><body></body></html>')
+  t.match(out, '<title>Caf\u00e9 &amp; bar</title>')
+})
