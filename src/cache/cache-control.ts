@@ -14,9 +14,16 @@
 export const CONFLICT: unique symbol = Symbol('conflicting directive')
 
 export type DirectiveValue = string | true | typeof CONFLICT
-export type Directives = ReadonlyMap<string, DirectiveValue>
+export interface Directives extends ReadonlyMap<string, DirectiveValue> {
+  /** Directives whose argument was a quoted-string: delta-seconds must be a token (RFC 9111 §1.2.2, §5.2.2.1). */
+  readonly quoted: ReadonlySet<string>
+}
 
-const empty: Directives = new Map()
+class DirectiveMap extends Map<string, DirectiveValue> implements Directives {
+  readonly quoted = new Set<string>()
+}
+
+const empty: Directives = new DirectiveMap()
 
 /** The greatest delta-seconds value, which caches use for anything larger (RFC 9111 §1.2.2). */
 export const MAX_DELTA = 2147483648
@@ -25,7 +32,7 @@ export function parseCacheControl (value: string | readonly string[] | undefined
   if (value === undefined) return empty
   const text = typeof value === 'string' ? value : value.join(',')
   if (text.length === 0) return empty
-  const out = new Map<string, DirectiveValue>()
+  const out = new DirectiveMap()
   let i = 0
   const n = text.length
   while (i < n) {
@@ -36,6 +43,7 @@ export function parseCacheControl (value: string | readonly string[] | undefined
     while (j < n && text[j] !== '=' && text[j] !== ',') j++
     const name = text.slice(i, j).trim().toLowerCase()
     let val: string | true = true
+    let quoted = false
     if (j < n && text[j] === '=') {
       j++
       while (j < n && (text[j] === ' ' || text[j] === '\t')) j++
@@ -50,6 +58,7 @@ export function parseCacheControl (value: string | readonly string[] | undefined
         j++ // closing quote
         while (j < n && text[j] !== ',') j++
         val = s
+        quoted = true
       } else {
         const start = j
         while (j < n && text[j] !== ',') j++
@@ -58,6 +67,7 @@ export function parseCacheControl (value: string | readonly string[] | undefined
     }
     i = j
     if (name.length === 0) continue
+    if (quoted) out.quoted.add(name)
     const prev = out.get(name)
     if (prev === undefined) out.set(name, val)
     else if (prev !== val) out.set(name, CONFLICT)
@@ -72,7 +82,7 @@ export function parseCacheControl (value: string | readonly string[] | undefined
  */
 export function deltaSeconds (d: Directives, name: string): number | undefined {
   const v = d.get(name)
-  if (typeof v !== 'string' || !/^[0-9]+$/.test(v)) return undefined
+  if (typeof v !== 'string' || !/^[0-9]+$/.test(v) || d.quoted.has(name)) return undefined
   const n = Number(v)
   return n > MAX_DELTA ? MAX_DELTA : n
 }
@@ -102,14 +112,46 @@ export function parseAge (value: string | readonly string[] | undefined): number
   return n > MAX_DELTA ? MAX_DELTA : n
 }
 
-/** An HTTP-date in ms since the epoch, or NaN when invalid. */
+const months: Readonly<Record<string, number>> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4, Jun: 5, Jul: 6, Aug: 7, Sep: 8, Oct: 9, Nov: 10, Dec: 11 }
+const time = '([0-9]{2}):([0-9]{2}):([0-9]{2})'
+const month = '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)'
+// The three forms of RFC 9110 §5.6.7, exactly: one space each, case-sensitive names, GMT only.
+const imfFixdate = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), ([0-9]{2}) ${month} ([0-9]{4}) ${time} GMT$`)
+const rfc850 = new RegExp(`^(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), ([0-9]{2})-${month}-([0-9]{2}) ${time} GMT$`)
+const asctime = new RegExp(`^(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ${month} ([0-9 ][0-9]) ${time} ([0-9]{4})$`)
+
+/**
+ * An HTTP-date in ms since the epoch, or NaN when it is not one of the three
+ * forms of RFC 9110 §5.6.7. Strict on purpose: RFC 9111 §5.3 says an invalid
+ * Expires means "already expired", and a lenient parser (Date.parse reads
+ * other time zones, one-digit hours, dashes, "0") would make such a response
+ * fresh. Only whitespace around the value is forgiven (it is not part of the field value).
+ */
 export function parseHttpDate (value: string | readonly string[] | undefined): number {
   if (value === undefined) return NaN
-  const s = typeof value === 'string' ? value : value[0]
-  if (s === undefined || s.length === 0) return NaN
-  // Date.parse accepts IMF-fixdate, RFC 850 and asctime forms, which is what
-  // RFC 9110 §5.6.7 asks recipients to accept; a bare number like "0" must
-  // count as invalid (RFC 9111 §5.3), which Date.parse would read as a year.
-  if (/^\s*-?[0-9]+\s*$/.test(s)) return NaN
-  return Date.parse(s)
+  if (typeof value !== 'string' && value.length !== 1) return NaN
+  const s = (typeof value === 'string' ? value : value[0]).trim()
+  let m = imfFixdate.exec(s)
+  if (m !== null) return utc(Number(m[3]), months[m[2]], Number(m[1]), m[4], m[5], m[6])
+  m = rfc850.exec(s)
+  if (m !== null) {
+    // Two-digit years more than 50 years ahead are in the past century (RFC 9110 §5.6.7).
+    const nowYear = new Date().getUTCFullYear()
+    let year = Math.floor(nowYear / 100) * 100 + Number(m[3])
+    if (year > nowYear + 50) year -= 100
+    return utc(year, months[m[2]], Number(m[1]), m[4], m[5], m[6])
+  }
+  m = asctime.exec(s)
+  if (m !== null) return utc(Number(m[6]), months[m[1]], Number(m[2].trim()), m[3], m[4], m[5])
+  return NaN
+}
+
+function utc (year: number, mon: number, day: number, hh: string, mm: string, ss: string): number {
+  const h = Number(hh)
+  const mi = Number(mm)
+  const se = Number(ss)
+  if (day < 1 || day > 31 || h > 23 || mi > 59 || se > 60) return NaN
+  const t = Date.UTC(year, mon, day, h, mi, Math.min(se, 59))
+  // 31 Feb and the like roll over into the next month: not a date.
+  return new Date(t).getUTCDate() === day ? t : NaN
 }

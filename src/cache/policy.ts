@@ -3,10 +3,9 @@
  * result is plain numbers (absolute deadlines) in `EntryMeta`, so the hit
  * path compares a clock reading and never parses a header.
  *
- * `http-cache-semantics` serves as a second opinion on storability (see
- * docs/caching.md, "RFC 9111 conformance" for where it falls short and what this file does instead).
+ * Every decision is made here from the RFC's text (docs/caching.md lists the
+ * defaults and the deliberate departures).
  */
-import CachePolicy from 'http-cache-semantics'
 import type { SiteConfig } from '../config/types.ts'
 import { CONFLICT, type Directives, deltaSeconds, fieldNames, has, parseAge, parseCacheControl, parseHttpDate } from './cache-control.ts'
 import { CacheEntry, type EntryMeta, F_HEURISTIC, F_MUST_REVALIDATE, F_NO_CACHE } from './entry.ts'
@@ -22,8 +21,14 @@ const neverStored = new Set([
   'connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade',
   'proxy-authenticate', 'proxy-authorization', 'age', 'x-cache', 'content-length', 'surrogate-key', 'cache-tag', 'surrogate-control'
 ])
-/** Fields a 304 must not change in the stored response (RFC 9111 §3.2; the body is reused). */
-const notUpdated = new Set(['content-length', 'content-encoding', 'content-range', 'content-type', 'transfer-encoding'])
+/**
+ * Fields a 304 does not change in the stored response (RFC 9111 §3.2): the
+ * framing fields, and Content-Encoding, which describes the stored bytes
+ * themselves (§3.2 allows omitting fields "necessary to assure integrity of
+ * the stored response"). Set-Cookie belongs to the one client that got the
+ * 304, never to the shared copy.
+ */
+const notUpdated = new Set(['content-length', 'content-encoding', 'content-range', 'transfer-encoding', 'set-cookie'])
 
 /** Heuristic freshness is capped, as RFC 9111 §4.2.2 suggests caches may. */
 export const HEURISTIC_CAP = 24 * 3600 * 1000
@@ -84,15 +89,6 @@ export function decide (input: ResponseInput): Verdict {
   const lastModified = first(rh['last-modified']) ?? ''
   if (!explicit && !isPublic && !heuristicStatus.has(status)) return no(`status ${status} without explicit freshness`)
 
-  // Second opinion: http-cache-semantics implements the same §3 checklist.
-  // It is stricter in places we agree with (it cannot store a status it
-  // does not know); it is only consulted when its own parser can read the
-  // header (lowercase names, no quoted commas), see docs/caching.md, "RFC 9111 conformance".
-  if (!mustUnderstand && !stripped.size && plainCacheControl(rh['cache-control'])) {
-    const lib = new CachePolicy({ url: input.url, method: 'GET', headers: toLib(qh) }, { status, headers: toLib(rh) }, { shared: true })
-    if (!lib.storable() && explicit) return no('not storable (http-cache-semantics)')
-  }
-
   // --- freshness (RFC 9111 §4.2) ---
   const dateValue = parseHttpDate(rh.date)
   const date = Number.isNaN(dateValue) ? input.responseTime : dateValue
@@ -105,7 +101,8 @@ export function decide (input: ResponseInput): Verdict {
   if (sMaxAge !== undefined) lifetime = sMaxAgeSec === undefined ? 0 : sMaxAgeSec * 1000
   else if (cc.has('max-age')) lifetime = maxAgeSec === undefined ? 0 : maxAgeSec * 1000
   else if (rh.expires !== undefined) {
-    const expires = parseHttpDate(typeof rh.expires === 'string' ? rh.expires : rh.expires.length === 1 ? rh.expires[0] : undefined)
+    // Several Expires lines, or one that is not an HTTP-date, mean already expired (RFC 9111 §5.3).
+    const expires = parseHttpDate(rh.expires)
     lifetime = Number.isNaN(expires) ? 0 : Math.max(0, expires - date)
   } else {
     const lm = parseHttpDate(lastModified)
@@ -132,10 +129,13 @@ export function decide (input: ResponseInput): Verdict {
   const swr = (deltaSeconds(cc, 'stale-while-revalidate') ?? 0) * 1000
   const sie = (deltaSeconds(cc, 'stale-if-error') ?? 0) * 1000
   // s-maxage implies proxy-revalidate (§5.2.2.10): only the origin's own
-  // RFC 5861 directives may then allow stale, not our out-of-band grace.
-  const grace = sMaxAge !== undefined ? 0 : site.grace
-  const staleWindow = mustRevalidate ? 0 : Math.max(swr, grace)
-  const errorWindow = mustRevalidate ? 0 : Math.max(sie, staleWindow)
+  // RFC 5861 directives may then allow stale, not our out-of-band grace or
+  // staleIfError. Grace serves stale to a client while the origin is fine
+  // (§4.2.4 forbids that unless allowed, so it is 0 by default); staleIfError
+  // only when the origin has failed ("disconnected" in §4.2.4's words).
+  const outOfBand = sMaxAge === undefined
+  const staleWindow = mustRevalidate ? 0 : Math.max(swr, outOfBand ? site.grace : 0)
+  const errorWindow = mustRevalidate ? 0 : Math.max(sie, outOfBand ? site.staleIfError : 0, staleWindow)
   const staleUntil = freshUntil + staleWindow
   const errorUntil = freshUntil + errorWindow
   const holdUntil = Math.max(staleUntil, errorUntil) + (etag !== '' || lastModified !== '' ? site.keep : 0)
@@ -225,17 +225,6 @@ function storedHeaders (rh: Headers, stripped: ReadonlySet<string>): string[] {
     if (typeof v === 'string') out.push(n, v)
     else for (const s of v) out.push(n, s)
   }
-  return out
-}
-
-function plainCacheControl (v: string | readonly string[] | undefined): boolean {
-  const s = first(v)
-  return s === undefined || (!s.includes('"') && s === s.toLowerCase())
-}
-
-function toLib (h: Headers): CachePolicy.Headers {
-  const out: CachePolicy.Headers = {}
-  for (const k of Object.keys(h)) { const v = h[k]; if (v !== undefined) out[k.toLowerCase()] = typeof v === 'string' ? v : [...v] }
   return out
 }
 

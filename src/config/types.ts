@@ -41,6 +41,7 @@ export interface SiteConfig {
   readonly timeouts: TimeoutsConfig
   readonly pool: SitePoolConfig
   readonly grace: number
+  readonly staleIfError: number
   readonly keep: number
   readonly defaultTtl: number
   readonly theme?: ThemeConfig

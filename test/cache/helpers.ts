@@ -24,6 +24,7 @@ export function site (over: Partial<SiteConfig> = {}): SiteConfig {
     timeouts: { connect: 1000, firstByte: 5000, betweenBytes: 5000 },
     pool: { maxConcurrent: 10, maxQueue: 10, queueTimeout: 1000, requestTimeout: 5000, killAfter: 5000 },
     grace: 0,
+    staleIfError: 0,
     keep: 0,
     defaultTtl: 0,
     ...over

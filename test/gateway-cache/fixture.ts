@@ -93,7 +93,7 @@ export async function cacheFixture (t: Teardown, routes: Record<string, Route>, 
     log: { level: 'debug' },
     ...raw,
     cache: { directory: dir, ...(raw.cache as Record<string, unknown> | undefined) },
-    sites: [{ name: 'cached', hosts: ['*'], upstream: up.url, grace: '0s', ...opts.site }],
+    sites: [{ name: 'cached', hosts: ['*'], upstream: up.url, ...opts.site }],
   }, {}, dir)
   const logs = new LogCapture()
   const store = new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize })

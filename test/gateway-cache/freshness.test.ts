@@ -33,7 +33,52 @@ t.test('§4.2.1 freshness lifetime: s-maxage > max-age > Expires', async t => {
   t.ok(await fresh('/max-age-over-expires'), 'max-age wins over a past Expires')
   t.notOk(await fresh('/conflict'), 'conflicting duplicate max-age: treated as stale (§4.2.1)')
   t.notOk(await fresh('/max-age-junk'), 'an invalid max-age is stale')
-  t.ok(await fresh('/max-age-quoted'), 'a quoted-string max-age is accepted (§5.2)')
+  t.notOk(await fresh('/max-age-quoted'), 'a quoted-string max-age is invalid (senders MUST NOT generate it, §5.2.2.1): stale')
+})
+
+t.test('§4.2.1 / RFC 9110 §5.6.7 parsing: only real HTTP-dates, directives outside quoted strings, lines combined', async t => {
+  const imf = 'Thu, 01 Dec 2050 08:00:00 GMT'
+  const variants: Record<string, string | string[]> = {
+    'utc': 'Thu, 01 Dec 2050 08:00:00 UTC',
+    'zone': 'Thu, 01 Dec 2050 08:00:00 +0000',
+    'one-digit-hour': 'Thu, 01 Dec 2050 8:00:00 GMT',
+    'dashes': 'Thu, 01-Dec-2050 08:00:00 GMT',
+    'no-comma': 'Thu 01 Dec 2050 08:00:00 GMT',
+    'extra-spaces': 'Thu,  01 Dec 2050 08:00:00 GMT',
+    'lowercase': 'thu, 01 dec 2050 08:00:00 gmt',
+    'zero': '0',
+    'two-lines': [imf, imf],
+    'two-values': `${imf}, ${imf}`,
+  }
+  const routes: Record<string, (q: unknown, res: import('node:http').ServerResponse, n: number) => void> = {}
+  for (const [name, v] of Object.entries(variants)) {
+    routes[`/expires-${name}`] = (_q, res, n) => { res.setHeader('expires', v); res.writeHead(200, { ...text, etag: '"e"' }).end(`v${n}`) }
+  }
+  const asctime = 'Thu Dec  1 08:00:00 2050'
+  Object.assign(routes, {
+    '/expires-imf': (_q: unknown, res: import('node:http').ServerResponse, n: number) => res.writeHead(200, { ...text, expires: imf }).end(`v${n}`),
+    '/expires-asctime': (_q: unknown, res: import('node:http').ServerResponse, n: number) => res.writeHead(200, { ...text, expires: asctime }).end(`v${n}`),
+    '/quoted-inside': (_q: unknown, res: import('node:http').ServerResponse, n: number) => res.writeHead(200, { ...text, etag: '"q"', 'cache-control': 'community="max-age=600, public"' }).end(`v${n}`),
+    '/negative': (_q: unknown, res: import('node:http').ServerResponse, n: number) => res.writeHead(200, { ...text, etag: '"n"', 'cache-control': 'max-age=-600' }).end(`v${n}`),
+    '/lines': (_q: unknown, res: import('node:http').ServerResponse, n: number) => { res.setHeader('cache-control', ['public', 'max-age=600']); res.writeHead(200, text).end(`v${n}`) },
+    '/s-lines': (_q: unknown, res: import('node:http').ServerResponse, n: number) => { res.setHeader('cache-control', ['max-age=0', 's-maxage=600']); res.writeHead(200, text).end(`v${n}`) },
+    '/s-lines-zero': (_q: unknown, res: import('node:http').ServerResponse, n: number) => { res.setHeader('cache-control', ['s-maxage=0', 'max-age=600']); res.writeHead(200, { ...text, etag: '"z"' }).end(`v${n}`) },
+  })
+  const f = await cacheFixture(t, routes as never)
+  const fresh = async (p: string): Promise<boolean> => {
+    const before = f.hits(p)
+    await f.get(p)
+    const r = await f.get(p)
+    return r.headers['x-cache'] === 'HIT' && f.hits(p) === before + 1
+  }
+  for (const name of Object.keys(variants)) t.notOk(await fresh(`/expires-${name}`), `Expires ${JSON.stringify(variants[name])} is not an HTTP-date: already expired`)
+  t.ok(await fresh('/expires-imf'), 'control: IMF-fixdate in the future')
+  t.ok(await fresh('/expires-asctime'), 'control: asctime-date in the future')
+  t.notOk(await fresh('/quoted-inside'), 'max-age inside a quoted string is not a directive')
+  t.notOk(await fresh('/negative'), 'a negative max-age is stale')
+  t.ok(await fresh('/lines'), 'Cache-Control lines are combined')
+  t.ok(await fresh('/s-lines'), 's-maxage on another line still wins over max-age=0')
+  t.notOk(await fresh('/s-lines-zero'), 's-maxage=0 on another line wins over max-age=600')
 })
 
 t.test('§4.2.3 incoming Age counts against the lifetime', async t => {

@@ -16,8 +16,9 @@ export function siteConfig (name: string, pool: Partial<SitePoolConfig> = {}): S
     connections: 16,
     timeouts: { connect: 3500, firstByte: 60000, betweenBytes: 60000 },
     pool: { maxConcurrent: 256, maxQueue: 256, queueTimeout: 2000, requestTimeout: 120000, killAfter: 10000, ...pool },
-    grace: 10000,
-    keep: 0,
+    grace: 0,
+    staleIfError: 3600000,
+    keep: 3600000,
     defaultTtl: 0,
   }
 }
