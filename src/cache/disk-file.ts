@@ -6,25 +6,28 @@
  */
 import { open } from 'node:fs/promises'
 import { crc32 } from 'node:zlib'
-import { type CacheEntry, encodeEntry } from './entry.ts'
+import { type CacheEntry, encodeEntryParts } from './entry.ts'
 
 const MAGIC = 0x4c564431 // "LVD1"
 
-export function buildFile (key: string, entry: CacheEntry, expiresAt: number): Buffer {
+/**
+ * The file for one entry as buffers to write in order (the body among them,
+ * uncopied), and its length: the size is known before any byte is written.
+ */
+export function fileParts (key: string, entry: CacheEntry, expiresAt: number): { parts: Buffer[], length: number } {
   const m = entry.meta
   const strs = [key, m.url, m.site, ...m.tags].map(s => Buffer.from(s, 'utf8'))
   let headLength = 8 + 4
   for (const s of strs) headLength += 4 + s.length
-  const body = encodeEntry(entry)
-  const out = Buffer.allocUnsafe(8 + headLength + 4 + body.length)
-  let o = out.writeUInt32BE(MAGIC, 0)
-  o = out.writeUInt32BE(headLength, o)
-  o = out.writeDoubleBE(expiresAt, o)
-  o = out.writeUInt32BE(m.tags.length, o)
-  for (const s of strs) { o = out.writeUInt32BE(s.length, o); o += s.copy(out, o) }
-  o = out.writeUInt32BE(crc32(out.subarray(8, o)), o)
-  body.copy(out, o)
-  return out
+  const head = Buffer.allocUnsafe(8 + headLength + 4)
+  let o = head.writeUInt32BE(MAGIC, 0)
+  o = head.writeUInt32BE(headLength, o)
+  o = head.writeDoubleBE(expiresAt, o)
+  o = head.writeUInt32BE(m.tags.length, o)
+  for (const s of strs) { o = head.writeUInt32BE(s.length, o); o += s.copy(head, o) }
+  head.writeUInt32BE(crc32(head.subarray(8, o)), o)
+  const body = encodeEntryParts(entry)
+  return { parts: [head, ...body.parts], length: head.length + body.length }
 }
 
 export interface FileHead {

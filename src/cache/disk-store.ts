@@ -16,12 +16,16 @@
  * next open deletes. `fsync` (off by default) adds power-loss durability; the
  * CRCs make sure that whatever a power loss tears is dropped, never served.
  *
- * Every mutation (put, delete, purge, eviction) runs on one serial queue, so
- * the byte accounting is exact: a write first evicts least-recently-used
- * files until the new file fits, and only then creates it, so the files on
- * disk never add up to more than `maxSize`. The queue is bounded
- * (`maxPendingWrites`); a put arriving at a full queue is refused (false),
- * because the disk tier sits behind memory and must never build a backlog.
+ * Byte accounting is synchronous and exact: a put learns its file's size
+ * before any byte is written (the entry is handed to `writev` as buffers,
+ * never built into a second copy), evicts least-recently-used files from the
+ * index until it fits, and reserves its bytes, all in one turn of the event
+ * loop; so the files on disk never add up to more than `maxSize`. The file
+ * operations then run in parallel across keys and in order per key
+ * (`IoLanes`). Pending puts are bounded (`maxPendingWrites`); a put beyond
+ * that is refused (false) before it costs anything, because the disk tier
+ * sits behind memory and must never build a backlog. Refusals are counted
+ * (`livery:cache:write_dropped`) and logged at most once per 10 s.
  *
  * Reads are lock-free: rename is atomic, so a read sees a whole old or whole
  * new file.
@@ -30,27 +34,30 @@
  * - `livery:cache:eviction` `{ tier, bytes }` — an entry evicted for room.
  * - `livery:cache:corrupt` `{ tier, key, reason }` — a file failed its
  *   checksum or parse; it was deleted and the read was a miss.
- * - `livery:cache:write_error` `{ tier, error }` — a write failed or was refused
- *   because the queue was full.
+ * - `livery:cache:write_error` `{ tier, error }` — a write failed.
+ * - `livery:cache:write_dropped` `{ tier, reason }` — a put was refused:
+ *   `queue_full`, or `no_room` when the entry is larger than the tier can hold.
  * `stats()` gives `{ disk: { entries, bytes, maxBytes, evictions } }`
  * (`livery_cache_bytes{tier="disk"}`, `livery_cache_evictions_total{tier="disk"}`)
  * and `diskStats()` adds `corrupt` and `writeErrors` counters.
  */
 import { channel } from 'node:diagnostics_channel'
 import { createHash } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat, unlink } from 'node:fs/promises'
+import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import { type CacheEntry, decodeEntry, softPurged } from './entry.ts'
 import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesMeta } from './store.ts'
-import { buildFile, parseFile, readHead } from './disk-file.ts'
+import { fileParts, parseFile, readHead } from './disk-file.ts'
+import { IoLanes } from './io-lanes.ts'
 import { storageDeadline } from './tiered-store.ts'
 
 const evictionChannel = channel('livery:cache:eviction')
 const corruptChannel = channel('livery:cache:corrupt')
 const writeErrorChannel = channel('livery:cache:write_error')
+const writeDroppedChannel = channel('livery:cache:write_dropped')
 
 export interface DiskStoreOptions {
   /** Directory the tier owns (created if missing), e.g. `<cache.directory>/http`. */
@@ -61,8 +68,10 @@ export interface DiskStoreOptions {
   readonly maxEntrySize?: number
   /** fsync each file before renaming it into place (power-loss durability). @default false */
   readonly fsync?: boolean
-  /** Mutations allowed to wait on the serial queue before puts are refused. @default 256 */
+  /** Puts accepted and not yet on disk before further puts are refused. @default 1024 */
   readonly maxPendingWrites?: number
+  /** File operations run at once (across keys; one key's run in order). @default 8 */
+  readonly maxParallelWrites?: number
   /** Tier name in metrics. @default 'disk' */
   readonly name?: string
   readonly logger?: Logger
@@ -86,8 +95,21 @@ export interface DiskStats {
   readonly bytes: number
   readonly corrupt: number
   readonly writeErrors: number
+  readonly writesDropped: number
   readonly evictions: number
 }
+
+/** A put accepted and not yet renamed into place; a purge or delete cancels it. */
+interface PendingWrite {
+  readonly key: string
+  readonly url: string
+  readonly site: string
+  readonly tags: readonly string[]
+  cancelled: boolean
+}
+
+/** At most one drop warning per this many ms: a burst must not become a log flood. */
+const DROP_LOG_INTERVAL = 10_000
 
 const SUFFIX = '.e'
 
@@ -108,7 +130,13 @@ export class DiskStore implements CacheStore {
   #evictions = 0
   #corrupt = 0
   #writeErrors = 0
-  #queue: Promise<unknown> = Promise.resolve()
+  #writesDropped = 0
+  #dropsUnlogged = 0
+  #dropLoggedAt = -Infinity
+  readonly #lanes: IoLanes
+  readonly #writing = new Map<string, PendingWrite>()
+  /** Subdirectories known to exist, so a write does not mkdir each time. */
+  readonly #dirs = new Set<string>()
   #pending = 0
   #tmpSeq = 0
   #indexed: Promise<void> = Promise.resolve()
@@ -132,7 +160,8 @@ export class DiskStore implements CacheStore {
     this.#maxSize = opts.maxSize
     this.#maxEntrySize = maxEntrySize
     this.#fsync = opts.fsync ?? false
-    this.#maxPending = opts.maxPendingWrites ?? 256
+    this.#maxPending = opts.maxPendingWrites ?? 1024
+    this.#lanes = new IoLanes(opts.maxParallelWrites ?? 8)
     this.#log = opts.logger ?? silentLogger
     this.#now = opts.now ?? Date.now
   }
@@ -155,7 +184,7 @@ export class DiskStore implements CacheStore {
     const rec = this.#files.get(hash)
     if (rec === undefined) return undefined
     if (rec.expiresAt !== 0 && rec.expiresAt <= this.#now()) {
-      void this.#enqueue(() => this.#remove(hash, rec), false)
+      this.#remove(hash, rec)
       return undefined
     }
     let buf: Buffer
@@ -183,21 +212,41 @@ export class DiskStore implements CacheStore {
   async put (key: string, entry: CacheEntry, ttlMs: number): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
-    const file = buildFile(key, entry, this.#now() + ttlMs)
+    // Refused before any work: a full queue must cost nothing more.
+    if (this.#pending >= this.#maxPending) { this.#dropped('queue_full'); return false }
+    const file = fileParts(key, entry, this.#now() + ttlMs)
     if (file.length > this.#maxEntrySize) return false
-    const ok = await this.#enqueue(() => this.#write(hashKey(key), key, entry, file), true)
-    return ok === true
+    const hash = hashKey(key)
+    if (!this.#makeRoom(file.length)) { this.#dropped('no_room'); return false }
+    // Reserved before the file exists, so the sum never overshoots.
+    this.#bytes += file.length
+    // A newer put of the same key supersedes one still waiting in the lane.
+    const earlier = this.#writing.get(hash)
+    if (earlier !== undefined) earlier.cancelled = true
+    const m = entry.meta
+    const w: PendingWrite = { key, url: m.url, site: m.site, tags: m.tags, cancelled: false }
+    this.#writing.set(hash, w)
+    this.#pending++
+    try {
+      return await this.#lanes.run(hash, () => this.#write(hash, w, file))
+    } catch (err) {
+      this.#writeFailed(err)
+      return false
+    } finally {
+      this.#pending--
+      if (this.#writing.get(hash) === w) this.#writing.delete(hash)
+    }
   }
 
   async delete (key: string): Promise<boolean> {
     this.#check()
     const hash = hashKey(key)
-    return await this.#enqueue(async () => {
-      const rec = this.#files.get(hash)
-      if (rec === undefined) return false
-      await this.#remove(hash, rec)
-      return true
-    }, false) === true
+    const w = this.#writing.get(hash)
+    if (w !== undefined) w.cancelled = true
+    const rec = this.#files.get(hash)
+    if (rec !== undefined) await this.#remove(hash, rec)
+    else await this.#lanes.run(hash, async () => {})
+    return rec !== undefined || w !== undefined
   }
 
   async * keys (): AsyncIterable<string> {
@@ -213,35 +262,28 @@ export class DiskStore implements CacheStore {
     this.#check()
     await this.#indexed
     const now = opts.now ?? this.#now()
-    const n = await this.#enqueue(async () => {
-      // Selected on the queue, so writes queued before the purge are purged too.
-      const hits = [...this.#files.values()].filter(r => r.key !== '' && matchesMeta(r, sel))
-      let count = 0
-      for (const rec of hits) {
-        if (this.#files.get(rec.hash) !== rec) continue
-        if (opts.soft === true) {
-          const entry = await this.#readEntry(rec)
-          if (entry === undefined) continue
-          const remaining = rec.expiresAt - now
-          if (remaining <= 0) { await this.#remove(rec.hash, rec); continue }
-          const file = buildFile(rec.key, softPurged(entry, now), rec.expiresAt)
-          if (await this.#write(rec.hash, rec.key, entry, file)) count++
-        } else {
-          await this.#remove(rec.hash, rec)
-          count++
-        }
-      }
-      return count
-    }, false)
-    return typeof n === 'number' ? n : 0
+    // Selected synchronously: puts accepted before the purge and not yet on
+    // disk are selected too (a purge must never be overtaken by a write-back).
+    const hits = [...this.#files.values()].filter(r => r.key !== '' && matchesMeta(r, sel))
+    const pending = [...this.#writing].filter(([, w]) => !w.cancelled && matchesMeta(w, sel))
+    if (opts.soft !== true) {
+      for (const [, w] of pending) w.cancelled = true
+      await Promise.all(hits.map(rec => this.#remove(rec.hash, rec)))
+      return hits.length + pending.length
+    }
+    // A soft purge rewrites each file after whatever is already queued for its key.
+    const hashes = new Set([...hits.map(r => r.hash), ...pending.map(([h]) => h)])
+    const done = await Promise.all([...hashes].map(hash => this.#lanes.run(hash, () => this.#softPurge(hash, now)).catch((err: unknown) => {
+      this.#writeFailed(err)
+      return false
+    })))
+    return done.filter(Boolean).length
   }
 
   async clear (): Promise<void> {
     this.#check()
-    await this.#enqueue(async () => {
-      for (const [hash, rec] of [...this.#files]) await this.#remove(hash, rec)
-      return true
-    }, false)
+    for (const w of this.#writing.values()) w.cancelled = true
+    await Promise.all([...this.#files].map(([hash, rec]) => this.#remove(hash, rec)))
   }
 
   stats (): Readonly<Record<string, TierStats>> {
@@ -249,14 +291,14 @@ export class DiskStore implements CacheStore {
   }
 
   diskStats (): DiskStats {
-    return { entries: this.#files.size, bytes: this.#bytes, corrupt: this.#corrupt, writeErrors: this.#writeErrors, evictions: this.#evictions }
+    return { entries: this.#files.size, bytes: this.#bytes, corrupt: this.#corrupt, writeErrors: this.#writeErrors, writesDropped: this.#writesDropped, evictions: this.#evictions }
   }
 
   /** Waits for queued writes, then refuses further calls. */
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#queue
+    await this.#lanes.idle()
     await this.#indexed
   }
 
@@ -275,56 +317,53 @@ export class DiskStore implements CacheStore {
     return join(this.#dir, hash.slice(0, 2), hash + SUFFIX)
   }
 
-  /**
-   * Runs `fn` after every earlier mutation. `droppable` ops (puts) are
-   * refused when the queue is full; deletes and purges always queue, since
-   * skipping one would serve what the operator asked to remove.
-   */
-  #enqueue<T> (fn: () => Promise<T>, droppable: boolean): Promise<T | undefined> {
-    if (droppable && this.#pending >= this.#maxPending) {
-      this.#writeFailed(liveryError('LIVERY_ERR_CACHE_STORE', this.name, `write queue full (${this.#maxPending} pending)`))
-      return Promise.resolve(undefined)
-    }
-    this.#pending++
-    const run = this.#queue.then(fn).catch((err: unknown) => {
-      this.#writeFailed(err)
-      return undefined
-    }).finally(() => { this.#pending-- })
-    this.#queue = run
-    return run
-  }
-
   #writeFailed (err: unknown): void {
     this.#writeErrors++
     if (writeErrorChannel.hasSubscribers) writeErrorChannel.publish({ tier: this.name, error: err })
-    this.#log.warn({ err }, 'disk cache write failed')
+    this.#log.warn({ err: err instanceof Error ? err.message : String(err), tier: this.name }, 'disk cache write failed')
   }
 
-  /** Runs on the queue. Makes room, writes a temp file, renames it into place. */
-  async #write (hash: string, key: string, entry: CacheEntry, file: Buffer): Promise<boolean> {
-    // The old version of this key still occupies disk until the rename, so
-    // it is not counted as free: it may itself be evicted to make room.
-    while (this.#bytes + file.length > this.#maxSize) {
+  /** Counts a refused put; logs one line per DROP_LOG_INTERVAL with the count since the last. */
+  #dropped (reason: 'queue_full' | 'no_room'): void {
+    this.#writesDropped++
+    this.#dropsUnlogged++
+    if (writeDroppedChannel.hasSubscribers) writeDroppedChannel.publish({ tier: this.name, reason })
+    const now = performance.now()
+    if (now - this.#dropLoggedAt < DROP_LOG_INTERVAL) return
+    this.#log.warn({ tier: this.name, dropped: this.#dropsUnlogged, reason, pending: this.#pending }, 'disk cache refused writes (the tier is behind memory, so the pages stay served; see livery_cache_writes_dropped_total)')
+    this.#dropsUnlogged = 0
+    this.#dropLoggedAt = now
+  }
+
+  /** Evicts least-recently-used files from the index until `size` more bytes fit. */
+  #makeRoom (size: number): boolean {
+    if (size > this.#maxSize) return false
+    while (this.#bytes + size > this.#maxSize) {
       const victim = this.#oldest()
-      if (victim === undefined) return false
-      await this.#remove(victim.hash, victim)
+      if (victim === undefined) return false // the rest is reserved by writes in flight
+      void this.#remove(victim.hash, victim)
       this.#evictions++
       if (evictionChannel.hasSubscribers) evictionChannel.publish({ tier: this.name, bytes: victim.size })
     }
+    return true
+  }
+
+  /** Runs in the key's lane. Writes a temp file and renames it into place, unless cancelled meanwhile. */
+  async #write (hash: string, w: PendingWrite, file: { parts: Buffer[], length: number }): Promise<boolean> {
+    if (w.cancelled) { this.#bytes -= file.length; return false }
     const tmp = join(this.#tmp, `${hash}.${process.pid}.${this.#tmpSeq++}.tmp`)
-    const dir = join(this.#dir, hash.slice(0, 2))
-    // Count the temp file before it exists, so the sum never overshoots.
-    this.#bytes += file.length
     let renamed = false
     try {
-      await mkdir(dir, { recursive: true })
+      const sub = hash.slice(0, 2)
+      if (!this.#dirs.has(sub)) { await mkdir(join(this.#dir, sub), { recursive: true }); this.#dirs.add(sub) }
       const fh = await open(tmp, 'w')
       try {
-        await fh.writeFile(file)
+        await fh.writev(file.parts)
         if (this.#fsync) await fh.sync()
       } finally {
         await fh.close()
       }
+      if (w.cancelled) return false
       await rename(tmp, this.#path(hash))
       renamed = true
     } finally {
@@ -335,9 +374,25 @@ export class DiskStore implements CacheStore {
     }
     const current = this.#files.get(hash)
     if (current !== undefined) { this.#bytes -= current.size; this.#files.delete(hash) }
-    const m = entry.meta
-    this.#files.set(hash, { hash, size: file.length, key, url: m.url, site: m.site, tags: m.tags, expiresAt: file.readDoubleBE(8) })
-    return true
+    const rec: FileRecord = { hash, size: file.length, key: w.key, url: w.url, site: w.site, tags: w.tags, expiresAt: file.parts[0].readDoubleBE(8) }
+    this.#files.set(hash, rec)
+    // Purged or deleted while the rename was under way: the file goes again.
+    if (w.cancelled) await this.#unlink(hash, rec)
+    return !w.cancelled
+  }
+
+  /** Runs in the key's lane: rewrites the current file as soft-purged. */
+  async #softPurge (hash: string, now: number): Promise<boolean> {
+    const rec = this.#files.get(hash)
+    if (rec === undefined) return false
+    const entry = await this.#readEntry(rec)
+    if (entry === undefined || this.#files.get(hash) !== rec) return false
+    if (rec.expiresAt - now <= 0) { await this.#unlink(hash, rec); return false }
+    const file = fileParts(rec.key, softPurged(entry, now), rec.expiresAt)
+    this.#forget(hash, rec)
+    if (!this.#makeRoom(file.length)) { await rm(this.#path(hash), { force: true }); return false }
+    this.#bytes += file.length
+    return await this.#write(hash, { key: rec.key, url: rec.url, site: rec.site, tags: rec.tags, cancelled: false }, file)
   }
 
   #oldest (): FileRecord | undefined {
@@ -345,9 +400,18 @@ export class DiskStore implements CacheStore {
     return undefined
   }
 
-  /** Deletes one file and its record. Runs on the queue (or for a corrupt file). */
-  async #remove (hash: string, rec: FileRecord): Promise<void> {
-    if (this.#files.get(hash) !== rec) return
+  /** Drops a record from the index now, and its file in the key's lane (after the writes before it). */
+  #remove (hash: string, rec: FileRecord): Promise<void> {
+    if (this.#files.get(hash) !== rec) return Promise.resolve()
+    this.#forget(hash, rec)
+    return this.#lanes.run(hash, async () => {
+      // A write queued after the removal may have put a new file in place meanwhile.
+      if (!this.#files.has(hash)) await rm(this.#path(hash), { force: true })
+    }).catch((err: unknown) => { this.#writeFailed(err) })
+  }
+
+  /** Inside a lane: deletes the file and its record. */
+  async #unlink (hash: string, rec: FileRecord): Promise<void> {
     this.#forget(hash, rec)
     await rm(this.#path(hash), { force: true })
   }
@@ -364,7 +428,7 @@ export class DiskStore implements CacheStore {
     if (corruptChannel.hasSubscribers) corruptChannel.publish({ tier: this.name, key, reason })
     this.#log.warn({ key, reason }, 'dropped a corrupt disk cache file')
     const rec = this.#files.get(hash)
-    if (rec !== undefined) void this.#enqueue(() => this.#remove(hash, rec), false)
+    if (rec !== undefined) void this.#remove(hash, rec)
   }
 
   async #readEntry (rec: FileRecord): Promise<CacheEntry | undefined> {
@@ -376,7 +440,7 @@ export class DiskStore implements CacheStore {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.#forget(rec.hash, rec); return undefined }
       this.#corrupt++
       if (corruptChannel.hasSubscribers) corruptChannel.publish({ tier: this.name, key: rec.key, reason: String(err) })
-      await this.#remove(rec.hash, rec)
+      await this.#unlink(rec.hash, rec)
       return undefined
     }
   }
@@ -394,6 +458,7 @@ export class DiskStore implements CacheStore {
       if (sub.length !== 2) continue
       let names: string[]
       try { names = await readdir(join(this.#dir, sub)) } catch { continue }
+      this.#dirs.add(sub)
       for (const name of names) {
         const hash = name.slice(0, -SUFFIX.length)
         if (!name.endsWith(SUFFIX) || hash.length !== 64 || !hash.startsWith(sub)) continue

@@ -37,6 +37,8 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
   on('livery:cache:miss', () => misses.inc())
   on('livery:cache:stale', () => stale.inc())
   on('livery:cache:eviction', m => evictions.inc({ tier: label(m.tier, 'memory') }))
+  const dropped = metrics.counter('livery_cache_writes_dropped_total', 'Cache writes a tier refused (queue full, no room); the response was served anyway', ['tier', 'reason'])
+  on('livery:cache:write_dropped', m => dropped.inc({ tier: label(m.tier, 'disk'), reason: label(m.reason, 'unknown') }))
   for (const ch of ['livery:cache:store_error', 'livery:cache:write_error', 'livery:cache:redis_error', 'livery:cache:corrupt']) {
     on(ch, m => cacheErrors.inc({ tier: label(m.tier, ch.includes('redis') ? 'redis' : 'disk') }))
   }

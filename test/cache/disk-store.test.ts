@@ -152,3 +152,56 @@ t.test('kill -9 during writes: a fresh store serves every complete entry, drops 
   await s.close()
   t.ok((await entryBytes(dir)).bytes <= maxSize, 'files under the limit')
 })
+
+// Issue 15: the serial queue dropped most writes of a burst, each after building the whole file and logging a stack.
+t.test('a burst of puts all reaches disk, in parallel, with exact byte accounting', async (t) => {
+  const dir = t.testdir()
+  const s = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024 })
+  t.teardown(() => s.destroy())
+  const dropped = collect('livery:cache:write_dropped', t)
+  const n = 1000
+  const results = await Promise.all(Array.from({ length: n }, (_, i) =>
+    s.put(`k${i}`, makeEntry(`http://a.test/${i}`, Buffer.alloc(4096, i % 251)), 60_000)))
+  t.equal(results.filter(Boolean).length, n, `all ${n} concurrent puts were accepted and written`)
+  t.same(dropped, [], 'none was dropped')
+  const onDisk = await entryBytes(dir)
+  t.equal(onDisk.files.length, n, 'one file per entry')
+  t.equal(s.diskStats().bytes, onDisk.bytes, 'the accounted bytes are the bytes on disk')
+  for (const i of [0, 499, 999]) t.ok((await s.get(`k${i}`))?.body.equals(Buffer.alloc(4096, i % 251)), `k${i} reads back`)
+})
+
+t.test('puts beyond maxPendingWrites are refused at once, counted, and logged once per burst', async (t) => {
+  const dir = t.testdir()
+  const lines: string[] = []
+  const { pino } = await import('pino')
+  const logger = pino({ level: 'warn' }, { write: (l: string) => { lines.push(l) } })
+  const s = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024, maxPendingWrites: 16, logger })
+  t.teardown(() => s.destroy())
+  const dropped = collect('livery:cache:write_dropped', t) as Array<{ tier: string, reason: string }>
+  const results = await Promise.all(Array.from({ length: 100 }, (_, i) =>
+    s.put(`k${i}`, makeEntry(`http://a.test/${i}`, Buffer.alloc(2048, 1)), 60_000)))
+  t.equal(results.filter(Boolean).length, 16, 'the first 16 were accepted')
+  t.equal(dropped.length, 84, 'the other 84 were refused and published')
+  t.same(new Set(dropped.map(d => `${d.tier}:${d.reason}`)), new Set(['disk:queue_full']), 'with their tier and reason')
+  t.equal(s.diskStats().writesDropped, 84, 'and counted')
+  const warns = lines.map(l => JSON.parse(l) as { msg: string, dropped?: number, stack?: string, err?: unknown })
+  t.equal(warns.length, 1, 'one log line for the whole burst')
+  t.equal(warns[0]?.dropped, 1, 'the first drop is logged at once; the rest are summed into the next line')
+  t.notOk(JSON.stringify(warns).includes('    at '), 'no stack trace')
+})
+
+t.test('a hard purge or delete overtakes no write accepted before it', async (t) => {
+  const dir = t.testdir()
+  const s = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024, maxParallelWrites: 2 })
+  t.teardown(() => s.destroy())
+  const puts = Array.from({ length: 200 }, (_, i) => s.put(`k${i}`, makeEntry(`http://a.test/${i % 2 === 0 ? 'even' : 'odd'}/${i}`, Buffer.alloc(1024, 2), { tags: i % 2 === 0 ? ['even'] : [] }), 60_000))
+  const del = s.delete('k1')
+  const purged = await s.purge({ tags: ['even'] })
+  await Promise.all([...puts, del])
+  t.equal(purged, 100, 'the purge counted the 100 pending writes it selected')
+  for (const i of [0, 1, 2, 100, 198]) t.equal(await s.get(`k${i}`), undefined, `k${i} is gone`)
+  for (const i of [3, 101, 199]) t.ok(await s.get(`k${i}`), `k${i} (not selected) is there`)
+  const onDisk = await entryBytes(dir)
+  t.equal(onDisk.files.length, 99, 'only the 99 unselected entries have files')
+  t.equal(s.diskStats().bytes, onDisk.bytes, 'the accounting matches the disk')
+})
