@@ -4,21 +4,27 @@
  * every content path.
  */
 
-/** Schemes, root-relative paths, fragments and template placeholders are left alone. */
-const notRelative = /^(?:[a-z][a-z0-9+.-]*:|\/|#|\?|\{|\$|\[)/i
+/** Schemes, fragments and template placeholders are never rewritten. */
+const keep = /^(?:[a-z][a-z0-9+.-]*:|#|\{|\$|\[)/i
 
+/** A URL the prefix can apply to: anything but a scheme, a fragment or a placeholder (root-relative included). */
 export function isRelativeUrl (u: string): boolean {
-  const t = u.trim()
-  return t !== '' && !notRelative.test(t)
+  return !keep.test(u.trim())
 }
 
-/** Joins a relative URL to the prefix, resolving `./` and `../` like a browser would. */
+/**
+ * Joins a URL to the prefix as Diazo does (Python's urljoin): `./` and `../` resolve like a browser would; with a
+ * prefix that is a full URL, root-relative (`/x`) and protocol-relative (`//h/x`) URLs take its origin too, and an
+ * empty one becomes the prefix itself.
+ */
 export function absolutise (u: string, prefix: string): string {
   if (!isRelativeUrl(u)) return u
   const t = u.trim()
   const base = prefix.endsWith('/') ? prefix : prefix + '/'
   if (/^[a-z][a-z0-9+.-]*:/i.test(base)) return new URL(t, base).href
-  // A path prefix: resolve on a dummy origin and keep only the path part.
+  // A path prefix cannot change root- or protocol-relative URLs: urljoin keeps them as they are.
+  if (t.startsWith('/')) return u
+  // Resolve on a dummy origin and keep only the path part.
   const r = new URL(t, 'http://livery.invalid' + (base.startsWith('/') ? base : '/' + base))
   return r.pathname + r.search + r.hash
 }
@@ -33,11 +39,11 @@ export function rewriteSrcset (v: string, prefix: string): string {
 /** `url(...)` and `@import "..."` in CSS text. */
 export function rewriteCss (css: string, prefix: string): string {
   return css
-    .replace(/url\(\s*(['"]?)([^'")]*)\1\s*\)/gi, (m, q: string, u: string) => isRelativeUrl(u) ? `url(${q}${absolutise(u, prefix)}${q})` : m)
+    .replace(/url\(\s*(['"]?)([^'")]*)\1\s*\)/gi, (m, q: string, u: string) => u.trim() !== '' && isRelativeUrl(u) ? `url(${q}${absolutise(u, prefix)}${q})` : m)
     .replace(/@import\s+(['"])([^'"]+)\1/gi, (m, q: string, u: string) => isRelativeUrl(u) ? `@import ${q}${absolutise(u, prefix)}${q}` : m)
 }
 
-const urlAttrs = new Set(['src', 'href', 'background', 'poster', 'data'])
+const urlAttrs = new Set(['src', 'href', 'xlink:href', 'background', 'poster', 'data'])
 
 /** Rewrites one attribute of a theme element; returns the value unchanged when it is not a URL. */
 export function rewriteAttr (name: string, value: string, prefix: string): string {
@@ -47,9 +53,11 @@ export function rewriteAttr (name: string, value: string, prefix: string): strin
   return value
 }
 
-/** IE conditional comments carry markup (`<!--[if IE]><link href="ie.css"><![endif]-->`): rewrite inside too. */
+/** IE conditional comments carry markup (`<!--[if IE]><link href="ie.css"><style>@import "ie.css"</style><![endif]-->`): rewrite inside too. */
 export function rewriteConditionalComment (data: string, prefix: string): string {
   if (!/^\[if[^\]]*\]>/i.test(data)) return data
-  return data.replace(/\b(src|href|background|srcset|style)\s*=\s*(["'])(.*?)\2/gis,
-    (_m, name: string, q: string, v: string) => `${name}=${q}${rewriteAttr(name.toLowerCase(), v, prefix)}${q}`)
+  const attrs = data.replace(/(\s)(src|href|xlink:href|background|srcset|style)\s*=\s*(["'])(.*?)\3/gis,
+    (_m, ws: string, name: string, q: string, v: string) => `${ws}${name}=${q}${name.toLowerCase() === 'style' ? v : rewriteAttr(name.toLowerCase(), v, prefix)}${q}`)
+  // url() and @import: in <style> blocks and style attributes alike.
+  return rewriteCss(attrs, prefix)
 }

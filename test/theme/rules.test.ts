@@ -255,6 +255,24 @@ t.test('theme-relative URLs are rewritten to the absolute prefix at compile time
   t.match(o2.kind === 'html' ? o2.html : '', 'href="http://cdn.example/t/a.css"')
 })
 
+t.test('issue 14: xlink:href, IE-conditional @import and (with a URL prefix) root-relative URLs take the prefix', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const theme = `<html><head><!--[if IE]><style>@import "ie.css"; .a { background: url(img/a.png) }</style><link href="ie2.css"><![endif]--></head>
+    <body><svg><use xlink:href="icons.svg#i"></use></svg><a href="/">home</a><a href="//other.example/x">o</a><a href="#t">t</a><img src="/logo.png"></body></html>`
+  const run = async (prefix: string): Promise<string> => {
+    const c = await compileMem({ 'rules.xml': '<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/></rules>', 'theme.html': theme }, { absolutePrefix: prefix })
+    const o = transformCompiled(c, '<p></p>', { path: '/' })
+    return o.kind === 'html' ? o.html : ''
+  }
+  const path = await run('/static/t')
+  for (const want of ['@import "/static/t/ie.css"', 'url(/static/t/img/a.png)', 'href="/static/t/ie2.css"', 'xlink:href="/static/t/icons.svg#i"',
+    'href="/"', 'href="//other.example/x"', 'href="#t"', 'src="/logo.png"']) t.ok(path.includes(want), `path prefix: ${want}`)
+  const url = await run('http://cdn.example/t/')
+  for (const want of ['@import "http://cdn.example/t/ie.css"', 'xlink:href="http://cdn.example/t/icons.svg#i"', 'href="http://cdn.example/"',
+    'href="http://other.example/x"', 'href="#t"', 'src="http://cdn.example/logo.png"']) t.ok(url.includes(want), `URL prefix: ${want}`)
+})
+
 t.test('output is HTML5 with a UTF-8 meta and the theme doctype', async t => {
   const out = await themeIt('<replace css:theme="title" css:content="title"/>', '<html><head><meta charset="latin1"><title>x</title></head><body></body></html>',
     '<html><head><meta http-equiv="Content-Type" content="text/html; charset=iso-8859-1"><title>Caf\u00e9 &amp; bar</title></head></html>')
