@@ -13,12 +13,14 @@ export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
 export const CSS_NS = 'http://namespaces.plone.org/diazo/css'
 const XDV_NS = 'http://namespaces.plone.org/xdv'
 const XDV_CSS_NS = 'http://namespaces.plone.org/xdv+css'
+/** The CSS namespace of Diazo before 1.0b1 (still in older rule files). */
+const DIAZO_CSS_OLD_NS = 'http://namespaces.plone.org/diazo+css'
 const DELIVERANCE_NS = 'http://openplans.org/deliverance'
 const XI_NS = 'http://www.w3.org/2001/XInclude'
 const XSL_NS = 'http://www.w3.org/1999/XSL/Transform'
 const XHTML_NS = 'http://www.w3.org/1999/xhtml'
 const ruleNamespaces = new Set([DIAZO_NS, XDV_NS, DELIVERANCE_NS])
-const cssNamespaces = new Set([CSS_NS, XDV_CSS_NS])
+const cssNamespaces = new Set([CSS_NS, XDV_CSS_NS, DIAZO_CSS_OLD_NS])
 
 export type Cond =
   | { readonly t: 'content', readonly sel: Sel, readonly neg: boolean, readonly src: string }
@@ -212,6 +214,12 @@ class RulesParser {
     if (contentSel !== null && contentKids !== null) this.fail(el, url, 'give content or content-children, not both')
     const content = contentSel ?? contentKids
     const conds = [...inherited, ...this.attrsOf(el, url, { content }).conds]
+    const theme = themeSel ?? themeKids
+    // Deliverance skips a rule whose content is missing: its rules carry an implicit if-content="".
+    if (el.ns === DELIVERANCE_NS && content !== null && theme !== null && !probe.a.has('if-content') && !probe.css.has('if-content') &&
+      !probe.a.has('if-not-content') && !probe.css.has('if-not-content')) {
+      conds.push({ t: 'content', sel: content, neg: false, src: 'if-content="" (implicit in the Deliverance namespace)' })
+    }
     const local = el.local
     if (local === 'theme' || local === 'notheme') {
       if (local === 'notheme') { this.nothemes.push({ conds, where }); return }
@@ -226,7 +234,6 @@ class RulesParser {
     if (!['document', 'raw', 'ssi', 'esi'].includes(methodRaw)) this.fail(el, url, `unsupported method "${methodRaw}" (use document, raw, ssi or esi)`)
     const hrefRaw = probe.a.get('href')
     const inline = this.inline(el, url)
-    const theme = themeSel ?? themeKids
     const base = {
       id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null,
       attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline,

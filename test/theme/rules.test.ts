@@ -355,3 +355,20 @@ t.test('issue 14: strip on a content <title> keeps its text', async t => {
     '<html><head><title>Caf\u00e9 &amp; bar</title></head><body></body></html>')
   t.match(out, '<title>Caf\u00e9 &amp; bar</title>')
 })
+
+t.test('issue 14: the old diazo+css namespace, and the Deliverance namespace\'s implicit if-content', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const run = async (rules: string, content: string): Promise<string> => {
+    const c = await compileMem({ 'rules.xml': rules, 'theme.html': '<body><div id="d">theme</div><div id="e">e</div></body>' })
+    const o = transformCompiled(c, content, { path: '/' })
+    return o.kind === 'html' ? o.html : o.kind
+  }
+  const old = await run('<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo+css"><theme href="theme.html"/><replace css:theme="#d" css:content="#a"/></rules>', '<body><i id="a">A</i></body>')
+  t.same(bodyTree(old)[0], ['i', { id: 'a' }, ['A']])
+  const deliverance = '<rules xmlns="http://openplans.org/deliverance"><theme href="theme.html"/><replace theme="//*[@id=\'d\']" content="//*[@id=\'a\']"/></rules>'
+  t.same(bodyTree(await run(deliverance, '<body><b>none</b></body>'))[0], ['div', { id: 'd' }, ['theme']], 'missing content keeps the theme node')
+  t.same(bodyTree(await run(deliverance, '<body><i id="a">A</i></body>'))[0], ['i', { id: 'a' }, ['A']])
+  const diazo = '<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/><replace theme="//*[@id=\'d\']" content="//*[@id=\'a\']"/></rules>'
+  t.same(bodyTree(await run(diazo, '<body><b>none</b></body>'))[0], ['div', { id: 'e' }, ['e']], 'Diazo itself removes the node')
+})
