@@ -42,9 +42,36 @@ export class XmlSyntaxError extends Error {
   constructor (message: string, line: number) { super(message); this.line = line }
 }
 
+const xmlEntities = new Set(['amp', 'lt', 'gt', 'quot', 'apos'])
+
+/**
+ * Expands entities declared in an internal DTD subset (`<!DOCTYPE rules [<!ENTITY nbsp "&#160;">]>`), as libxml2
+ * does for Diazo, and rejects any other reference XML does not define: HTML's `&nbsp;` in a rules file is an error
+ * in Diazo, not text. Comments and CDATA sections are left alone.
+ */
+function expandEntities (text: string, starts: number[]): string {
+  const declared = new Map<string, string>()
+  const dtd = /<!DOCTYPE[^[>]*\[([\s\S]*?)\]\s*>/i.exec(text)
+  if (dtd !== null) {
+    for (const m of dtd[1].matchAll(/<!ENTITY\s+([\w.-]+)\s+(?:"([^"]*)"|'([^']*)')\s*>/g)) declared.set(m[1], m[2] ?? m[3])
+    // Keep the line count, so later errors still point at the right line.
+    text = text.slice(0, dtd.index) + dtd[0].replace(/[^\n]/g, ' ') + text.slice(dtd.index + dtd[0].length)
+  }
+  return text.replace(/<!--[\s\S]*?-->|<!\[CDATA\[[\s\S]*?\]\]>|&([^;\s<&]*)(;?)/g, (m: string, name: string | undefined, semi: string, at: number) => {
+    if (name === undefined) return m
+    if (semi === ';' && (xmlEntities.has(name) || /^#(?:\d+|x[0-9a-f]+)$/i.test(name))) return m
+    const value = semi === ';' ? declared.get(name) : undefined
+    if (value !== undefined) return value
+    const line = lineAt(starts, at)
+    if (semi !== ';') throw new XmlSyntaxError('a bare "&" (write &amp;)', line)
+    throw new XmlSyntaxError(`undeclared entity "&${name};": rules files are XML, where only &amp; &lt; &gt; &quot; &apos; and numeric references (&#160;) are defined`, line)
+  })
+}
+
 /** Parses XML text into an element tree; throws XmlSyntaxError on mismatched or missing tags. */
 export function parseXml (text: string): XmlElement {
   const starts = lineStarts(text)
+  if (text.includes('&')) text = expandEntities(text, starts)
   const stack: Array<{ el: XmlElement, children: XmlChild[] }> = []
   let root: XmlElement | undefined
   let failure: XmlSyntaxError | undefined
