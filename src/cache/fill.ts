@@ -102,8 +102,12 @@ export class Fill {
     return out
   }
 
-  /** Upstream response headers arrived: decide what to do with the response. */
-  response (status: number, headers: Headers): FillDecision {
+  /**
+   * Upstream response headers arrived: decide what to do with the response.
+   * `stored` are the headers to store instead of the upstream's (a themed
+   * page); the decision is always made on the upstream's `headers`.
+   */
+  response (status: number, headers: Headers, stored?: Headers): FillDecision {
     if (this.#done) return { action: 'pass', reason: 'fill already finished' }
     const { host, stale } = this.#init
     const now = host.now()
@@ -133,7 +137,7 @@ export class Fill {
       return { action: 'serve', entry: stale, xcache: 'STALE' }
     }
     if (this.#init.noStore) return this.#pass('the request has no-store', false)
-    const v = decide({ url: this.#init.url, method: 'GET', reqHeaders: this.#init.reqHeaders, status, resHeaders: headers, requestTime: this.requestTime, responseTime: now, site: this.#init.site })
+    const v = decide({ url: this.#init.url, method: 'GET', reqHeaders: this.#init.reqHeaders, status, resHeaders: headers, storedHeaders: stored, requestTime: this.requestTime, responseTime: now, site: this.#init.site })
     if (!v.store) return this.#pass(v.reason, true)
     if (v.plan.contentLength !== undefined && v.plan.contentLength > host.maxEntrySize) {
       return this.#pass(`Content-Length ${v.plan.contentLength} is larger than maxEntrySize ${host.maxEntrySize}`, true)

@@ -39,7 +39,15 @@ export interface ResponseInput {
   readonly method: string
   readonly reqHeaders: Headers
   readonly status: number
+  /** The upstream's own response headers: everything is decided on these. */
   readonly resHeaders: Headers
+  /**
+   * The headers to store and serve, when they differ from the upstream's (a
+   * themed page: Livery's ETag, Content-Type, Content-Length). Never consulted
+   * for storability or freshness (issue 11: a synthesised ETag made pages
+   * without caching headers storable).
+   */
+  readonly storedHeaders?: Headers
   readonly requestTime: number
   readonly responseTime: number
   readonly site: SiteConfig
@@ -81,8 +89,10 @@ export function decide (input: ResponseInput): Verdict {
   const varyNames = parseVary(rh.vary)
   if (varyNames.includes('*')) return no('Vary: * never matches')
   const stripped = new Set([...fieldNames(cc, 'private'), ...fieldNames(cc, 'no-cache')])
-  if (rh['set-cookie'] !== undefined && !isPublic && sMaxAge === undefined && !stripped.has('set-cookie')) {
-    return no('Set-Cookie without public or s-maxage')
+  if (rh['set-cookie'] !== undefined && !stripped.has('set-cookie')) {
+    // Varnish's built-in rule: a cookie is one visitor's, even on a public page.
+    if (!site.stripSetCookie) return no('the response sets a cookie (the site\'s stripSetCookie would store it without)')
+    stripped.add('set-cookie')
   }
   const explicit = sMaxAge !== undefined || cc.has('max-age') || rh.expires !== undefined
   const etag = first(rh.etag) ?? ''
@@ -141,9 +151,10 @@ export function decide (input: ResponseInput): Verdict {
   const holdUntil = Math.max(staleUntil, errorUntil) + (etag !== '' || lastModified !== '' ? site.keep : 0)
   if (holdUntil <= input.responseTime) return no('stale on arrival with nothing to revalidate (no keep, grace or validators)')
 
-  const rawHeaders = storedHeaders(rh, stripped)
-  if (rh.date === undefined) rawHeaders.push('date', new Date(input.responseTime).toUTCString())
-  const cl = first(rh['content-length'])
+  const sh = input.storedHeaders ?? rh
+  const rawHeaders = storedHeaders(sh, stripped)
+  if (sh.date === undefined) rawHeaders.push('date', new Date(input.responseTime).toUTCString())
+  const cl = first(sh['content-length'])
   const meta: EntryMeta = {
     url: input.url,
     site: site.name,
@@ -296,14 +307,16 @@ export function notModified (entry: CacheEntry, h: Headers): boolean {
   const inm = first(h['if-none-match'])
   if (inm !== undefined) {
     if (inm.trim() === '*') return true
-    if (entry.meta.etag === '') return false
-    const mine = opaque(entry.meta.etag)
+    // The ETag the client saw, which for a themed page is Livery's, not the upstream's (meta.etag).
+    const seen = headerOf(entry, 'etag')
+    if (seen === undefined) return false
+    const mine = opaque(seen)
     for (const t of inm.split(',')) if (opaque(t) === mine) return true
     return false
   }
   const ims = parseHttpDate(first(h['if-modified-since']))
   if (Number.isNaN(ims)) return false
-  let lm = parseHttpDate(entry.meta.lastModified)
+  let lm = parseHttpDate(headerOf(entry, 'last-modified'))
   if (Number.isNaN(lm)) lm = parseHttpDate(headerOf(entry, 'date'))
   if (Number.isNaN(lm)) lm = entry.meta.responseTime
   return lm <= ims
@@ -345,10 +358,12 @@ export function freshen (entry: CacheEntry, input: Omit<ResponseInput, 'status' 
     else prev.push(raw[i + 1])
   }
   const connection = new Set(parseVary(input.resHeaders.connection))
+  // A themed entry serves Livery's ETag for its own bytes; the upstream's validates the upstream's.
+  const ownEtag = (merged.etag ?? '') !== entry.meta.etag
   for (const name of Object.keys(input.resHeaders)) {
     const v = input.resHeaders[name]
     const n = name.toLowerCase()
-    if (v === undefined || notUpdated.has(n) || neverStored.has(n) || connection.has(n)) continue
+    if (v === undefined || notUpdated.has(n) || neverStored.has(n) || connection.has(n) || (ownEtag && n === 'etag')) continue
     merged[n] = typeof v === 'string' ? v : [...v]
   }
   // a 304 without Age means the age is 0 at its response time

@@ -44,6 +44,7 @@ export interface SiteConfig {
   readonly staleIfError: number
   readonly keep: number
   readonly defaultTtl: number
+  readonly stripSetCookie: boolean
   readonly theme?: ThemeConfig
 }
 

@@ -180,7 +180,7 @@ export class SiteHandler {
       writeBuffered(req, res, ctx, up.status, page.headers, page.body)
       return
     }
-    const decision = fill.response(up.status, page.headers)
+    const decision = fill.response(up.status, up.headers, page.headers)
     if (decision.action === 'serve') {
       ctx.cache = decision.xcache
       if (res !== undefined) this.#cache.serve(decision.entry, req, res, decision.xcache)

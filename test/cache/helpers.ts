@@ -27,6 +27,7 @@ export function site (over: Partial<SiteConfig> = {}): SiteConfig {
     staleIfError: 0,
     keep: 0,
     defaultTtl: 0,
+    stripSetCookie: false,
     ...over
   }
 }

@@ -86,21 +86,39 @@ t.test('§3.5 Authorization: stored only with public, s-maxage or must-revalidat
 t.test('§3 Set-Cookie is never replayed from a shared cache unless allowed', async t => {
   const f = await cacheFixture(t, {
     '/cookie': (_q, res, n) => res.writeHead(200, { ...ma, 'set-cookie': 'session=abc' }).end(`v${n}`),
-    '/cookie-public': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 'public, max-age=60', 'set-cookie': 'theme=dark' }).end(`v${n}`),
+    '/cookie-public': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 'public, max-age=60', 'set-cookie': `sess=user${n}` }).end(`v${n}`),
+    '/cookie-smaxage': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 's-maxage=60', 'set-cookie': `sess=user${n}` }).end(`v${n}`),
     '/cookie-nocache-field': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 'max-age=60, no-cache="set-cookie"', 'set-cookie': 'session=abc' }).end(`v${n}`),
   })
   const m = await f.get('/cookie')
   t.equal(m.headers['set-cookie'], 'session=abc', 'the miss passes Set-Cookie to its own client')
   const again = await f.get('/cookie')
-  t.equal(again.headers['x-cache'], 'MISS', 'a Set-Cookie response without public/s-maxage is not stored')
-  await f.get('/cookie-public')
-  const pub = await f.get('/cookie-public')
-  t.equal(pub.headers['x-cache'], 'HIT', 'public: stored')
-  t.equal(pub.headers['set-cookie'], 'theme=dark', 'with the cookie the origin declared shareable')
+  t.equal(again.headers['x-cache'], 'MISS', 'a Set-Cookie response is not stored')
+  for (const p of ['/cookie-public', '/cookie-smaxage']) {
+    t.equal((await f.get(p)).headers['set-cookie'], 'sess=user1')
+    const next = await f.get(p)
+    t.not(next.headers['x-cache'], 'HIT', `${p}: not stored even so (Varnish's built-in rule)`)
+    t.equal(next.headers['set-cookie'], 'sess=user2', `${p}: the next client never gets the first client's cookie`)
+  }
   await f.get('/cookie-nocache-field')
   const nc = await f.get('/cookie-nocache-field')
-  t.equal(nc.headers['x-cache'], 'HIT', 'no-cache="set-cookie": stored')
+  t.equal(nc.headers['x-cache'], 'HIT', 'no-cache="set-cookie": the origin allows a copy without the field')
   t.equal(nc.headers['set-cookie'], undefined, 'without Set-Cookie')
+})
+
+t.test('§3 a site with stripSetCookie stores such responses without Set-Cookie', async t => {
+  const f = await cacheFixture(t, {
+    '/tracked': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 'max-age=60', 'set-cookie': `_ga=visitor${n}` }).end(`v${n}`),
+    '/private': (_q, res, n) => res.writeHead(200, { ...text, 'cache-control': 'private, max-age=60', 'set-cookie': `sess=${n}` }).end(`v${n}`),
+  }, { site: { stripSetCookie: true } })
+  const first = await f.get('/tracked')
+  t.equal(first.headers['set-cookie'], '_ga=visitor1', 'the client that caused the fill still gets its cookie')
+  const hit = await f.get('/tracked')
+  t.equal(hit.headers['x-cache'], 'HIT', 'stored')
+  t.equal(hit.headers['set-cookie'], undefined, 'without the cookie')
+  t.equal(hit.body, 'v1')
+  await f.get('/private')
+  t.equal((await f.get('/private')).body, 'v2', 'private still means not stored')
 })
 
 t.test('§3.1 hop-by-hop fields and fields named in Connection are never stored', async t => {

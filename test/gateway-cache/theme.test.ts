@@ -70,3 +70,33 @@ t.test('a themed page is cached themed; a theme change is picked up within fetch
   t.equal(after.headers['x-cache'], 'HIT', 'the newly themed page is cached too')
   t.equal(f.hits('/page'), 2, 'the content was fetched once more, for the new theme version')
 })
+
+t.test('a themed page without caching headers is not shared: storability is the upstream\'s, not the synthesised ETag\'s', async t => {
+  const themeServer = createServer((req, res) => {
+    if (req.url !== '/theme.html') { res.writeHead(404).end(); return }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(themePage('Brand'))
+  })
+  await new Promise<void>(resolve => themeServer.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => new Promise<void>(resolve => { themeServer.close(() => resolve()); themeServer.closeAllConnections() }))
+  const themeUrl = `http://127.0.0.1:${(themeServer.address() as AddressInfo).port}`
+  const dir = t.testdir({ 'rules.xml': rules })
+  const f = await cacheFixture(t, {
+    // a per-visitor render (a CSRF nonce, a greeting): no Cache-Control, no validators
+    '/private-ish': (_q, res, n) => res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      .end(`<!DOCTYPE html><html><head><title>c</title></head><body><div id="main"><p>nonce-${n}</p></div></body></html>`),
+  }, { site: { theme: { rules: join(dir, 'rules.xml'), base: themeUrl + '/' } } })
+  const a = await f.get('/private-ish')
+  t.match(a.body, /Brand/, 'themed')
+  t.match(a.body, /nonce-1/)
+  t.ok(a.headers.etag !== undefined, 'the themed page carries the synthesised ETag')
+  const b = await f.get('/private-ish')
+  t.match(b.body, /nonce-2/, 'the next visitor gets their own render')
+  t.not(b.headers['x-cache'], 'HIT')
+  const c = await f.get('/private-ish', { 'if-none-match': String(b.headers.etag) })
+  t.equal(c.status, 200, 'no 304 from a copy that was never stored')
+  t.match(c.body, /nonce-3/)
+  await f.closeUpstream()
+  const d = await f.get('/private-ish')
+  t.ok(d.status >= 500, `with the upstream down, an error, not someone else's page (${d.status})`)
+  t.notMatch(d.body, /nonce-/)
+})

@@ -20,6 +20,7 @@ export function siteConfig (name: string, pool: Partial<SitePoolConfig> = {}): S
     staleIfError: 3600000,
     keep: 3600000,
     defaultTtl: 0,
+    stripSetCookie: false,
   }
 }
 
