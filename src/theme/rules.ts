@@ -6,7 +6,7 @@
 import { liveryError } from '../errors.ts'
 import { parseXml, XmlSyntaxError, type XmlChild, type XmlElement } from './xml.ts'
 import { makeSelector, type Sel } from './select.ts'
-import { parseXPath, xpathVariables, type XExpr } from './xpath-parse.ts'
+import { matchAnywhere, parseXPath, xpathVariables, type XExpr } from './xpath-parse.ts'
 import { escapeAttr, escapeText, voidElements } from './html.ts'
 
 export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
@@ -212,9 +212,11 @@ class RulesParser {
     const contentSel = get('content'); const contentKids = get('content-children')
     if (themeSel !== null && themeKids !== null) this.fail(el, url, 'give theme or theme-children, not both')
     if (contentSel !== null && contentKids !== null) this.fail(el, url, 'give content or content-children, not both')
-    const content = contentSel ?? contentKids
-    const conds = [...inherited, ...this.attrsOf(el, url, { content }).conds]
     const theme = themeSel ?? themeKids
+    let content = contentSel ?? contentKids
+    // Content-side rules are match patterns in Diazo: a relative XPath matches anywhere.
+    if (theme === null && content !== null && content.kind === 'xpath') content = { ...content, ast: matchAnywhere(content.ast) }
+    const conds = [...inherited, ...this.attrsOf(el, url, { content }).conds]
     // Deliverance skips a rule whose content is missing: its rules carry an implicit if-content="".
     if (el.ns === DELIVERANCE_NS && content !== null && theme !== null && !probe.a.has('if-content') && !probe.css.has('if-content') &&
       !probe.a.has('if-not-content') && !probe.css.has('if-not-content')) {

@@ -302,6 +302,18 @@ export function parseXPath (src: string): XExpr {
   return optimise(new XPathParser(src).parse())
 }
 
+/**
+ * A content-side `drop` / `strip` selector is an XSLT match pattern in Diazo, so a relative path (`div[@class='x']`)
+ * matches at any depth, as if written `//div[@class='x']`. Absolute paths and other expressions are unchanged.
+ */
+export function matchAnywhere (e: XExpr): XExpr {
+  if (e.t === 'union') return { t: 'union', a: matchAnywhere(e.a), b: matchAnywhere(e.b) }
+  if (e.t !== 'path' || e.abs || e.filter !== null || e.steps.length === 0) return e
+  const first = e.steps[0].axis
+  if (first !== 'child' && first !== 'attribute') return e
+  return optimise({ t: 'path', abs: true, filter: null, fpreds: [], steps: [descSelf(), ...e.steps] })
+}
+
 /** Names of the variables an expression reads, so undeclared ones fail at compile time. */
 export function xpathVariables (e: XExpr, out: Set<string> = new Set()): Set<string> {
   switch (e.t) {

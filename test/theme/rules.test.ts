@@ -372,3 +372,12 @@ t.test('issue 14: the old diazo+css namespace, and the Deliverance namespace\'s 
   const diazo = '<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/><replace theme="//*[@id=\'d\']" content="//*[@id=\'a\']"/></rules>'
   t.same(bodyTree(await run(diazo, '<body><b>none</b></body>'))[0], ['div', { id: 'e' }, ['e']], 'Diazo itself removes the node')
 })
+
+t.test('issue 14: a relative XPath in a content-side rule matches at any depth', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const ct = '<body><main><div class="x">drop me</div><section><p>keep<span>s</span></p></section></main></body>'
+  const out = await themeIt(`<drop content="div[@class='x']"/><strip content="p/span | section"/><replace css:theme="#x" css:content="main"/>`, th, ct)
+  t.same(bodyTree(out), body('<main><p>keeps</p></main>'))
+  const abs = await themeIt('<drop content="/div"/><replace css:theme="#x" css:content="main"/>', th, ct)
+  t.match(abs, 'drop me', 'an absolute path is still anchored at the root')
+})
