@@ -37,6 +37,7 @@ export interface RuleTrace {
 export interface TraceRecord { theme: number, notheme: number, rules: Record<number, RuleTrace> }
 
 export type TransformOutcome =
+  /** `theme` is -1 for an unthemed page that content-side rules changed (notheme, or no theme matched). */
   | { readonly kind: 'html', readonly html: string, readonly theme: number }
   | { readonly kind: 'notheme' }
   | { readonly kind: 'unavailable', readonly reason: string }
@@ -333,7 +334,12 @@ export function transformCompiled (compiled: Compiled, contentHtml: string, ctx:
   const run = new Run(compiled, parseHtml(contentHtml), ctx)
   const i = chooseTheme(run)
   if (run.trace !== undefined) run.trace.theme = i ?? -1
-  if (i === null) return { kind: 'notheme' }
+  if (i === null) {
+    // Diazo still applies the content-side rules to an unthemed page: serve it with them applied.
+    const mods = compiled.contentRules.length === 0 ? noMods : run.modsFor(run.doc)
+    if (mods === noMods) return { kind: 'notheme' }
+    return { kind: 'html', html: serializeNodes(run.doc.children, mods, run.doc instanceof SourceDocument ? run.doc.source : undefined), theme: -1 }
+  }
   const theme: CompiledTheme = compiled.themes[i]
   if (theme.segs === null) return { kind: 'unavailable', reason: theme.error }
   return { kind: 'html', html: run.render(theme.segs), theme: i }

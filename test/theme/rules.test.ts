@@ -381,3 +381,23 @@ t.test('issue 14: a relative XPath in a content-side rule matches at any depth',
   const abs = await themeIt('<drop content="/div"/><replace css:theme="#x" css:content="main"/>', th, ct)
   t.match(abs, 'drop me', 'an absolute path is still anchored at the root')
 })
+
+t.test('issue 14: notheme still applies content-side drop and strip', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css">
+      <notheme if-path="/plain"/><theme href="theme.html" if-path="/themed"/>
+      <drop css:content=".ad"/><strip css:content="span.w"/><drop css:content="#only-x" if-path="/x"/></rules>`,
+    'theme.html': '<body>T</body>'
+  })
+  const page = '<!DOCTYPE html><html><head><title>P</title></head><body><p>a<span class="w">b</span></p><div class="ad">ad</div></body></html>'
+  const plain = transformCompiled(c, page, { path: '/plain' })
+  t.equal(plain.kind, 'html')
+  const html = plain.kind === 'html' ? plain.html : ''
+  t.match(html, /^<!DOCTYPE html>/)
+  t.same(bodyTree(html), [['p', {}, ['ab']]])
+  const other = transformCompiled(c, page, { path: '/other' })
+  t.same(bodyTree(other.kind === 'html' ? other.html : ''), [['p', {}, ['ab']]], 'no theme matched: the same')
+  t.equal(transformCompiled(c, '<body><p>nothing to drop</p></body>', { path: '/plain' }).kind, 'notheme', 'an untouched page passes through')
+})
