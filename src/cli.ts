@@ -18,6 +18,7 @@ export const usage = `livery ${version} — a caching reverse proxy and theming 
 Usage:
   livery serve --config FILE [--port N] [--host H]   run the gateway
   livery demo [--port N]                             demo CMS + theme server + gateway on loopback
+  livery demo --only cms|theme [--port N] [--host H] one demo backend alone (the compose file's services)
   livery check --config FILE                         validate the config, fetch and compile every theme
   livery theme --rules R --content C [options]       theme one page to stdout (see livery theme --help)
   livery purge --url U | --prefix P | --tag T | --site S | --all [--soft] [--server URL] [--token T]
@@ -28,6 +29,7 @@ Options:
   --config FILE   the YAML configuration (or LIVERY_CONFIG)
   --port N        listen port, overriding listen.port
   --host H        listen address, overriding listen.host
+  --only WHAT     demo: serve only the demo CMS (default port 8081) or theme server (8082)
 
 Every configuration key can be set by environment: pool.maxConcurrent is
 LIVERY_POOL_MAX_CONCURRENT, sites[0].upstream is LIVERY_SITES_0_UPSTREAM.
@@ -53,9 +55,11 @@ const serveOptions = {
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options']
 
-function parse (args: string[]): ReturnType<typeof parseArgs<{ options: typeof serveOptions, allowPositionals: false, strict: true }>>['values'] {
+const demoOptions = { ...serveOptions, only: { type: 'string' } } satisfies ParseArgsConfig['options']
+
+function parse<O extends ParseArgsConfig['options']> (args: string[], options: O): ReturnType<typeof parseArgs<{ options: O, allowPositionals: false, strict: true }>>['values'] {
   try {
-    return parseArgs({ args, options: serveOptions, allowPositionals: false, strict: true }).values
+    return parseArgs({ args, options, allowPositionals: false, strict: true }).values
   } catch (err) {
     throw liveryError('LIVERY_ERR_USAGE', (err as Error).message)
   }
@@ -124,7 +128,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         io.stdout.write(`${version}\n`)
         return 0
       case 'serve': {
-        const values = parse(rest)
+        const values = parse(rest, serveOptions)
         if (values.help === true) { io.stdout.write(usage); return 0 }
         const config = configFrom(values, io)
         const logger = createLogger({ level: config.log.level })
@@ -148,8 +152,12 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         return code
       }
       case 'demo': {
-        const values = parse(rest)
+        const values = parse(rest, demoOptions)
         if (values.help === true) { io.stdout.write(usage); return 0 }
+        if (values.only !== undefined) {
+          const { serveDemoBackend } = await import('./demo/demo.ts')
+          return await serveDemoBackend({ only: values.only, port: portOption(values.port), host: values.host, stderr: io.stderr })
+        }
         const { startDemoBackends } = await import('./demo/demo.ts')
         const demo = await startDemoBackends({ port: portOption(values.port) ?? 8080, env: io.env })
         const logger = createLogger({ level: demo.config.log.level })
@@ -161,7 +169,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         return code
       }
       case 'check': {
-        const values = parse(rest)
+        const values = parse(rest, serveOptions)
         if (values.help === true) { io.stdout.write(usage); return 0 }
         const config = configFrom(values, io)
         const { checkThemes } = await import('./server/check.ts')

@@ -4,6 +4,7 @@
  * cache, no Redis).
  */
 import { existsSync } from 'node:fs'
+import { liveryError } from '../errors.ts'
 import { join } from 'node:path'
 import type { Server } from 'node:http'
 import { parseConfig } from '../config/load.ts'
@@ -59,4 +60,31 @@ export async function startDemoBackends (opts: { port: number, env: NodeJS.Proce
       })))
     },
   }
+}
+
+/**
+ * `livery demo --only cms|theme`: one demo backend on its own, as the compose
+ * file runs them next to the gateway. Serves until SIGTERM/SIGINT.
+ */
+export async function serveDemoBackend (opts: { only: string, port?: number, host?: string, stderr: NodeJS.WritableStream }): Promise<number> {
+  const backends: Record<string, { create: () => Server, port: number, what: string }> = {
+    cms: { create: createDemoCms, port: 8081, what: 'demo CMS' },
+    theme: { create: () => createThemeServer(), port: 8082, what: 'demo theme server' },
+  }
+  const backend = backends[opts.only]
+  if (backend === undefined) throw liveryError('LIVERY_ERR_USAGE', `--only: "${opts.only}" is not a demo backend (cms or theme)`)
+  const server = backend.create()
+  const address = await listenOn(server, opts.port ?? backend.port, opts.host ?? '127.0.0.1')
+  opts.stderr.write(`${backend.what} listening on ${address.address}:${address.port}\n`)
+  await new Promise<void>(resolve => {
+    const stop = (): void => {
+      process.off('SIGTERM', stop)
+      process.off('SIGINT', stop)
+      server.close(() => resolve())
+      server.closeAllConnections()
+    }
+    process.on('SIGTERM', stop)
+    process.on('SIGINT', stop)
+  })
+  return 0
 }
