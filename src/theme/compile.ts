@@ -5,11 +5,12 @@
  * The result is plain data so worker threads can receive it by structured clone.
  */
 import { parseDocument } from 'htmlparser2'
-import type { AnyNode, Element } from 'domhandler'
+import type { AnyNode, Comment, Element, Text } from 'domhandler'
 import { liveryError } from '../errors.ts'
 import { attrsHtml, escapeText, rawText, voidElements } from './html.ts'
 import type { Cond, NothemeDef, Rule, RuleSet } from './rules.ts'
 import { selectNodes } from './select.ts'
+import type { XNode } from './xpath.ts'
 import { rewriteAttr, rewriteConditionalComment, rewriteCss } from './urls.ts'
 
 /** A theme element some rule targets; the rule lists hold indices into `Compiled.rules`, in file order. */
@@ -30,6 +31,10 @@ export interface NodeSlot {
   readonly childAfter: readonly number[]
   readonly after: readonly number[]
   readonly body: readonly Seg[]
+  /** Attribute nodes a theme-side drop selected (`theme="//div/@title"`): [rule id, attribute name]. */
+  readonly dropAttr: ReadonlyArray<readonly [number, string]>
+  /** For a text or comment node: its markup. Only before, drop, replace and after apply to it. */
+  readonly raw?: string
 }
 export type Seg = string | NodeSlot
 
@@ -61,7 +66,7 @@ export interface ThemeFailure { readonly html?: undefined, readonly error: strin
 
 interface SlotLists {
   before: number[], drop: number[], replace: number[], strip: number[], attrRules: number[],
-  childBefore: number[], childReplace: number[], childAfter: number[], after: number[]
+  childBefore: number[], childReplace: number[], childAfter: number[], after: number[], dropAttr: Array<[number, string]>
 }
 
 const utf8Meta = '<meta charset="utf-8">'
@@ -75,25 +80,49 @@ function isCharsetMeta (el: Element): boolean {
 
 function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, where: string): { segs: Seg[], matches: number[] } {
   const doc = parseDocument(html, { decodeEntities: true })
-  const slots = new Map<Element, SlotLists>()
+  const slots = new Map<AnyNode, SlotLists>()
   const staticDrop = new Set<AnyNode>()
   const staticStrip = new Set<AnyNode>()
+  const staticAttrDrop = new Map<Element, Set<string>>()
   const matches: number[] = []
+  const slotOf = (n: AnyNode): SlotLists => {
+    let s = slots.get(n)
+    if (s === undefined) {
+      s = { before: [], drop: [], replace: [], strip: [], attrRules: [], childBefore: [], childReplace: [], childAfter: [], after: [], dropAttr: [] }
+      slots.set(n, s)
+    }
+    return s
+  }
   for (const r of rs.rules) {
     if (r.theme === null) { matches.push(0); continue }
-    let nodes: AnyNode[]
-    try { nodes = selectNodes(r.theme, doc, {}).filter((n): n is Element => n.type !== 'xattr' && isElement(n)) } catch (err) {
+    let nodes: XNode[]
+    try { nodes = selectNodes(r.theme, doc, {}) } catch (err) {
       throw liveryError('LIVERY_ERR_SELECTOR', `${r.where}: theme selector "${r.theme.src}" failed on ${where}: ${(err as Error).message}`)
     }
     matches.push(nodes.length)
-    for (const n of nodes as Element[]) {
+    const unsupported = (what: string, can: string): never => {
+      throw liveryError('LIVERY_ERR_SELECTOR', `${r.where}: theme selector "${r.theme?.src ?? ''}" selects ${what} in ${where}; ${can}`)
+    }
+    for (const n of nodes) {
+      if (n.type === 'xattr') {
+        // Dropping an attribute node is dropping the attribute; nothing else can target one.
+        if (r.op !== 'drop' || r.themeChildren) unsupported(`the attribute @${n.name}`, 'only <drop> applies to theme attributes (use attributes= for copy and merge)')
+        if (r.conds.length === 0) {
+          let names = staticAttrDrop.get(n.parent)
+          if (names === undefined) { names = new Set(); staticAttrDrop.set(n.parent, names) }
+          names.add(n.name)
+        } else slotOf(n.parent).dropAttr.push([r.id, n.name])
+        continue
+      }
+      if (!isElement(n)) {
+        if (n.type !== 'text' && n.type !== 'comment') unsupported(`a ${n.type} node`, 'rules apply to elements, text and comments')
+        if (r.themeChildren || !(r.op === 'drop' || r.op === 'replace' || r.op === 'before' || r.op === 'after')) {
+          unsupported(`a ${n.type} node`, 'only drop, replace, before and after apply to text and comments')
+        }
+      }
       if (r.conds.length === 0 && r.op === 'drop' && !r.themeChildren) { staticDrop.add(n); continue }
       if (r.conds.length === 0 && r.op === 'strip' && !r.themeChildren) { staticStrip.add(n); continue }
-      let s = slots.get(n)
-      if (s === undefined) {
-        s = { before: [], drop: [], replace: [], strip: [], attrRules: [], childBefore: [], childReplace: [], childAfter: [], after: [] }
-        slots.set(n, s)
-      }
+      const s = slotOf(n)
       const c = r.themeChildren
       switch (r.op) {
         case 'before': (c ? s.childBefore : s.before).push(r.id); break
@@ -125,6 +154,13 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
     return ''
   }
 
+  const leafHtml = (n: Text | Comment): string => {
+    if (n.type === 'comment') return `<!--${prefix !== undefined ? rewriteConditionalComment(n.data, prefix) : n.data}-->`
+    const p = n.parent
+    if (p !== null && isElement(p) && rawText.has(p.name)) return p.name === 'style' && prefix !== undefined ? rewriteCss(n.data, prefix) : n.data
+    return escapeText(n.data)
+  }
+
   const walk = (nodes: readonly AnyNode[], out: Seg[], depth: number): void => {
     if (depth > maxThemeDepth) throw new Error(`the theme nests deeper than ${maxThemeDepth} elements`)
     const emit = (s: string): void => {
@@ -134,20 +170,21 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
     for (const n of nodes) {
       if (staticDrop.has(n)) continue
       switch (n.type) {
-        case 'text': {
-          const p = n.parent
-          if (p !== null && isElement(p) && rawText.has(p.name)) emit(p.name === 'style' && prefix !== undefined ? rewriteCss(n.data, prefix) : n.data)
-          else emit(escapeText(n.data))
+        case 'text': case 'comment': {
+          const s = slots.get(n)
+          const html = leafHtml(n)
+          if (s === undefined) emit(html)
+          else out.push({ k: 'slot', name: '', attrs: [], lead: '', isVoid: true, ...s, body: [], raw: html })
           break
         }
-        case 'comment': emit(`<!--${prefix !== undefined ? rewriteConditionalComment(n.data, prefix) : n.data}-->`); break
         case 'directive': if (/^!doctype/i.test(n.data)) emit(`<${n.data}>`); break
         case 'cdata': case 'root': walk(n.children, out, depth + 1); break
         default: {
           const el = n as Element
           if (isCharsetMeta(el)) continue
           const attrs: Array<[string, string]> = []
-          for (const k in el.attribs) attrs.push([k, prefix === undefined ? el.attribs[k] : rewriteAttr(k, el.attribs[k], prefix)])
+          const gone = staticAttrDrop.get(el)
+          for (const k in el.attribs) if (gone === undefined || !gone.has(k)) attrs.push([k, prefix === undefined ? el.attribs[k] : rewriteAttr(k, el.attribs[k], prefix)])
           const isVoid = voidElements.has(el.name)
           const lead = leadFor(el)
           const s = slots.get(el)

@@ -250,6 +250,7 @@ class Run {
    */
   attrs (s: NodeSlot): string {
     const a = new Map<string, string>(s.attrs)
+    for (const [id, name] of s.dropAttr) if (this.holds(this.c.rules[id].conds, id)) { a.delete(name); this.count(this.c.rules[id], false) }
     const live: Rule[] = []
     for (const id of s.attrRules) {
       const r = this.c.rules[id]
@@ -299,12 +300,17 @@ class Run {
 
   slot (s: NodeSlot): string {
     let out = this.all(s.before)
+    if (s.raw !== undefined) {
+      // A theme text or comment node.
+      if (!this.any(s.drop)) { const rep = this.pick(s.replace); out += rep !== null ? this.ruleHtml(rep) : s.raw }
+      return out + this.all(s.after)
+    }
     if (!this.any(s.drop)) {
       const rep = this.pick(s.replace)
       if (rep !== null) out += this.ruleHtml(rep)
       else {
         const stripped = this.any(s.strip)
-        if (!stripped) out += `<${s.name}${s.attrRules.length === 0 ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)}>${s.lead}`
+        if (!stripped) out += `<${s.name}${s.attrRules.length === 0 && s.dropAttr.length === 0 ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)}>${s.lead}`
         if (!s.isVoid) {
           out += this.all(s.childBefore)
           const kids = this.pick(s.childReplace)

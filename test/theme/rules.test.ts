@@ -401,3 +401,16 @@ t.test('issue 14: notheme still applies content-side drop and strip', async t =>
   t.same(bodyTree(other.kind === 'html' ? other.html : ''), [['p', {}, ['ab']]], 'no theme matched: the same')
   t.equal(transformCompiled(c, '<body><p>nothing to drop</p></body>', { path: '/plain' }).kind, 'notheme', 'an untouched page passes through')
 })
+
+t.test('issue 14: theme selectors that select comments, text and attributes', async t => {
+  const th = '<html><head><!-- head note --><title>T</title></head><body><!-- a --><div id="x" title="tt" lang="en">text<b>b</b></div><!-- b --></body></html>'
+  const out = await themeIt('<drop theme="/html/head/comment()"/><drop theme="//div/@title"/><replace theme="/html/body/comment()[2]" css:content="#c"/><before theme="//div/text()" css:content="#c"/>', th,
+    '<body><i id="c">C</i></body>')
+  t.notMatch(out, 'head note')
+  t.same(bodyTree(out), [['<!--a-->'], ['div', { id: 'x', lang: 'en' }, [['i', { id: 'c' }, ['C']], 'text', ['b', {}, ['b']]]], ['i', { id: 'c' }, ['C']]].map(x => x.length === 1 ? x[0] : x))
+  const cond = '<drop theme="//div/@title" if-path="/x"/><drop theme="//div/text()" if-path="/x"/>'
+  t.match(await themeIt(cond, th, '<body></body>', { path: '/x' }), '<div id="x" lang="en"><b>b</b></div>')
+  t.match(await themeIt(cond, th, '<body></body>', { path: '/y' }), '<div id="x" title="tt" lang="en">text<b>b</b></div>')
+  await t.rejects(themeIt('<strip theme="//div/text()"/>', th, '<body></body>'), { code: 'LIVERY_ERR_SELECTOR', message: /selects a text node .*only drop, replace, before and after/ })
+  await t.rejects(themeIt('<replace theme="//div/@title" css:content="#c"/>', th, '<body></body>'), { code: 'LIVERY_ERR_SELECTOR', message: /selects the attribute @title/ })
+})
