@@ -23,6 +23,12 @@ export const F_SOFT_PURGED = 4
 export const F_HEURISTIC = 8
 /** A vary marker: the entry only lists the `Vary` field names for its primary key. */
 export const F_VARY_MARKER = 16
+/**
+ * The response may answer a request with Authorization: it has `public`,
+ * `s-maxage` or `must-revalidate` (RFC 9111 §3.5). Without it, such a
+ * request passes rather than get a page stored for someone else.
+ */
+export const F_SHARED_AUTH = 32
 
 export interface EntryMeta {
   /** Absolute URL (`scheme://host/path?query`) the entry answers; purges match on it. */

@@ -14,7 +14,7 @@ import type { CacheConfig, SiteConfig } from '../config/types.ts'
 import { liveryError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import { Coalescer, Lock, type Release } from './coalesce.ts'
-import { CacheEntry, F_MUST_REVALIDATE, F_VARY_MARKER } from './entry.ts'
+import { CacheEntry, F_MUST_REVALIDATE, F_SHARED_AUTH, F_VARY_MARKER } from './entry.ts'
 import { Fill, type FillHost, type Outcome } from './fill.ts'
 import { cacheKey } from './key.ts'
 import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
@@ -125,7 +125,7 @@ export class HttpCache {
     if (store.getSync !== undefined) {
       const e = store.getSync(primary)
       if (e !== undefined) {
-        if (h['cache-control'] === undefined && h.pragma === undefined && (e.meta.flags & F_VARY_MARKER) === 0 && this.#now() < e.meta.freshUntil) {
+        if (h['cache-control'] === undefined && h.pragma === undefined && h.authorization === undefined && (e.meta.flags & F_VARY_MARKER) === 0 && this.#now() < e.meta.freshUntil) {
           return { kind: 'hit', entry: e, xcache: 'HIT' }
         }
         return this.#found(e, this.#ctx(req, site, primary, base))
@@ -239,8 +239,10 @@ export class HttpCache {
   #evaluate (e: CacheEntry | undefined, key: string, ctx: Ctx): LookupResult | Promise<LookupResult> {
     const rd = ctx.rd
     if (e === undefined || (e.meta.flags & F_VARY_MARKER) !== 0) return this.#miss(key, undefined, ctx)
-    const now = this.#now()
     const m = e.meta
+    // RFC 9111 §3.5: not revalidated either, or a 304 would hand this entry over all the same.
+    if ((m.flags & F_SHARED_AUTH) === 0 && ctx.req.headers.authorization !== undefined) return kPass
+    const now = this.#now()
     let fresh = now < m.freshUntil
     let wantsFresher = false
     if (rd !== undefined) {
@@ -271,8 +273,8 @@ export class HttpCache {
   #afterWait (r: Release<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult {
     if (r.kind === 'done') {
       const v = r.value
-      if ('entry' in v && varyMatches(v.entry, ctx.req.headers)) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
-      if ('stale' in v) return { kind: 'hit', entry: v.stale, xcache: 'STALE' }
+      if ('entry' in v && varyMatches(v.entry, ctx.req.headers) && answersAuth(v.entry, ctx.req.headers)) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
+      if ('stale' in v && answersAuth(v.stale, ctx.req.headers)) return { kind: 'hit', entry: v.stale, xcache: 'STALE' }
     }
     // uncacheable, another variant, lock timeout or client gone: go upstream alone
     return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
@@ -325,6 +327,11 @@ export class HttpCache {
 
 function variantKey (primary: string, values: readonly string[]): string {
   return primary + '\u0001' + values.join('\u0001')
+}
+
+/** False when the request has Authorization and the entry's response did not allow answering it (RFC 9111 §3.5). */
+function answersAuth (e: CacheEntry, h: Headers): boolean {
+  return h.authorization === undefined || (e.meta.flags & F_SHARED_AUTH) !== 0
 }
 
 function varyMatches (e: CacheEntry, h: Headers): boolean {

@@ -8,7 +8,7 @@
  */
 import type { SiteConfig } from '../config/types.ts'
 import { CONFLICT, type Directives, deltaSeconds, fieldNames, has, parseAge, parseCacheControl, parseHttpDate } from './cache-control.ts'
-import { CacheEntry, type EntryMeta, F_HEURISTIC, F_MUST_REVALIDATE, F_NO_CACHE } from './entry.ts'
+import { CacheEntry, type EntryMeta, F_HEURISTIC, F_MUST_REVALIDATE, F_NO_CACHE, F_SHARED_AUTH } from './entry.ts'
 
 export type Headers = Readonly<Record<string, string | readonly string[] | undefined>>
 
@@ -165,7 +165,8 @@ export function decide (input: ResponseInput): Verdict {
     staleUntil,
     errorUntil,
     holdUntil,
-    flags: (mustRevalidate ? F_MUST_REVALIDATE : 0) | (noCache ? F_NO_CACHE : 0) | (heuristic ? F_HEURISTIC : 0),
+    flags: (mustRevalidate ? F_MUST_REVALIDATE : 0) | (noCache ? F_NO_CACHE : 0) | (heuristic ? F_HEURISTIC : 0) |
+      (isPublic || sMaxAge !== undefined || has(cc, 'must-revalidate') ? F_SHARED_AUTH : 0),
     etag,
     lastModified,
     vary: varyNames,

@@ -33,6 +33,18 @@ export interface ArrayNode {
 
 export type Node = Leaf | ObjectNode | ArrayNode
 
+/**
+ * The session cookies of the big CMSs, the default of `sites[].passCookies`:
+ * WordPress (logged in, password-protected posts, commenters), Plone
+ * (`__ac` of PlonePAS, `auth_tkt` of plone.session) and Drupal (`SESS…`,
+ * and `SSESS…` over HTTPS).
+ */
+export const defaultPassCookies: readonly string[] = [
+  'wordpress_logged_in_*', 'wp-postpass_*', 'comment_author_*',
+  '__ac', 'auth_tkt',
+  'SESS*', 'SSESS*',
+]
+
 const obj = (fields: Record<string, Node>, extra: Partial<ObjectNode> = {}): ObjectNode => ({ t: 'object', fields, ...extra })
 
 const timeouts = obj({
@@ -61,6 +73,13 @@ const site = obj({
   keep: { t: 'duration', default: '1h', doc: 'hold expired pages that have validators this long, so the refresh is a conditional request (bounded by the memory budget like any entry)' },
   stripSetCookie: { t: 'bool', default: false, doc: 'store responses that set cookies, without their Set-Cookie (for origins that set tracking cookies on public pages); by default such responses are never stored, as in Varnish' },
   defaultTtl: { t: 'duration', default: '0s', doc: 'freshness for responses with no caching headers (0: do not cache them)' },
+  passCookies: {
+    t: 'strings',
+    default: defaultPassCookies,
+    doc: 'session cookie names (globs: * any run, ? one character, case-sensitive) that make a request pass the cache; other cookies are forwarded but neither pass nor vary the key. Replaces the default list (WordPress, Plone, Drupal); [] passes none',
+    pattern: /^[A-Za-z0-9!#$%&'*+\-.^_`|~?]+$/,
+    patternDoc: 'cookie names or globs (letters, digits, !#$%&\'*+-.^_`|~ and ?)',
+  },
   theme: obj({
     rules: { t: 'path', doc: 'the Diazo rules file; its <theme href> names the theme page' },
     base: { t: 'string', default: '', doc: 'URL that relative hrefs in the rules (the theme page) resolve against (default: the rules file\'s folder)' },

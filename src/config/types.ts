@@ -45,6 +45,8 @@ export interface SiteConfig {
   readonly keep: number
   readonly defaultTtl: number
   readonly stripSetCookie: boolean
+  /** Globs on cookie names: a request carrying one passes the cache. */
+  readonly passCookies: readonly string[]
   readonly theme?: ThemeConfig
 }
 

@@ -123,6 +123,7 @@ function validateLeaf (leaf: Leaf, value: unknown, path: string, ctx: ValidateCo
     case 'strings': {
       const list = typeof value === 'string' ? value.split(',').map(s => s.trim()).filter(s => s !== '') : value
       if (!Array.isArray(list) || !list.every(s => typeof s === 'string')) return bad('a list of strings')
+      if (leaf.pattern !== undefined && !list.every(s => leaf.pattern!.test(s))) return bad(`a list of ${leaf.patternDoc ?? `strings matching ${leaf.pattern}`}`)
       return list
     }
     case 'access': {

@@ -17,6 +17,7 @@ import { clientResponseHeaders } from '../proxy/headers.ts'
 import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
 import { newContext, sendError, type RequestContext } from './context.ts'
 import type { PageThemer } from './themer.ts'
+import { passCookieRule, withoutCookie, type CookieRule } from '../cache/pass-cookies.ts'
 
 export interface SiteHandlerOptions {
   readonly logger: Logger
@@ -49,6 +50,7 @@ export class SiteHandler {
   readonly #pool: RequestPool
   readonly #maxThemed: number
   readonly #background = new Set<Promise<void>>()
+  readonly #sessionCookie: CookieRule
 
   constructor (site: SiteConfig, opts: SiteHandlerOptions) {
     this.site = site
@@ -58,12 +60,25 @@ export class SiteHandler {
     this.#cache = opts.cache
     this.#pool = opts.pool
     this.#maxThemed = opts.maxThemedSize
+    this.#sessionCookie = passCookieRule(site.passCookies)
   }
 
   async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, target: SiteRequest): Promise<void> {
     ctx.site = this.site.name
     const pathAndQuery = target.pathAndQuery
-    const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: target.host, scheme: target.scheme, headers: req.headers }
+    let keyed = req.headers
+    const cookie = req.headers.cookie
+    if (cookie !== undefined) {
+      if (this.#sessionCookie(cookie) && (req.method === 'GET' || req.method === 'HEAD')) {
+        // A logged-in view: never answered from the cache, never stored (unsafe methods still invalidate below).
+        ctx.cache = 'BYPASS'
+        await this.#withSlot(req, res, ctx, signal => this.#pass(req, res, ctx, pathAndQuery, signal, undefined))
+        return
+      }
+      // Other cookies travel upstream as sent, but the cache keys (and Vary: Cookie) as if there were none.
+      keyed = withoutCookie(req.headers)
+    }
+    const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: target.host, scheme: target.scheme, headers: keyed }
     let version = this.theme?.currentVersion() ?? ''
     if (typeof version !== 'string') version = await version
     let r = this.#cache.lookup(creq, this.site, version)

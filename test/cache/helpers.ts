@@ -28,6 +28,7 @@ export function site (over: Partial<SiteConfig> = {}): SiteConfig {
     keep: 0,
     defaultTtl: 0,
     stripSetCookie: false,
+    passCookies: [],
     ...over
   }
 }

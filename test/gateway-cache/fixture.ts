@@ -35,7 +35,7 @@ export interface CacheFixture {
   readonly url: string
   readonly agent: Agent
   readonly logs: LogCapture
-  /** Host header every request carries; keys are `http://<host><path>`. */
+  /** Host header every request carries; entries are keyed on it (`cacheKey`). */
   readonly host: string
   get (path: string, headers?: Record<string, string>, method?: string): Promise<Reply>
   /** Requests the upstream received for `path` (query ignored). */

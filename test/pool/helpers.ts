@@ -21,6 +21,7 @@ export function siteConfig (name: string, pool: Partial<SitePoolConfig> = {}): S
     keep: 3600000,
     defaultTtl: 0,
     stripSetCookie: false,
+    passCookies: [],
   }
 }
 

@@ -6,6 +6,7 @@ import { request } from 'undici'
 import { startGateway, startUpstream } from '../helpers/servers.ts'
 import { rawRequest } from '../helpers/raw-http.ts'
 import { cacheKey } from '../../src/cache/key.ts'
+import { startSafetyGateway } from './fixture.ts'
 
 interface Seen { readonly host: string, readonly url: string }
 
@@ -91,17 +92,12 @@ t.test('an invalid Host → 400 before the cache or the upstream', async t => {
 })
 
 t.test('the key normalises case and the default port, and keeps other ports apart', async t => {
-  const up = await startCacheableUpstream(t)
-  const gw = await startGateway(t, { upstream: up.url })
-  const get = async (host: string): Promise<string | string[] | undefined> => {
-    const res = await request(`${gw.url}/n`, { dispatcher: gw.agent, headers: { host } })
-    await res.body.text()
-    return res.headers['x-cache']
-  }
-  t.equal(await get('www.test'), 'MISS')
-  t.equal(await get('WWW.Test:80'), 'HIT', 'upper case and :80 are the same origin')
-  t.equal(await get('www.test:8080'), 'MISS', 'another port is another origin')
-  t.equal(up.received.length, 2)
+  const f = await startSafetyGateway(t, {})
+  t.equal((await f.get('www.test', '/n')).headers['x-cache'], 'MISS')
+  await f.untilStored('test', 'www.test', '/n')
+  t.equal((await f.get('WWW.Test:80', '/n')).headers['x-cache'], 'HIT', 'upper case and :80 are the same origin')
+  t.equal((await f.get('www.test:8080', '/n')).headers['x-cache'], 'MISS', 'another port is another origin')
+  t.equal(f.received.length, 2)
 })
 
 t.test('cacheKey: different parts never make one key', async t => {
