@@ -57,6 +57,9 @@ export interface Compiled {
   readonly nothemes: readonly NothemeDef[]
   /** Content-side drop/strip rules, applied to content before it is placed. */
   readonly contentRules: readonly number[]
+  /** Top-level `xsl:variable` values and `xsl:param` defaults of the rules (see RuleSet). */
+  readonly constants: Readonly<Record<string, string>>
+  readonly paramDefaults: Readonly<Record<string, string>>
   /** Distinct rule hrefs (absolute, or root-relative to resolve against the content URL). */
   readonly hrefs: readonly string[]
 }
@@ -80,6 +83,8 @@ function isCharsetMeta (el: Element): boolean {
 
 function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, where: string): { segs: Seg[], matches: number[] } {
   const doc = parseDocument(html, { decodeEntities: true })
+  // Theme selectors may read the rules' constants; request parameters do not exist yet.
+  const vars = { ...rs.paramDefaults, ...rs.constants }
   const slots = new Map<AnyNode, SlotLists>()
   const staticDrop = new Set<AnyNode>()
   const staticStrip = new Set<AnyNode>()
@@ -96,7 +101,7 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
   for (const r of rs.rules) {
     if (r.theme === null) { matches.push(0); continue }
     let nodes: XNode[]
-    try { nodes = selectNodes(r.theme, doc, {}) } catch (err) {
+    try { nodes = selectNodes(r.theme, doc, vars) } catch (err) {
       throw liveryError('LIVERY_ERR_SELECTOR', `${r.where}: theme selector "${r.theme.src}" failed on ${where}: ${(err as Error).message}`)
     }
     matches.push(nodes.length)
@@ -227,5 +232,5 @@ export function compile (rs: RuleSet, themes: ReadonlyArray<ThemeInput | ThemeFa
   })
   const contentRules = rs.rules.filter(r => r.theme === null).map(r => r.id)
   const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.method !== 'ssi' && r.method !== 'esi').map(r => r.href as string))]
-  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs }
+  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults }
 }

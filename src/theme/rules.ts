@@ -7,6 +7,8 @@ import { liveryError } from '../errors.ts'
 import { parseXml, XmlSyntaxError, type XmlChild, type XmlElement } from './xml.ts'
 import { makeSelector, type Sel } from './select.ts'
 import { matchAnywhere, parseXPath, xpathVariables, type XExpr } from './xpath-parse.ts'
+import { evaluate, type XValue } from './xpath.ts'
+import { Document } from 'domhandler'
 import { escapeAttr, escapeText, voidElements } from './html.ts'
 
 export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
@@ -50,6 +52,10 @@ export interface ThemeDef { readonly href: string, readonly conds: readonly Cond
 export interface NothemeDef { readonly conds: readonly Cond[], readonly where: string }
 export interface RuleSet {
   readonly rules: readonly Rule[]
+  /** Top-level `<xsl:variable>` values: fixed, whatever the request's parameters say. */
+  readonly constants: Readonly<Record<string, string>>
+  /** Top-level `<xsl:param>` defaults: a theme parameter of the same name overrides them. */
+  readonly paramDefaults: Readonly<Record<string, string>>
   readonly themes: readonly ThemeDef[]
   readonly nothemes: readonly NothemeDef[]
   /** Every rules file read, with its text, for versioning. */
@@ -97,6 +103,10 @@ class RulesParser {
   readonly read: ReadText
   readonly vars: Set<string>
   readonly themeBase: string | undefined
+  readonly constants: Record<string, string> = {}
+  /** Root `<rules>` elements, whose xsl:variable children are declared before anything else is read. */
+  readonly roots = new Set<XmlElement>()
+  readonly paramDefaults: Record<string, string> = {}
   constructor (read: ReadText, opts: ParseRulesOptions) {
     this.read = read
     this.vars = new Set([...builtinVariables, ...(opts.params ?? [])])
@@ -118,7 +128,45 @@ class RulesParser {
     if (!ruleNamespaces.has(root.ns) || root.local !== 'rules') {
       throw liveryError('LIVERY_ERR_RULES', `${displayName(url)}:${root.line}: <${root.qname}>: the root element must be <rules> in the ${DIAZO_NS} namespace`)
     }
+    // XSLT lets a top-level variable be used before its declaration: declare them all first.
+    this.roots.add(root)
+    for (const child of root.children) if (child.kind === 'element' && child.ns === XSL_NS) this.xsl(child, url, true)
     await this.container(root, url, inherited, depth)
+  }
+
+  /**
+   * The XSLT that plone.app.theming rule files commonly carry: `xsl:variable` / `xsl:param` with a literal value
+   * become constant parameters; `xsl:output` and `xsl:strip-space` only steer XSLT serialisation and are ignored.
+   * Everything else is a program Livery does not run.
+   */
+  xsl (el: XmlElement, url: string, topLevel: boolean): void {
+    switch (el.local) {
+      case 'output': case 'strip-space': case 'preserve-space': return
+      case 'variable': case 'param': {
+        if (!topLevel) return
+        const name = el.attrs.find(a => a.ns === '' && a.local === 'name')?.value
+        if (name === undefined || !/^[A-Za-z_][\w.-]*$/.test(name)) this.fail(el, url, `<xsl:${el.local}> needs a name`)
+        const select = el.attrs.find(a => a.ns === '' && a.local === 'select')?.value
+        let value: string
+        if (select !== undefined) {
+          let ast: XExpr
+          try { ast = parseXPath(select) } catch (err) { this.fail(el, url, `unsupported expression "${select}": ${(err as Error).message}`) }
+          if (!constant(ast, v => Object.hasOwn(this.constants, v) || Object.hasOwn(this.paramDefaults, v))) {
+            this.fail(el, url, `only literal values are supported (a string such as "'x'", a number, or an expression of them), not "${select}"`)
+          }
+          value = asString(evaluate(ast, { node: new Document([]), pos: 1, size: 1, vars: { ...this.paramDefaults, ...this.constants } }))
+        } else {
+          if (el.children.some(c => c.kind === 'element')) this.fail(el, url, 'only literal values are supported: the content must be text')
+          value = el.children.map(c => c.kind === 'text' ? c.text : '').join('')
+        }
+        ;(el.local === 'variable' ? this.constants : this.paramDefaults)[name] = value
+        this.vars.add(name)
+        return
+      }
+      default:
+        this.fail(el, url, `<xsl:${el.local}> is XSLT, and inline XSLT is not supported (Livery themes without XSLT); ` +
+          'only top-level xsl:variable / xsl:param with literal values, xsl:output and xsl:strip-space are accepted')
+    }
   }
 
   where (el: XmlElement, url: string): string {
@@ -143,7 +191,12 @@ class RulesParser {
         await this.file(new URL(href, url).href, conds, depth + 1, this.where(child, url))
         continue
       }
-      if (child.ns === XSL_NS) this.fail(child, url, 'inline XSLT is not supported (Livery themes without XSLT)')
+      if (child.ns === XSL_NS) {
+        if ((child.local === 'variable' || child.local === 'param') && this.roots.has(el)) continue
+        this.xsl(child, url, false)
+        if (child.local === 'variable' || child.local === 'param') this.fail(child, url, `<xsl:${child.local}> is only supported at the top level of the rules file`)
+        continue
+      }
       if (!ruleNamespaces.has(child.ns)) this.fail(child, url, `unknown element; rules must be in the ${DIAZO_NS} namespace`)
       if (child.local === 'rules') await this.container(child, url, conds, depth)
       else this.rule(child, url, conds)
@@ -309,6 +362,27 @@ class RulesParser {
   }
 }
 
+/** An expression whose value cannot depend on the document: literals, declared constants and functions of them. */
+function constant (e: XExpr, known: (name: string) => boolean): boolean {
+  switch (e.t) {
+    case 'str': case 'num': return true
+    case 'var': return known(e.name)
+    case 'path': return false
+    case 'fn':
+      if (['last', 'position', 'count', 'local-name', 'name', 'sum'].includes(e.name) || e.args.length === 0 && !['true', 'false'].includes(e.name)) return false
+      return e.args.every(a => constant(a, known))
+    case 'neg': return constant(e.a, known)
+    default: return constant(e.a, known) && constant(e.b, known)
+  }
+}
+
+/** A constant as a parameter string; false becomes '' so that it stays false in a condition. */
+function asString (v: XValue): string {
+  if (typeof v === 'boolean') return v ? 'true' : ''
+  if (typeof v === 'number') return Number.isNaN(v) ? 'NaN' : String(v)
+  return typeof v === 'string' ? v : ''
+}
+
 /**
  * Loads and parses a rules file and its includes. Throws LIVERY_ERR_RULES
  * with `file:line: <rule>: problem` for anything it cannot honour.
@@ -316,5 +390,5 @@ class RulesParser {
 export async function parseRules (rulesUrl: string, read: ReadText, opts: ParseRulesOptions = {}): Promise<RuleSet> {
   const p = new RulesParser(read, opts)
   await p.file(rulesUrl, [], 0)
-  return { rules: p.rules, themes: p.themes, nothemes: p.nothemes, files: p.files }
+  return { rules: p.rules, themes: p.themes, nothemes: p.nothemes, files: p.files, constants: p.constants, paramDefaults: p.paramDefaults }
 }

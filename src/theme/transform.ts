@@ -70,7 +70,8 @@ class Run {
     this.c = c
     this.doc = doc
     this.path = ctx.path === '' ? '/' : ctx.path
-    this.vars = { ...ctx.params, path: this.path }
+    // xsl:param defaults yield to the request's parameters; xsl:variable values do not.
+    this.vars = { ...c.paramDefaults, ...ctx.params, ...c.constants, path: this.path }
     this.hrefBodies = ctx.hrefBodies ?? {}
     this.trace = ctx.trace
   }

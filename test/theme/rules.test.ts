@@ -414,3 +414,38 @@ t.test('issue 14: theme selectors that select comments, text and attributes', as
   await t.rejects(themeIt('<strip theme="//div/text()"/>', th, '<body></body>'), { code: 'LIVERY_ERR_SELECTOR', message: /selects a text node .*only drop, replace, before and after/ })
   await t.rejects(themeIt('<replace theme="//div/@title" css:content="#c"/>', th, '<body></body>'), { code: 'LIVERY_ERR_SELECTOR', message: /selects the attribute @title/ })
 })
+
+t.test('issue 14: top-level xsl:variable / xsl:param with literal values are constant parameters; xsl:output is ignored', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css" xmlns:xsl="http://www.w3.org/1999/XSL/Transform">
+      <xsl:output method="html" indent="no"/><xsl:strip-space elements="*"/>
+      <theme href="theme.html"/>
+      <drop css:theme="#a" if="$section = 'news'"/>
+      <drop css:theme="#b" if="$mode = 'dark'"/>
+      <drop css:theme="#c" if="$limit &gt; 2"/>
+      <drop theme="//div[@id=$target]"/>
+      <xsl:variable name="section" select="'news'"/>
+      <xsl:variable name="target">d</xsl:variable>
+      <xsl:variable name="limit" select="1 + 2"/>
+      <xsl:param name="mode" select="'light'"/>
+    </rules>`,
+    'theme.html': '<body><div id="a">a</div><div id="b">b</div><div id="c">c</div><div id="d">d</div><div id="e">e</div></body>'
+  })
+  const run = (params: Record<string, string>): string => { const o = transformCompiled(c, '<p></p>', { path: '/', params }); return o.kind === 'html' ? o.html : '' }
+  t.same(bodyTree(run({})), body('<div id="b">b</div><div id="e">e</div>'))
+  t.same(bodyTree(run({ mode: 'dark', section: 'other' })), body('<div id="e">e</div>'), 'a param default yields to the request; a variable does not')
+})
+
+t.test('issue 14: real XSLT in a rules file stays a clear compile error', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const wrap = (x: string): string => `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:xsl="http://www.w3.org/1999/XSL/Transform"><theme href="theme.html"/>\n${x}</rules>`
+  const bad = async (x: string, re: RegExp): Promise<void> => {
+    await t.rejects(compileMem({ 'rules.xml': wrap(x), 'theme.html': '<body></body>' }), { code: 'LIVERY_ERR_RULES', message: re })
+  }
+  await bad('<xsl:template match="/"/>', /rules\.xml:2: <xsl:template match="\/">: <xsl:template> is XSLT, and inline XSLT is not supported/)
+  await bad('<xsl:variable name="x" select="//title"/>', /only literal values are supported .* not "\/\/title"/)
+  await bad('<xsl:variable name="x"><b>x</b></xsl:variable>', /the content must be text/)
+  await bad('<rules><xsl:variable name="x" select="1"/></rules>', /only supported at the top level/)
+})
