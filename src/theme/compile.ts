@@ -231,6 +231,6 @@ export function compile (rs: RuleSet, themes: ReadonlyArray<ThemeInput | ThemeFa
     return { href: t.href, conds: t.conds, where: t.where, segs, error: '', matches }
   })
   const contentRules = rs.rules.filter(r => r.theme === null).map(r => r.id)
-  const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.method !== 'ssi' && r.method !== 'esi').map(r => r.href as string))]
+  const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.include === null).map(r => r.href as string))]
   return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults }
 }

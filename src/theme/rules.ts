@@ -10,6 +10,7 @@ import { matchAnywhere, parseXPath, xpathVariables, type XExpr } from './xpath-p
 import { evaluate, type XValue } from './xpath.ts'
 import { Document } from 'domhandler'
 import { escapeAttr, escapeText, voidElements } from './html.ts'
+import { cssToXPath } from './css-xpath.ts'
 
 export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
 export const CSS_NS = 'http://namespaces.plone.org/diazo/css'
@@ -30,7 +31,7 @@ export type Cond =
   | { readonly t: 'expr', readonly ast: XExpr, readonly neg: boolean, readonly src: string }
 
 export type RuleOp = 'replace' | 'before' | 'after' | 'drop' | 'strip' | 'copyattrs' | 'mergeattrs' | 'dropattrs'
-export type Method = 'document' | 'raw' | 'ssi' | 'esi'
+export type Method = 'document' | 'raw' | 'ssi' | 'ssiwait' | 'esi'
 
 export interface Rule {
   readonly id: number
@@ -45,6 +46,8 @@ export interface Rule {
   readonly method: Method
   readonly conds: readonly Cond[]
   readonly inline: string | null
+  /** For ssi / ssiwait / esi: the URL the include directive names (href as written, plus `;filter_xpath=`). */
+  readonly include: string | null
   readonly where: string
 }
 
@@ -286,14 +289,18 @@ class RulesParser {
     const attrList = probe.a.get('attributes')
     const attributes = attrList === undefined ? null : attrList.split(/\s+/).filter(s => s !== '')
     const methodRaw = probe.a.get('method') ?? 'document'
-    if (!['document', 'raw', 'ssi', 'esi'].includes(methodRaw)) this.fail(el, url, `unsupported method "${methodRaw}" (use document, raw, ssi or esi)`)
+    if (!['document', 'raw', 'ssi', 'ssiwait', 'esi'].includes(methodRaw)) this.fail(el, url, `unsupported method "${methodRaw}" (use document, raw, ssi, ssiwait or esi)`)
     const hrefRaw = probe.a.get('href')
+    const includes = methodRaw === 'ssi' || methodRaw === 'ssiwait' || methodRaw === 'esi'
+    if (includes && (hrefRaw === undefined || hrefRaw === '')) this.fail(el, url, `method="${methodRaw}" needs an href`)
     const inline = this.inline(el, url)
     const base = {
       id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null,
       attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline,
-      href: hrefRaw === undefined || hrefRaw === '' ? null : (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//') ? hrefRaw : new URL(hrefRaw, url).href),
-      method: methodRaw as Method
+      // An include directive is resolved by the edge against the page's URL: it keeps the href as written.
+      href: hrefRaw === undefined || hrefRaw === '' ? null : includes || (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//')) ? hrefRaw : new URL(hrefRaw, url).href,
+      method: methodRaw as Method,
+      include: includes ? this.includeUrl(el, url, hrefRaw as string, contentSel, contentKids) : null
     }
     let op: RuleOp
     switch (local) {
@@ -334,6 +341,18 @@ class RulesParser {
     }
     if (inline !== null && content !== null) this.fail(el, url, 'give a content selector or inline markup, not both')
     this.rules.push({ ...base, op })
+  }
+
+  /** Diazo's include URL: the href, and the content selector as `;filter_xpath=` for the server to apply. */
+  includeUrl (el: XmlElement, url: string, href: string, content: Sel | null, children: Sel | null): string {
+    const sel = content ?? children
+    if (sel === null) return href
+    let xpath: string
+    try { xpath = sel.kind === 'xpath' ? sel.src : cssToXPath(sel.src) } catch (err) {
+      this.fail(el, url, `the content selector cannot be sent as an XPath filter with the include (${(err as Error).message}); write it as XPath`)
+    }
+    if (children !== null) xpath = `${xpath}/node()`
+    return `${href}${href.includes('?') ? '&' : '?'};filter_xpath=${xpath.replace(/ /g, '%20')}`
   }
 
   inline (el: XmlElement, url: string): string | null {

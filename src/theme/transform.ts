@@ -5,7 +5,7 @@
  */
 import type { AnyNode, Document, Element } from 'domhandler'
 import type { Compiled, CompiledTheme, NodeSlot, Seg } from './compile.ts'
-import { attrsHtml, escapeText, serializeNodes, type ContentMods, type ContentWrap } from './html.ts'
+import { attrsHtml, escapeAttr, escapeText, serializeNodes, type ContentMods, type ContentWrap } from './html.ts'
 import { parsePage, SourceDocument } from './parse.ts'
 import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
@@ -194,9 +194,11 @@ class Run {
   ruleHtml (r: Rule): string {
     if (r.op === 'drop') return ''
     if (r.inline !== null) { this.count(r, false); return r.inline }
-    if (r.href !== null && (r.method === 'ssi' || r.method === 'esi')) {
+    if (r.include !== null) {
       this.count(r, false)
-      return r.method === 'ssi' ? `<!--#include virtual="${r.href}"-->` : `<esi:include src="${r.href}"></esi:include>`
+      if (r.method === 'esi') return `<esi:include src="${escapeAttr(r.include)}"></esi:include>`
+      const virtual = `virtual="${r.include.replace(/--/g, '%2D%2D')}"`
+      return r.method === 'ssiwait' ? `<!--#include wait="yes" ${virtual} -->` : `<!--#include ${virtual}-->`
     }
     const found = this.contentNodes(r)
     if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }

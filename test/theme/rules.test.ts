@@ -449,3 +449,18 @@ t.test('issue 14: real XSLT in a rules file stays a clear compile error', async 
   await bad('<xsl:variable name="x"><b>x</b></xsl:variable>', /the content must be text/)
   await bad('<rules><xsl:variable name="x" select="1"/></rules>', /only supported at the top level/)
 })
+
+t.test('issue 14: ESI/SSI includes keep the href as written, carry the content filter, and ssiwait waits', async t => {
+  const th = themeBody('<div id="a"></div><div id="b"></div><div id="c"></div><div id="d"></div>')
+  const out = await themeIt(`<replace css:theme="#a" css:content="#something" href="extra.html" method="esi"/>
+    <replace css:theme-children="#b" content="//div[@class='x']" href="/portlets?x=1" method="ssi"/>
+    <replace css:theme="#c" href="fragment.html" method="ssiwait"/>
+    <replace css:theme="#d" css:content-children="#box" href="box.html" method="esi"/>`, th, '<body></body>')
+  t.match(out, `<esi:include src="extra.html?;filter_xpath=//*[@id%20=%20'something']"></esi:include>`)
+  t.match(out, `<div id="b"><!--#include virtual="/portlets?x=1&;filter_xpath=//div[@class='x']"--></div>`)
+  t.match(out, '<!--#include wait="yes" virtual="fragment.html" -->')
+  t.match(out, `<esi:include src="box.html?;filter_xpath=//*[@id%20=%20'box']/node()"></esi:include>`)
+  t.notMatch(out, 'file:')
+  await t.rejects(themeIt('<replace css:theme="#a" css:content="a:hover" href="x.html" method="esi"/>', th, '<body></body>'),
+    { code: 'LIVERY_ERR_RULES', message: /cannot be sent as an XPath filter/ })
+})
