@@ -197,8 +197,9 @@ class Run {
     if (r.include !== null) {
       this.count(r, false)
       if (r.method === 'esi') return `<esi:include src="${escapeAttr(r.include)}"></esi:include>`
+      // Diazo's exact directive text, two spaces included.
       const virtual = `virtual="${r.include.replace(/--/g, '%2D%2D')}"`
-      return r.method === 'ssiwait' ? `<!--#include wait="yes" ${virtual} -->` : `<!--#include ${virtual}-->`
+      return r.method === 'ssiwait' ? `<!--#include  ${virtual} wait="yes"-->` : `<!--#include  ${virtual}-->`
     }
     const found = this.contentNodes(r)
     if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }
