@@ -40,6 +40,9 @@ export interface Rule {
   readonly themeChildren: boolean
   readonly content: Sel | null
   readonly contentChildren: boolean
+  /** Diazo 2's `*-content` rules: the content node the content (or inline markup) goes to. */
+  readonly toContent: Sel | null
+  readonly toContentChildren: boolean
   readonly attributes: readonly string[] | null
   readonly separator: string
   readonly href: string | null
@@ -94,9 +97,9 @@ export function displayName (url: string): string {
   return p.startsWith(cwd) ? p.slice(cwd.length) : p
 }
 
-const ruleAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'if-content', 'if-not-content',
+const ruleAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'to-content', 'to-content-children', 'if-content', 'if-not-content',
   'if-path', 'if-not-path', 'if', 'if-not', 'attributes', 'separator', 'href', 'method', 'merge'])
-const cssAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'if-content', 'if-not-content'])
+const cssAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'to-content', 'to-content-children', 'if-content', 'if-not-content'])
 
 class RulesParser {
   readonly rules: Rule[] = []
@@ -269,9 +272,15 @@ class RulesParser {
     if (themeSel !== null && themeKids !== null) this.fail(el, url, 'give theme or theme-children, not both')
     if (contentSel !== null && contentKids !== null) this.fail(el, url, 'give content or content-children, not both')
     const theme = themeSel ?? themeKids
+    const toSel = get('to-content'); const toKids = get('to-content-children')
+    if (toSel !== null && toKids !== null) this.fail(el, url, 'give to-content or to-content-children, not both')
+    let toContent = toSel ?? toKids
+    const toContentRule = /^(replace|before|after|prepend|append)-content$/.test(el.local)
+    if (toContent !== null && !toContentRule) this.fail(el, url, 'to-content is only allowed on replace-content, before-content, after-content, prepend-content and append-content')
     let content = contentSel ?? contentKids
     // Content-side rules are match patterns in Diazo: a relative XPath matches anywhere.
-    if (theme === null && content !== null && content.kind === 'xpath') content = { ...content, ast: matchAnywhere(content.ast) }
+    if (theme === null && !toContentRule && content !== null && content.kind === 'xpath') content = { ...content, ast: matchAnywhere(content.ast) }
+    if (toContent !== null && toContent.kind === 'xpath') toContent = { ...toContent, ast: matchAnywhere(toContent.ast) }
     const conds = [...inherited, ...this.attrsOf(el, url, { content }).conds]
     // Deliverance skips a rule whose content is missing: its rules carry an implicit if-content="".
     if (el.ns === DELIVERANCE_NS && content !== null && theme !== null && !probe.a.has('if-content') && !probe.css.has('if-content') &&
@@ -295,7 +304,7 @@ class RulesParser {
     if (includes && (hrefRaw === undefined || hrefRaw === '')) this.fail(el, url, `method="${methodRaw}" needs an href`)
     const inline = this.inline(el, url)
     const base = {
-      id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null,
+      id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null, toContent, toContentChildren: toKids !== null,
       attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline,
       // An include directive is resolved by the edge against the page's URL: it keeps the href as written.
       href: hrefRaw === undefined || hrefRaw === '' ? null : includes || (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//')) ? hrefRaw : new URL(hrefRaw, url).href,
@@ -321,6 +330,17 @@ class RulesParser {
         } else if (content === null && inline === null && base.href === null) this.fail(el, url, 'needs a content selector, an href or inline markup')
         if (local === 'prepend' || local === 'append') base.themeChildren = true
         break
+      case 'replace-content': case 'before-content': case 'after-content': case 'prepend-content': case 'append-content': {
+        // Diazo 2: content (or inline markup) moves to another place in the content before the theme rules run.
+        if (theme !== null) this.fail(el, url, 'a *-content rule takes no theme selector')
+        if (toContent === null) this.fail(el, url, 'needs a to-content or to-content-children selector')
+        if (content === null && inline === null) this.fail(el, url, 'needs a content selector or inline markup')
+        if (attributes !== null || includes) this.fail(el, url, 'a *-content rule takes no attributes and no ssi/esi method')
+        const kind = local.slice(0, -'-content'.length)
+        op = kind === 'prepend' ? 'before' : kind === 'append' ? 'after' : kind as RuleOp
+        if (kind === 'prepend' || kind === 'append') base.toContentChildren = true
+        break
+      }
       case 'copy':
         if (theme === null || content === null) this.fail(el, url, 'needs theme and content selectors')
         // Without attributes, <copy> is XDV's "replace the theme node's children".

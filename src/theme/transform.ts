@@ -133,8 +133,10 @@ class Run {
       if (w === undefined) { w = { before: '', after: '', replace: null, innerBefore: '', innerAfter: '' }; wrap.set(n, w) }
       return w
     }
+    const moves: Rule[] = []
     for (const id of this.c.contentRules) {
       const r = this.c.rules[id]
+      if (r.toContent !== null) { if (doc === this.doc) moves.push(r); continue }
       if (r.content === null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
       const nodes = this.select(r.content, doc)
       if (this.trace !== undefined) { const t = this.traceOf(id); if (nodes.length === 0) t.emptyContent++; else t.applied++ }
@@ -160,8 +162,8 @@ class Run {
         }
       }
     }
-    if (drop.size + strip.size + dropAttrs.size + wrap.size === 0) m = noMods
-    else {
+    const finish = (): ContentMods => {
+      if (drop.size + strip.size + dropAttrs.size + wrap.size === 0) return noMods
       const touched = new Set<AnyNode>()
       for (const n of drop) touch(touched, n)
       for (const n of strip) touch(touched, n)
@@ -171,10 +173,52 @@ class Run {
         // Markup inside the node means it cannot be copied from the source as it stands.
         if (w.innerBefore !== '' || w.innerAfter !== '') touched.add(n)
       }
-      m = { drop, strip, dropAttrs, wrap, touched }
+      return { drop, strip, dropAttrs, wrap, touched }
+    }
+    m = finish()
+    if (moves.length > 0) {
+      // *-content rules copy content that the other content-side rules have already modified.
+      this.mods.set(doc, m)
+      for (const r of moves) {
+        if (!this.holds(r.conds, r.id)) continue
+        const targets = this.select(r.toContent as Sel, doc)
+        let html: string
+        if (r.inline !== null) html = r.inline
+        else {
+          const found = this.contentNodes(r)
+          if (found === null || found.nodes.length === 0) { this.count(r, true); continue }
+          html = this.nodesHtml(found.doc, found.nodes, r.method === 'raw' ? null : found.doc === doc ? m : this.modsFor(found.doc))
+        }
+        this.count(r, targets.length === 0)
+        for (const n of targets) {
+          if (n.type === 'xattr') continue
+          const w = wrapOf(n)
+          if (!r.toContentChildren) {
+            if (r.op === 'before') w.before += html
+            else if (r.op === 'after') w.after += html
+            else w.replace ??= html
+          } else if ('children' in n) {
+            if (r.op === 'before') w.innerBefore += html
+            else if (r.op === 'after') w.innerAfter += html
+            else { for (const ch of n.children) drop.add(ch); w.innerBefore += html }
+          }
+        }
+      }
+      m = finish()
     }
     this.mods.set(doc, m)
     return m
+  }
+
+  /** Serialises content nodes (attribute nodes as their text), copying verbatim source where it can. */
+  nodesHtml (doc: Document, nodes: readonly XNode[], mods: ContentMods | null): string {
+    const src = doc instanceof SourceDocument ? doc.source : undefined
+    let out = ''
+    let batch: AnyNode[] = []
+    for (const n of nodes) {
+      if (n.type === 'xattr') { out += serializeNodes(batch, mods, src) + escapeText(n.value); batch = [] } else batch.push(n)
+    }
+    return out + serializeNodes(batch, mods, src)
   }
 
   contentNodes (r: Rule): { doc: Document, nodes: XNode[] } | null {
@@ -204,14 +248,7 @@ class Run {
     const found = this.contentNodes(r)
     if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }
     this.count(r, false)
-    const mods = r.method === 'raw' ? null : this.modsFor(found.doc)
-    const src = found.doc instanceof SourceDocument ? found.doc.source : undefined
-    let out = ''
-    let batch: AnyNode[] = []
-    for (const n of found.nodes) {
-      if (n.type === 'xattr') { out += serializeNodes(batch, mods, src) + escapeText(n.value); batch = [] } else batch.push(n)
-    }
-    return out + serializeNodes(batch, mods, src)
+    return this.nodesHtml(found.doc, found.nodes, r.method === 'raw' ? null : this.modsFor(found.doc))
   }
 
   count (r: Rule, empty: boolean): void {

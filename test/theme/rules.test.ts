@@ -464,3 +464,28 @@ t.test('issue 14: ESI/SSI includes keep the href as written, carry the content f
   await t.rejects(themeIt('<replace css:theme="#a" css:content="a:hover" href="x.html" method="esi"/>', th, '<body></body>'),
     { code: 'LIVERY_ERR_RULES', message: /cannot be sent as an XPath filter/ })
 })
+
+t.test('issue 14: Diazo 2 *-content rules move content (or inline markup) within the content', async t => {
+  const th = themeBody('<div id="x">x</div>')
+  const ct = '<body><article id="main"><div id="old">old</div><h3>Sub</h3><p>text</p><ul id="list"><li>1</li></ul></article>' +
+    '<aside id="meta"><h2 class="t">Title</h2><time>today</time><em class="by">me</em><b class="gone">g</b></aside></body>'
+  const rules = `<drop css:content=".gone"/>
+    <replace-content css:to-content="#old" css:content="#meta h2"/>
+    <before-content css:to-content="h3" css:content="#meta time"/>
+    <after-content to-content="p" css:content="#meta em"/>
+    <prepend-content css:to-content="#list"><li>0</li></prepend-content>
+    <append-content css:to-content="#list" css:content-children="#meta"/>
+    <replace css:theme="#x" css:content="#main"/>`
+  t.same(bodyTree(await themeIt(rules, th, ct)), body('<article id="main"><h2 class="t">Title</h2><time>today</time><h3>Sub</h3><p>text</p><em class="by">me</em>' +
+    '<ul id="list"><li>0</li><li>1</li><h2 class="t">Title</h2><time>today</time><em class="by">me</em></ul></article>'), 'the copied content has the content drops applied')
+  const cond = '<replace-content css:to-content="#old" css:content="#meta time" css:if-content="#flag"/><replace css:theme="#x" css:content="#main"/>'
+  t.match(await themeIt(cond, th, ct), '<div id="old">old</div>')
+  t.match(await themeIt(cond, th, ct.replace('<h3>', '<i id="flag"></i><h3>')), '<time>today</time><i id="flag">')
+  const extra = { 'extra.html': '<html><body><div id="portlet">From elsewhere</div></body></html>' }
+  const { compileMem, rulesXml } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({ 'rules.xml': rulesXml('<after-content css:to-content="h3" css:content="#portlet" href="extra.html"/><replace css:theme="#x" css:content="#main"/>'), 'theme.html': th, ...extra })
+  const o = transformCompiled(c, ct, { path: '/', hrefBodies: { 'file:///mem/extra.html': extra['extra.html'] } })
+  t.match(o.kind === 'html' ? o.html : '', '<h3>Sub</h3><div id="portlet">From elsewhere</div>')
+  await t.rejects(themeIt('<replace-content css:content="#meta"/>', th, ct), { code: 'LIVERY_ERR_RULES', message: /needs a to-content/ })
+})
