@@ -13,6 +13,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createClient } from '@redis/client'
 import { Agent, request } from 'undici'
+import { cacheKey } from '../../src/cache/key.ts'
 import { parseConfig } from '../../src/config/load.ts'
 import type { Config } from '../../src/config/types.ts'
 import { Gateway } from '../../src/server/gateway.ts'
@@ -75,6 +76,11 @@ export function tempDir (t: Teardown, label: string): string {
   const dir = mkdtempSync(join(tmpdir(), `livery-${label}-`))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
+}
+
+/** The Redis key of the page at `path` on `host` of the tierConfig site: the gateway's own key builder, prefixed. */
+export function redisEntryKey (prefix: string, host: string, path: string, site = 'tiers'): string {
+  return `${prefix}e:${cacheKey({ site, scheme: 'http', host, target: path, extra: '' })}`
 }
 
 /** The YAML-shaped config of one catch-all site in front of `upstream` (keys of `raw` win). */

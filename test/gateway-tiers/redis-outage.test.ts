@@ -5,7 +5,7 @@
 // it at teardown removes every key the test made.
 import t, { type Test } from 'tap'
 import { startRedis } from '../helpers/redis.ts'
-import { countingUpstream, exists, fetchTimed, newAgent, redisClient, startTierGateway, tempDir, tierConfig, until, type Reply } from './helpers.ts'
+import { countingUpstream, exists, fetchTimed, newAgent, redisClient, redisEntryKey, startTierGateway, tempDir, tierConfig, until, type Reply } from './helpers.ts'
 
 const timeout = 50
 /**
@@ -29,7 +29,7 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
   const agent = newAgent(t)
   const get = (path: string): Promise<Reply> => fetchTimed(agent, gw.url, path, { headers: { host } })
   const probe = await redisClient(t, redis.url)
-  const inRedis = async (path: string): Promise<boolean> => await exists(probe, `${prefix}e:http://${host}${path}`)
+  const inRedis = async (path: string): Promise<boolean> => await exists(probe, redisEntryKey(prefix, host, path))
 
   await until(async () => (await get('/_livery/readyz')).status === 200, 5_000, 'readyz to see Redis')
   const cached = ['/c/1', '/c/2', '/c/3']
@@ -82,7 +82,7 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
   const probe2 = await redisClient(t, redis.url)
   const fresh = '/after-restart'
   t.equal((await get(fresh)).headers['x-cache'], 'MISS', 'a new page after restart')
-  await until(() => exists(probe2, `${prefix}e:http://${host}${fresh}`), 2_000, 'the new entry to reach the restarted Redis')
+  await until(() => exists(probe2, redisEntryKey(prefix, host, fresh)), 2_000, 'the new entry to reach the restarted Redis')
   t.pass('after a restart, a new entry reaches Redis: the tier is back')
   t.equal(up.hits(fresh), 1, 'the upstream answered it once')
 })

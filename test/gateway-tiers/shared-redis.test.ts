@@ -4,7 +4,7 @@
 // within 100 ms; a soft purge serves stale once, then the fresh page.
 import t, { type Test } from 'tap'
 import { sharedRedisUrl, uniquePrefix } from '../helpers/redis.ts'
-import { countingUpstream, exists, fetchTimed, newAgent, redisClient, startChildGateway, tempDir, tierConfig, until, type Reply } from './helpers.ts'
+import { countingUpstream, exists, fetchTimed, newAgent, redisClient, redisEntryKey, startChildGateway, tempDir, tierConfig, until, type Reply } from './helpers.ts'
 
 const host = 'tiers.test'
 const token = 'two-instances-token'
@@ -25,7 +25,7 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
   const agent = newAgent(t)
   const get = (base: string, path: string, headers: Record<string, string> = {}): Promise<Reply> => fetchTimed(agent, base, path, { headers: { host, ...headers } })
   const probe = await redisClient(t, sharedRedisUrl)
-  const inRedis = (path: string): Promise<boolean> => exists(probe, `${prefix}e:http://${host}${path}`)
+  const inRedis = (path: string): Promise<boolean> => exists(probe, redisEntryKey(prefix, host, path))
   for (const g of [a, b]) await until(async () => (await get(g.url, '/_livery/readyz')).status === 200, 5_000, 'readyz')
 
   await t.test('a page cached by one is a hit on the other', async t => {
