@@ -44,7 +44,11 @@ export class MemoryStore implements CacheStore {
     this.#lru = new LRUCache<string, CacheEntry>({
       maxSize: opts.maxSize,
       maxEntrySize,
-      sizeCalculation: (e) => e.size,
+      sizeCalculation: (e, key) => e.size + key.length,
+      // Livery checks freshness itself; lru-cache's TTL only bounds storage
+      // time. With the default ttlResolution (1 ms) lru-cache re-arms a timer
+      // after each clock read, about every millisecond under load (issue 15).
+      ttlResolution: 0,
       dispose: (e, key, reason) => {
         this.#unindex(key, e)
         if (reason === 'evict') {
