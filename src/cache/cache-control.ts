@@ -155,3 +155,105 @@ function utc (year: number, mon: number, day: number, hh: string, mm: string, ss
   // 31 Feb and the like roll over into the next month: not a date.
   return new Date(t).getUTCDate() === day ? t : NaN
 }
+
+// --- targeted fields (RFC 9213) ---------------------------------------------
+
+const sfKey = /^[a-z*][a-z0-9_.*-]*$/
+const sfToken = /^[A-Za-z*][!#$%&'*+.^_`|~:/A-Za-z0-9-]*$/
+const sfNumber = /^-?[0-9]{1,15}(\.[0-9]{1,3})?$/
+
+/**
+ * A targeted cache-control field (RFC 9213 §2.1), parsed as the Structured
+ * Fields Dictionary it is (RFC 8941 §3.2), into the same directive map as
+ * Cache-Control. Undefined when the value is empty or not a valid
+ * dictionary: the field is then ignored and Cache-Control applies (§2.2).
+ * Parameters on members are allowed and ignored. `name=?0` is absent.
+ */
+export function parseTargeted (value: string | readonly string[] | undefined): Directives | undefined {
+  if (value === undefined) return undefined
+  const text = typeof value === 'string' ? value : value.join(',')
+  const out = new DirectiveMap()
+  let i = 0
+  const n = text.length
+  const ows = (): void => { while (i < n && (text[i] === ' ' || text[i] === '\t')) i++ }
+  ows()
+  if (i >= n) return undefined
+  while (i < n) {
+    let j = i
+    while (j < n && /[a-z0-9_.*-]/.test(text[j])) j++
+    const key = text.slice(i, j)
+    if (!sfKey.test(key)) return undefined
+    i = j
+    let val: string | true | undefined = true
+    let quoted = false
+    if (text[i] === '=') {
+      i++
+      const item = bareItem()
+      if (item === undefined) return undefined
+      val = item.value
+      quoted = item.quoted
+    }
+    // parameters: ;key[=bare-item]
+    while (text[i] === ';') {
+      i++
+      ows()
+      j = i
+      while (j < n && /[a-z0-9_.*-]/.test(text[j])) j++
+      if (!sfKey.test(text.slice(i, j))) return undefined
+      i = j
+      if (text[i] === '=') { i++; if (bareItem() === undefined) return undefined }
+    }
+    // A later duplicate key overrides an earlier one (RFC 8941 §4.2.2).
+    out.delete(key)
+    out.quoted.delete(key)
+    if (val !== undefined) { out.set(key, val); if (quoted) out.quoted.add(key) }
+    ows()
+    if (i >= n) break
+    if (text[i] !== ',') return undefined
+    i++
+    ows()
+    if (i >= n) return undefined // trailing comma
+  }
+  return out
+
+  function bareItem (): { value: string | true | undefined, quoted: boolean } | undefined {
+    if (text[i] === '"') {
+      let s = ''
+      i++
+      while (i < n && text[i] !== '"') {
+        const c = text.charCodeAt(i)
+        if (c < 0x20 || c > 0x7e) return undefined
+        if (text[i] === '\\') { i++; if (text[i] !== '"' && text[i] !== '\\') return undefined }
+        s += text[i]
+        i++
+      }
+      if (i >= n) return undefined
+      i++
+      return { value: s, quoted: true }
+    }
+    if (text[i] === '?') {
+      const b = text[i + 1]
+      if (b !== '0' && b !== '1') return undefined
+      i += 2
+      return { value: b === '1' ? true : undefined, quoted: false }
+    }
+    let j = i
+    while (j < n && text[j] !== ',' && text[j] !== ';' && text[j] !== ' ' && text[j] !== '\t') j++
+    const raw = text.slice(i, j)
+    if (!sfNumber.test(raw) && !sfToken.test(raw) && !/^:[A-Za-z0-9+/=]*:$/.test(raw)) return undefined
+    i = j
+    return { value: raw, quoted: false }
+  }
+}
+
+/**
+ * `Surrogate-Control` (W3C Edge Architecture 1.0, as Varnish and Fastly read
+ * it): Cache-Control syntax; a `;target` suffix on a directive is ignored (it
+ * applies to us), and `max-age=N+M` keeps N. Undefined when empty.
+ */
+export function parseSurrogateControl (value: string | readonly string[] | undefined): Directives | undefined {
+  if (value === undefined) return undefined
+  const text = (typeof value === 'string' ? value : value.join(',')).replace(/;[^,]*/g, '').replace(/(max-age\s*=\s*[0-9]+)\+[0-9]+/gi, '$1')
+  const d = parseCacheControl(text)
+  return d.size === 0 ? undefined : d
+}

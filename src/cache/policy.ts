@@ -7,7 +7,7 @@
  * defaults and the deliberate departures).
  */
 import type { SiteConfig } from '../config/types.ts'
-import { CONFLICT, type Directives, deltaSeconds, fieldNames, has, parseAge, parseCacheControl, parseHttpDate } from './cache-control.ts'
+import { CONFLICT, type Directives, deltaSeconds, fieldNames, has, parseAge, parseCacheControl, parseHttpDate, parseSurrogateControl, parseTargeted } from './cache-control.ts'
 import { CacheEntry, type EntryMeta, F_HEURISTIC, F_MUST_REVALIDATE, F_NO_CACHE, F_SHARED_AUTH } from './entry.ts'
 
 export type Headers = Readonly<Record<string, string | readonly string[] | undefined>>
@@ -75,7 +75,11 @@ export function decide (input: ResponseInput): Verdict {
   if (status < 200 || status === 206 || status === 304) return no(`status ${status} is not a complete response`)
   const reqcc = requestCacheControl(qh)
   if (reqcc.noStore) return no('the request has no-store')
-  const cc = parseCacheControl(rh['cache-control'])
+  // RFC 9213 §2.2: the first targeted field on our list with a valid value
+  // replaces Cache-Control and Expires for this cache.
+  const targeted = targetedDirectives(rh, site)
+  const cc = targeted ?? parseCacheControl(rh['cache-control'])
+  const expiresField = targeted === undefined ? rh.expires : undefined
   const mustUnderstand = has(cc, 'must-understand')
   if (mustUnderstand && !understoodStatus.has(status)) return no(`must-understand with status ${status}`)
   // must-understand overrides no-store in caches that understand the status (RFC 9111 §5.2.2.3)
@@ -94,7 +98,7 @@ export function decide (input: ResponseInput): Verdict {
     if (!site.stripSetCookie) return no('the response sets a cookie (the site\'s stripSetCookie would store it without)')
     stripped.add('set-cookie')
   }
-  const explicit = sMaxAge !== undefined || cc.has('max-age') || rh.expires !== undefined
+  const explicit = sMaxAge !== undefined || cc.has('max-age') || expiresField !== undefined
   const etag = first(rh.etag) ?? ''
   const lastModified = first(rh['last-modified']) ?? ''
   if (!explicit && !isPublic && !heuristicStatus.has(status)) return no(`status ${status} without explicit freshness`)
@@ -110,9 +114,9 @@ export function decide (input: ResponseInput): Verdict {
   let heuristic = false
   if (sMaxAge !== undefined) lifetime = sMaxAgeSec === undefined ? 0 : sMaxAgeSec * 1000
   else if (cc.has('max-age')) lifetime = maxAgeSec === undefined ? 0 : maxAgeSec * 1000
-  else if (rh.expires !== undefined) {
+  else if (expiresField !== undefined) {
     // Several Expires lines, or one that is not an HTTP-date, mean already expired (RFC 9111 §5.3).
-    const expires = parseHttpDate(rh.expires)
+    const expires = parseHttpDate(expiresField)
     lifetime = Number.isNaN(expires) ? 0 : Math.max(0, expires - date)
   } else {
     const lm = parseHttpDate(lastModified)
@@ -152,6 +156,9 @@ export function decide (input: ResponseInput): Verdict {
   if (holdUntil <= input.responseTime) return no('stale on arrival with nothing to revalidate (no keep, grace or validators)')
 
   const sh = input.storedHeaders ?? rh
+  // Our own targeted field is consumed here; CDN-Cache-Control is kept for
+  // CDNs in front of us (RFC 9213 §3), Surrogate-Control never leaves (neverStored).
+  if (site.targetedField !== '') stripped.add(site.targetedField.toLowerCase())
   const rawHeaders = storedHeaders(sh, stripped)
   if (sh.date === undefined) rawHeaders.push('date', new Date(input.responseTime).toUTCString())
   const cl = first(sh['content-length'])
@@ -177,6 +184,19 @@ export function decide (input: ResponseInput): Verdict {
     store: true,
     plan: { status, rawHeaders, meta, contentLength: cl !== undefined && /^[0-9]+$/.test(cl) ? Number(cl) : undefined }
   }
+}
+
+/**
+ * The directives of the first targeted field with a valid, non-empty value,
+ * in this order: the site's own field (Livery-Cache-Control), Surrogate-Control
+ * (Varnish/Fastly, Fastly's precedence), CDN-Cache-Control (RFC 9213 §3).
+ */
+function targetedDirectives (rh: Headers, site: SiteConfig): Directives | undefined {
+  if (site.targetedField !== '') {
+    const own = parseTargeted(rh[site.targetedField.toLowerCase()])
+    if (own !== undefined) return own
+  }
+  return parseSurrogateControl(rh['surrogate-control']) ?? parseTargeted(rh['cdn-cache-control'])
 }
 
 function no (reason: string): Verdict {

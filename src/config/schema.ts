@@ -71,6 +71,7 @@ const site = obj({
   grace: { t: 'duration', default: '0s', doc: 'serve an expired page this long while one background refresh runs, even if the origin did not allow it with stale-while-revalidate (RFC 9111 §4.2.4: off by default)' },
   staleIfError: { t: 'duration', default: '1h', doc: 'serve an expired page this long when the upstream fails (connection error, timeout, 500/502/503/504), as RFC 5861 stale-if-error and nginx\'s proxy_cache_use_stale error timeout; never for must-revalidate, no-cache or s-maxage responses' },
   keep: { t: 'duration', default: '1h', doc: 'hold expired pages that have validators this long, so the refresh is a conditional request (bounded by the memory budget like any entry)' },
+  targetedField: { t: 'string', default: 'Livery-Cache-Control', doc: 'response field with cache directives for Livery alone (RFC 9213 targeted field; it wins over Surrogate-Control, CDN-Cache-Control and Cache-Control, and is not forwarded); empty: none', pattern: /^([A-Za-z0-9!#$%&'*+.^_`|~-]+)?$/, patternDoc: 'a header field name' },
   stripSetCookie: { t: 'bool', default: false, doc: 'store responses that set cookies, without their Set-Cookie (for origins that set tracking cookies on public pages); by default such responses are never stored, as in Varnish' },
   defaultTtl: { t: 'duration', default: '0s', doc: 'freshness for responses with no caching headers (0: do not cache them)' },
   passCookies: {

@@ -47,6 +47,8 @@ export interface SiteConfig {
   readonly stripSetCookie: boolean
   /** Globs on cookie names: a request carrying one passes the cache. */
   readonly passCookies: readonly string[]
+  /** Name of Livery's own targeted cache-control field (RFC 9213); '' for none. */
+  readonly targetedField: string
   readonly theme?: ThemeConfig
 }
 

@@ -29,13 +29,13 @@ export function isHopByHop (name: string, named?: ReadonlySet<string>): boolean 
   return hopByHop.has(name) || name.startsWith('proxy-') || (named?.has(name) ?? false)
 }
 
-/** Copies `headers` without hop-by-hop fields; values keep their arrays. */
-export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
+/** Copies `headers` without hop-by-hop fields (and the `consumed` ones); values keep their arrays. */
+export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, consumed?: ReadonlySet<string>): Record<string, string | string[]> {
   const named = connectionNamed(headers.connection)
   const out: Record<string, string | string[]> = {}
   for (const name in headers) {
     const value = headers[name]
-    if (value === undefined || isHopByHop(name, named)) continue
+    if (value === undefined || isHopByHop(name, named) || consumed?.has(name) === true) continue
     out[name] = value
   }
   return out
@@ -71,9 +71,13 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwa
   return out
 }
 
-/** Response headers for the client: hop-by-hop removed, Via appended. */
-export function clientResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>): Record<string, string | string[]> {
-  const out = stripHopByHop(headers)
+/**
+ * Response headers for the client: hop-by-hop removed, Via appended, and the
+ * `consumed` fields (cache directives meant for this gateway alone:
+ * Surrogate-Control, the site's targeted field) removed.
+ */
+export function clientResponseHeaders (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>, consumed?: ReadonlySet<string>): Record<string, string | string[]> {
+  const out = stripHopByHop(headers, consumed)
   const via = out.via
   out.via = via === undefined ? viaToken : `${Array.isArray(via) ? via.join(', ') : via}, ${viaToken}`
   return out

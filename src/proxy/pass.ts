@@ -82,7 +82,7 @@ export function newCapture (max: number): Capture {
  * connection) when the upstream breaks mid-body.
  */
 export async function streamResponse (upstream: Upstream, up: UpstreamResponse, res: ServerResponse, signal: AbortSignal, ctx: RequestContext, extraHeaders?: Record<string, string>, capture?: Capture): Promise<void> {
-  const headers = clientResponseHeaders(up.headers)
+  const headers = clientResponseHeaders(up.headers, upstream.consumedFields)
   if (extraHeaders !== undefined) Object.assign(headers, extraHeaders)
   res.writeHead(up.status, headers)
   // A plain pump rather than pipeline() + a counting Transform: on a 60 KB

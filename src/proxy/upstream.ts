@@ -32,6 +32,8 @@ export interface ForwardOptions {
 export class Upstream {
   readonly site: SiteConfig
   readonly origin: string
+  /** Response fields meant for this gateway alone, never sent to clients (lowercased). */
+  readonly consumedFields: ReadonlySet<string>
   readonly #host: string
   readonly #pool: Pool
   readonly #pathBase: string
@@ -43,6 +45,7 @@ export class Upstream {
     this.site = site
     const url = new URL(site.upstream)
     this.origin = url.origin
+    this.consumedFields = new Set(['surrogate-control', ...(site.targetedField === '' ? [] : [site.targetedField.toLowerCase()])])
     this.#host = url.host
     // An upstream URL with a path (http://cms/plone/site) prefixes every request.
     this.#pathBase = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')

@@ -221,7 +221,7 @@ export class SiteHandler {
 
   async #applyTheme (up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
     const theme = this.theme!
-    const base = clientResponseHeaders(up.headers)
+    const base = clientResponseHeaders(up.headers, this.upstream.consumedFields)
     // Root-relative href subrequests resolve against this URL: they must go to
     // the site's upstream directly, never back out through public DNS.
     const url = this.site.upstream + path

@@ -29,6 +29,7 @@ export function site (over: Partial<SiteConfig> = {}): SiteConfig {
     defaultTtl: 0,
     stripSetCookie: false,
     passCookies: [],
+    targetedField: 'Livery-Cache-Control',
     ...over
   }
 }

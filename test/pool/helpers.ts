@@ -22,6 +22,7 @@ export function siteConfig (name: string, pool: Partial<SitePoolConfig> = {}): S
     defaultTtl: 0,
     stripSetCookie: false,
     passCookies: [],
+    targetedField: 'Livery-Cache-Control',
   }
 }
 
