@@ -4,10 +4,10 @@
  * everything else becomes static HTML strings (URLs already absolutised).
  * The result is plain data so worker threads can receive it by structured clone.
  */
-import { parseDocument } from 'htmlparser2'
 import type { AnyNode, Comment, Element, Text } from 'domhandler'
 import { liveryError } from '../errors.ts'
 import { attrsHtml, escapeText, rawText, voidElements } from './html.ts'
+import { parseTheme } from './parse.ts'
 import type { Cond, NothemeDef, Rule, RuleSet } from './rules.ts'
 import { selectNodes } from './select.ts'
 import type { XNode } from './xpath.ts'
@@ -82,7 +82,7 @@ function isCharsetMeta (el: Element): boolean {
 }
 
 function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, where: string): { segs: Seg[], matches: number[] } {
-  const doc = parseDocument(html, { decodeEntities: true })
+  const doc = parseTheme(html)
   // Theme selectors may read the rules' constants; request parameters do not exist yet.
   const vars = { ...rs.paramDefaults, ...rs.constants }
   const slots = new Map<AnyNode, SlotLists>()

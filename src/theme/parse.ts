@@ -1,9 +1,14 @@
 /**
  * The content-page parser: htmlparser2's Tokenizer (entities left encoded)
- * driving a lean tree builder that yields the same domhandler tree as
- * `parseDocument(html, { decodeEntities: true })`, and in the same pass
- * builds the id/class/tag index and marks which elements may be copied from
- * the source text verbatim.
+ * driving a lean tree builder that yields a domhandler tree, and in the same
+ * pass builds the id/class/tag index and marks which elements may be copied
+ * from the source text verbatim. The tree is the one browsers build where
+ * browsers and libxml2 agree (implied html/head/body, HTML's rules for which
+ * start tags close an open <p>, list item or table cell, a bounded adoption
+ * agency for misnested formatting), and libxml2's where they differ, since
+ * Diazo's users wrote their selectors against libxml2's trees. Every scope
+ * question is answered from per-level marks and per-name open counts, so no
+ * page makes tree building quadratic.
  *
  * Why not htmlparser2's Parser + DomHandler: on a 60 KB page those two layers
  * cost more than the tokenizer itself (docs/rules.md, "Parser choice"), and the
@@ -13,10 +18,8 @@
  *
  * Well-formed pages are tokenized by scan.ts (indexOf-driven, several times
  * faster); anything it does not know sends the page through htmlparser2's
- * Tokenizer instead. Tree-building semantics follow htmlparser2's Parser in
- * HTML mode (implied end tags, void elements, SVG/MathML foreign context, one
- * open <form>); test/theme/parse.test.ts checks both paths build trees
- * identical to parseDocument's on generated broken and well-formed pages.
+ * Tokenizer instead. test/theme/parse.test.ts checks both paths build
+ * identical trees on generated broken and well-formed pages.
  */
 import { QuoteType, Tokenizer, type TokenizerCallbacks } from 'htmlparser2'
 import { Comment, Document, ProcessingInstruction, type AnyNode, type Element, type ParentNode, type Text } from 'domhandler'
@@ -71,26 +74,44 @@ export class SourceDocument extends Document {
 const voids = new Set(['area', 'base', 'basefont', 'br', 'col', 'command', 'embed', 'frame', 'hr', 'img', 'input',
   'isindex', 'keygen', 'link', 'meta', 'param', 'source', 'track', 'wbr'])
 
-// Which open elements a start tag closes implicitly, grouped by the closing tag (HTML §13.2.6 in the simplified
-// form htmlparser2 implements; kept identical to it so both parsers build the same tree).
-const closesP = ['address', 'article', 'aside', 'blockquote', 'details', 'div', 'dl', 'fieldset', 'figcaption',
-  'figure', 'footer', 'form', 'header', 'hr', 'main', 'nav', 'ol', 'pre', 'section', 'table', 'ul', 'p']
+/*
+ * Tree construction follows the HTML standard (§13.2.6) where browsers and libxml2 (Diazo's parser) agree, and
+ * libxml2 where they differ, since Diazo themes were written against libxml2's trees: no implied <tbody> or
+ * <tr>, no foster parenting, no reconstruction of formatting elements, and an end tag closes every element
+ * opened after the element it names. docs/rules.md ("Parser choice") lists the differences from parse5.
+ */
+
+/** Start tags that close a <p> in button scope first (HTML §13.2.6.4.7, "close a p element"). */
+const closesP = ['address', 'article', 'aside', 'blockquote', 'center', 'details', 'dialog', 'dir', 'div', 'dl', 'fieldset',
+  'figcaption', 'figure', 'footer', 'header', 'hgroup', 'main', 'menu', 'nav', 'ol', 'p', 'search', 'section', 'summary', 'ul',
+  'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'pre', 'listing', 'form', 'li', 'dd', 'dt', 'plaintext', 'table', 'hr', 'xmp']
+/** The "special" category, less the void elements (which are never open). */
+const special = ['address', 'applet', 'article', 'aside', 'blockquote', 'body', 'button', 'caption', 'center', 'colgroup', 'dd',
+  'details', 'dir', 'div', 'dl', 'dt', 'fieldset', 'figcaption', 'figure', 'footer', 'form', 'frameset', 'h1', 'h2', 'h3', 'h4',
+  'h5', 'h6', 'head', 'header', 'hgroup', 'html', 'iframe', 'li', 'listing', 'main', 'marquee', 'menu', 'nav', 'noembed',
+  'noframes', 'noscript', 'object', 'ol', 'p', 'plaintext', 'pre', 'script', 'search', 'section', 'select', 'style', 'summary',
+  'table', 'tbody', 'td', 'template', 'textarea', 'tfoot', 'th', 'thead', 'title', 'tr', 'ul', 'xmp', 'mi', 'mo', 'mn', 'ms',
+  'mtext', 'annotation-xml', 'foreignObject', 'desc']
+/** Where a search for a <p> "in button scope" stops. */
+const buttonScope = ['applet', 'caption', 'html', 'table', 'td', 'th', 'marquee', 'object', 'template', 'mi', 'mo', 'mn', 'ms',
+  'mtext', 'annotation-xml', 'foreignObject', 'desc', 'title', 'button']
+/** Elements an end tag of a formatting element runs the (bounded) adoption agency for (§13.2.6.4.7). */
+const formatting = ['a', 'b', 'big', 'code', 'em', 'font', 'i', 'nobr', 's', 'small', 'strike', 'strong', 'tt', 'u']
+/** Table structure: a cell, row or section start tag closes the open ones up to the nearest of these. */
+const tableContext = ['td', 'th', 'tr', 'tbody', 'thead', 'tfoot', 'caption', 'table', 'html', 'template']
+const tableStarts = ['td', 'th', 'tr', 'tbody', 'thead', 'tfoot', 'caption', 'colgroup']
+/** What the "in head" insertion mode keeps in <head>; any other start tag or text starts the body. */
+const headContent = ['base', 'basefont', 'bgsound', 'link', 'meta', 'title', 'noscript', 'noframes', 'style', 'script', 'template']
+
+// Which open elements a start tag closes while they are the current node (the rest of htmlparser2's table).
 const implied = new Map<string, ReadonlySet<string>>()
-for (const t of closesP) implied.set(t, new Set(['p']))
-for (const h of ['h1', 'h2', 'h3', 'h4', 'h5', 'h6']) implied.set(h, new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'p']))
+for (const h of ['h1', 'h2', 'h3', 'h4', 'h5', 'h6']) implied.set(h, new Set(['h1', 'h2', 'h3', 'h4', 'h5', 'h6']))
 const formControls = new Set(['input', 'option', 'optgroup', 'select', 'button', 'datalist', 'textarea'])
 for (const t of ['select', 'input', 'output', 'button', 'datalist', 'textarea']) implied.set(t, formControls)
-implied.set('tr', new Set(['tr', 'th', 'td']))
-implied.set('th', new Set(['th']))
-implied.set('td', new Set(['thead', 'th', 'td']))
-implied.set('body', new Set(['head', 'link', 'script']))
 implied.set('a', new Set(['a']))
-implied.set('li', new Set(['li']))
 implied.set('option', new Set(['option']))
 implied.set('optgroup', new Set(['optgroup', 'option']))
-for (const t of ['dd', 'dt']) implied.set(t, new Set(['dd', 'dt']))
 for (const t of ['rt', 'rp']) implied.set(t, new Set(['rt', 'rp']))
-for (const t of ['tbody', 'tfoot']) implied.set(t, new Set(['thead', 'tbody']))
 
 const NONE = 0; const SVG = 1; const MATH = 2
 /** Elements inside SVG/MathML whose children are HTML again (names already SVG-cased). */
@@ -108,6 +129,9 @@ const rawElements = new Set(['script', 'style', 'xmp', 'iframe', 'noembed', 'nof
 const rcdataElements = new Set(['title', 'textarea'])
 // Per-name parsing rules as bit flags: one Map lookup per tag instead of one per rule.
 const VOID = 1; const RAW = 2; const RCDATA = 4; const INTEGRATION = 8; const IMPLIES = 16; const OTHER = 32; const FOREIGN_ROOT = 64
+const CLOSES_P = 1 << 7; const SPECIAL = 1 << 8; const BUTTON_SCOPE = 1 << 9; const IS_P = 1 << 10; const IS_LI = 1 << 11
+const IS_DD = 1 << 12; const TABLE_CONTEXT = 1 << 13; const TABLE_START = 1 << 14; const FORMATTING = 1 << 15
+const STRUCTURE = 1 << 16; const HEAD_CONTENT = 1 << 17; const LIST_STOP = 1 << 18
 const TEXT_ONLY = RAW | RCDATA
 const FOREIGN_SWITCH = INTEGRATION | FOREIGN_ROOT
 const flags = new Map<string, number>()
@@ -120,9 +144,32 @@ flag(implied.keys(), IMPLIES)
 flag(['svg', 'math'], FOREIGN_ROOT)
 // Elements open() and attach() treat by name: a second form is ignored, a meta may declare a charset.
 flag(['form', 'meta'], OTHER)
+flag(closesP, CLOSES_P)
+flag(special, SPECIAL)
+// An open <li> (or <dd>/<dt>) is closed by the next one unless a special element other than these lies between.
+flag(special.filter(n => n !== 'address' && n !== 'div' && n !== 'p'), LIST_STOP)
+flag(buttonScope, BUTTON_SCOPE)
+flag(['p'], IS_P)
+flag(['li'], IS_LI)
+flag(['dd', 'dt'], IS_DD)
+flag(tableContext, TABLE_CONTEXT)
+flag(tableStarts, TABLE_START)
+flag(formatting, FORMATTING)
+flag(['html', 'head', 'body'], STRUCTURE)
+flag(headContent, HEAD_CONTENT)
+
+/** How far from the current node the adoption agency looks for the formatting element; beyond it an end tag closes as libxml2's do. */
+const ADOPTION_REACH = 16
+/** HTML's own bound on the adoption agency's outer loop. */
+const ADOPTION_ROUNDS = 8
+
+/** Insertion modes (HTML §13.2.4.1), reduced to the ones that place <html>, <head> and <body>. */
+const BEFORE_HTML = 0; const BEFORE_HEAD = 1; const IN_HEAD = 2; const AFTER_HEAD = 3; const IN_BODY = 4; const AFTER_BODY = 5
+const AFTER_HTML = 6
 
 /** Attribute names the serialiser drops (see html.ts): an element carrying one must be re-serialised. */
 const badAttrName = /[\s"'<>/=]|^$/
+const nonSpace = /[^ \t\n\f\r]/g
 
 // --- the builder ------------------------------------------------------------------------------------------------
 function push (m: Map<string, Element[]>, k: string, el: Element): void {
@@ -135,8 +182,27 @@ function append (parent: ParentNode, node: AnyNode): void {
   const prev = kids.length === 0 ? null : kids[kids.length - 1]
   kids.push(node)
   node.parent = parent
-  if (prev !== null) { node.prev = prev; prev.next = node }
+  node.prev = prev
+  node.next = null
+  if (prev !== null) prev.next = node
 }
+
+function detach (node: AnyNode): void {
+  const p = node.parent
+  if (p === null) return
+  const kids = p.children
+  const i = kids.lastIndexOf(node)
+  if (i >= 0) kids.splice(i, 1)
+  if (node.prev !== null) node.prev.next = node.next
+  if (node.next !== null) node.next.prev = node.prev
+  node.parent = null; node.prev = null; node.next = null
+}
+
+/** One tag name within one document: its parsing flags, and how many elements of that name are open. */
+interface NameInfo { readonly f: number, open: number }
+
+/** Where each kind of scope search would stop, for one level of the stack of open elements. */
+interface Marks { p: number, list: number, dd: number, table: number }
 
 class Builder implements TokenizerCallbacks, ScanSink {
   readonly src: string
@@ -144,25 +210,41 @@ class Builder implements TokenizerCallbacks, ScanSink {
   readonly ix: DomIndex
   readonly all: Element[]
   readonly stack: SourceElement[] = []
+  /** Per stack level: the element's NameInfo, and the nearest levels at or below it where scope searches stop. */
+  readonly infos: NameInfo[] = []
+  readonly marks: Marks[] = []
+  readonly names = new Map<string, NameInfo>()
   readonly foreign: number[] = [NONE]
-  /** The element whose start tag is being read; null while outside a tag or for an ignored <form>. */
+  /** The element whose start tag is being read; null while outside a tag or for an ignored tag. */
   opening: SourceElement | null = null
   openingParent: ParentNode | null = null
+  /** The <html> or <body> a repeated start tag's attributes go to. */
+  merging: SourceElement | null = null
   inTag = false
   attrName = ''
   attrValue = ''
   attrCount = 0
-  /** flags.get(name) of the element being opened. */
+  /** flags of the element being opened. */
   openingFlags = 0
   /** False when the tokenizer already refuses the attribute names the serialiser would drop (scan.ts does). */
   readonly checkNames: boolean
+  /** Themes: `<x/>` closes x, as libxml2 reads XHTML-style theme files. */
+  readonly selfClosing: boolean
+  mode = BEFORE_HTML
+  html: SourceElement | null = null
+  head: SourceElement | null = null
+  body: SourceElement | null = null
+  /** The '>' of `</body>` / `</html>` while nothing has followed them; -1 otherwise. */
+  bodyEnd = -1
+  htmlEnd = -1
 
-  constructor (src: string, checkNames: boolean) {
+  constructor (src: string, opts: { checkNames: boolean, selfClosing: boolean }) {
     this.src = src
     this.doc.source = src
     this.ix = this.doc.domIndex
     this.all = this.doc.elements
-    this.checkNames = checkNames
+    this.checkNames = opts.checkNames
+    this.selfClosing = opts.selfClosing
   }
 
   top (): ParentNode { return this.stack.length === 0 ? this.doc : this.stack[this.stack.length - 1] }
@@ -172,25 +254,59 @@ class Builder implements TokenizerCallbacks, ScanSink {
 
   isInForeignContext (): boolean { return this.foreign[this.foreign.length - 1] !== NONE }
 
+  info (name: string): NameInfo {
+    let i = this.names.get(name)
+    if (i === undefined) { i = { f: flags.get(name) ?? 0, open: 0 }; this.names.set(name, i) }
+    return i
+  }
+
+  isOpen (name: string): boolean { return (this.names.get(name)?.open ?? 0) > 0 }
+
   tagName (start: number, end: number): string {
     const name = tagName(this.src, start, end)
     const ctx = this.foreign[this.foreign.length - 1]
     if (ctx === SVG) return svgNames.get(name) ?? name
     if (this.foreign.length > 1) {
       const adjusted = svgNames.get(name)
-      if (adjusted !== undefined && this.stack.some(e => e.name === adjusted)) return adjusted
+      if (adjusted !== undefined && this.isOpen(adjusted)) return adjusted
     }
     if (ctx === NONE) return name === 'image' ? 'img' : name
     return name
   }
 
+  /** Pushes an element on the stack of open elements, recording where scope searches from it stop. */
+  pushEl (el: SourceElement, info: NameInfo): void {
+    const i = this.stack.length
+    this.stack.push(el)
+    this.infos[i] = info
+    info.open++
+    this.mark(i)
+  }
+
+  mark (i: number): void {
+    const f = this.infos[i].f
+    const below = i === 0 ? null : this.marks[i - 1]
+    let m = this.marks[i]
+    if (m === undefined) { m = { p: -1, list: -1, dd: -1, table: -1 }; this.marks[i] = m }
+    if (f === 0 && below !== null) { m.p = below.p; m.list = below.list; m.dd = below.dd; m.table = below.table; return }
+    m.p = (f & (IS_P | BUTTON_SCOPE)) !== 0 ? i : below === null ? -1 : below.p
+    m.list = (f & (IS_LI | LIST_STOP)) !== 0 ? i : below === null ? -1 : below.list
+    m.dd = (f & (IS_DD | LIST_STOP)) !== 0 ? i : below === null ? -1 : below.dd
+    m.table = (f & TABLE_CONTEXT) !== 0 ? i : below === null ? -1 : below.table
+  }
+
   /** Pops the current element; `explicit` is the '>' of its own end tag, or -1 when the close is implied. */
   pop (explicit: number): void {
     const el = this.stack.pop() as SourceElement
-    const f = flags.get(el.name) ?? 0
+    const info = this.infos[this.stack.length]
+    info.open--
+    const f = info.f
     if ((f & FOREIGN_SWITCH) !== 0) this.foreign.pop()
     this.finish(el, explicit, f)
   }
+
+  /** Pops implied ends until the stack has `depth` elements. */
+  popTo (depth: number): void { while (this.stack.length > depth) this.pop(-1) }
 
   finish (el: SourceElement, explicit: number, f: number): void {
     if (explicit < 0) el.verbatim = false
@@ -209,32 +325,164 @@ class Builder implements TokenizerCallbacks, ScanSink {
     if (!el.verbatim) this.taint()
   }
 
+  /** An element no tag in the source stands for (html, head, body): not verbatim, and already in the tree. */
+  implied (name: string, start: number): SourceElement {
+    const el = newElement(name, start)
+    el.verbatim = false
+    append(this.top(), el)
+    push(this.ix.byTag, name, el)
+    this.all.push(el)
+    this.pushEl(el, this.info(name))
+    return el
+  }
+
+  /** Leaves <head> (or the elements still open in it) for what follows it. */
+  closeHead (explicit: number): void {
+    const head = this.head
+    if (head === null) return
+    const at = this.stack.lastIndexOf(head)
+    if (at < 0) return
+    this.popTo(at + 1)
+    this.pop(explicit)
+  }
+
+  /** Goes back to the body after `</body>` or `</html>`: whatever follows belongs to it. */
+  reopenBody (): void {
+    this.bodyEnd = -1
+    this.htmlEnd = -1
+    this.mode = IN_BODY
+  }
+
+  /**
+   * The insertion modes before <body> for a start tag (or, with name '', for text): creates the implied
+   * elements. Returns true when the tag has been dealt with (ignored, or merged into <html>/<body>).
+   */
+  beforeBody (name: string, f: number, start: number): boolean {
+    for (;;) {
+      switch (this.mode) {
+        case BEFORE_HTML:
+          if (name === 'html') return false
+          this.html = this.implied('html', start)
+          this.mode = BEFORE_HEAD
+          continue
+        case BEFORE_HEAD:
+          if (name === 'html') return this.merge(this.html)
+          if (name === 'head') return false
+          this.head = this.implied('head', start)
+          this.mode = IN_HEAD
+          continue
+        case IN_HEAD:
+          if (name === 'html') return this.merge(this.html)
+          if (name === 'head') return this.ignore()
+          if ((f & HEAD_CONTENT) !== 0) return false
+          this.closeHead(-1)
+          this.mode = AFTER_HEAD
+          continue
+        case AFTER_HEAD: {
+          if (name === 'html') return this.merge(this.html)
+          if (name === 'head') return this.ignore()
+          const html = this.html as SourceElement
+          this.popTo(this.stack.lastIndexOf(html) + 1)
+          if (name === 'body') return false
+          if ((f & HEAD_CONTENT) !== 0 && this.head !== null) {
+            // Between </head> and <body>: HTML puts it back into <head>.
+            this.openingParent = this.head
+            this.head.verbatim = false
+            html.verbatim = false
+            return false
+          }
+          this.body = this.implied('body', start)
+          this.mode = IN_BODY
+          return false
+        }
+        case AFTER_BODY: case AFTER_HTML:
+          this.reopenBody()
+          continue
+        default:
+          if (name === 'html') return this.merge(this.html)
+          if (name === 'body') return this.merge(this.body)
+          if (name === 'head') return this.ignore()
+          return false
+      }
+    }
+  }
+
+  /** A repeated <html> or <body>: its attributes join the first one's (those it lacks), no element is made. */
+  merge (target: SourceElement | null): boolean {
+    this.taint()
+    if (target !== null) { this.merging = target; target.verbatim = false }
+    return true
+  }
+
+  ignore (): boolean { this.taint(); return true }
+
   open (name: string, start: number): void {
-    const f = flags.get(name) ?? 0
+    const info = this.info(name)
+    const f = info.f
     this.openingFlags = f
-    if (f === 0) {
+    this.openingParent = null
+    if (f === 0 && this.mode === IN_BODY) {
       // The common case: an element with no special parsing rules.
       const el = newElement(name, start)
       this.attrCount = 0
       this.openingParent = this.top()
       this.opening = el
-      this.stack.push(el)
+      this.pushEl(el, info)
       return
     }
-    if (name === 'form' && this.stack.some(e => e.name === 'form')) { this.opening = null; this.taint(); return }
-    if ((f & IMPLIES) !== 0) {
-      const closes = implied.get(name) as ReadonlySet<string>
-      while (this.stack.length > 0 && closes.has(this.stack[this.stack.length - 1].name)) this.pop(-1)
+    if ((this.mode !== IN_BODY || (f & STRUCTURE) !== 0) && this.beforeBody(name, f, start)) {
+      this.opening = this.merging === null ? null : newElement(name, start)
+      this.attrCount = 0
+      return
     }
+    if (name === 'form' && this.isOpen('form')) { this.opening = null; this.taint(); return }
+    if ((f & (CLOSES_P | TABLE_START | IMPLIES)) !== 0) this.closeFor(name, f)
     const el = newElement(name, start)
     this.attrCount = 0
-    this.openingParent = this.top()
+    if (this.openingParent === null) this.openingParent = this.top()
     this.opening = el
+    if ((f & STRUCTURE) !== 0) {
+      if (name === 'html') { this.html = el; this.mode = BEFORE_HEAD } else if (name === 'head') { this.head = el; this.mode = IN_HEAD } else { this.body = el; this.mode = IN_BODY }
+    }
     if ((f & VOID) === 0) {
-      this.stack.push(el)
+      this.pushEl(el, info)
       if (name === 'svg') this.foreign.push(SVG)
       else if (name === 'math') this.foreign.push(MATH)
       else if ((f & INTEGRATION) !== 0) this.foreign.push(NONE)
+    }
+  }
+
+  /** The elements a start tag closes first: an open <p>, the previous list item or table cell, and so on. */
+  closeFor (name: string, f: number): void {
+    const st = this.stack
+    if ((f & TABLE_START) !== 0) {
+      const cell = name === 'td' || name === 'th'
+      for (;;) {
+        const j = st.length === 0 ? -1 : this.marks[st.length - 1].table
+        if (j < 0) break
+        const n = st[j].name
+        if (n === 'td' || n === 'th' || n === 'caption') { this.popTo(j); continue }
+        if (n === 'tr') { if (cell) { this.popTo(j + 1); break } this.popTo(j); continue }
+        if (n === 'tbody' || n === 'thead' || n === 'tfoot') {
+          if (cell || name === 'tr') { this.popTo(j + 1); break }
+          this.popTo(j); continue
+        }
+        if (n === 'table') this.popTo(j + 1)
+        break
+      }
+    }
+    if ((f & (IS_LI | IS_DD)) !== 0 && st.length > 0) {
+      const m = this.marks[st.length - 1]
+      const j = (f & IS_LI) !== 0 ? m.list : m.dd
+      if (j >= 0 && ((f & IS_LI) !== 0 ? st[j].name === 'li' : (this.infos[j].f & IS_DD) !== 0)) this.popTo(j)
+    }
+    if ((f & CLOSES_P) !== 0 && st.length > 0) {
+      const j = this.marks[st.length - 1].p
+      if (j >= 0 && (this.infos[j].f & IS_P) !== 0) this.popTo(j)
+    }
+    if ((f & IMPLIES) !== 0) {
+      const closes = implied.get(name) as ReadonlySet<string>
+      while (st.length > 0 && closes.has(st[st.length - 1].name)) this.pop(-1)
     }
   }
 
@@ -244,6 +492,14 @@ class Builder implements TokenizerCallbacks, ScanSink {
     const el = this.opening
     if (el === null) return null
     this.opening = null
+    const target = this.merging
+    if (target !== null) {
+      this.merging = null
+      const had = target.attribs.id
+      for (const k in el.attribs) if (!Object.hasOwn(target.attribs, k)) target.attribs[k] = el.attribs[k]
+      if (had === undefined && target.attribs.id !== undefined) push(this.ix.byId, target.attribs.id, target)
+      return null
+    }
     append(this.openingParent as ParentNode, el)
     const ix = this.ix
     push(ix.byTag, el.name, el)
@@ -291,14 +547,16 @@ class Builder implements TokenizerCallbacks, ScanSink {
 
   onselfclosingtag (end: number): void {
     const el = this.attach(end)
-    // HTML ignores `/>` except on SVG and MathML elements.
-    if (el !== null && this.isInForeignContext() && this.stack[this.stack.length - 1] === el) this.pop(end)
+    // HTML ignores `/>` except on SVG and MathML elements; a theme honours it (but <html>/<head>/<body> stay open).
+    if (el !== null && this.stack[this.stack.length - 1] === el &&
+      (this.isInForeignContext() || (this.selfClosing && (this.openingFlags & STRUCTURE) === 0))) this.pop(end)
   }
 
   closeTag (start: number, end: number, gt: number): void {
     // Most end tags close the current element and spell its name exactly: no name lookup needed.
-    const top = this.stack.length === 0 ? null : this.stack[this.stack.length - 1]
-    if (top !== null && top.name.length === end - start && this.src.startsWith(top.name, start)) this.pop(gt)
+    const n = this.stack.length
+    const top = n === 0 ? null : this.stack[n - 1]
+    if (top !== null && top.name.length === end - start && (this.infos[n - 1].f & STRUCTURE) === 0 && this.src.startsWith(top.name, start)) this.pop(gt)
     else this.endTag(start, end, gt)
   }
 
@@ -306,18 +564,15 @@ class Builder implements TokenizerCallbacks, ScanSink {
 
   endTag (start: number, end: number, gt: number): void {
     const name = this.tagName(start, end)
-    if (((flags.get(name) ?? 0) & VOID) === 0) {
-      let pos = -1
-      for (let i = this.stack.length - 1; i >= 0; i--) if (this.stack[i].name === name) { pos = i; break }
-      if (pos >= 0) {
-        while (this.stack.length > pos + 1) this.pop(-1)
-        this.pop(gt)
-      } else if (name === 'p') {
-        // A stray </p> stands for an empty paragraph.
-        this.open('p', start - 2)
-        const p = this.attach(-1)
-        if (p !== null && this.stack[this.stack.length - 1] === p) this.pop(-1)
-      } else this.taint()
+    const info = this.info(name)
+    if ((this.mode !== IN_BODY || (info.f & STRUCTURE) !== 0) && this.endBeforeBody(name, start - 2)) { this.endStructure(name, gt); return }
+    if (info.open > 0) {
+      if ((info.f & FORMATTING) === 0 || !this.adopt(name, 0)) this.closeNamed(name, gt)
+    } else if (name === 'p') {
+      // A stray </p> stands for an empty paragraph.
+      this.open('p', start - 2)
+      const p = this.attach(-1)
+      if (p !== null && this.stack[this.stack.length - 1] === p) this.pop(-1)
     } else {
       this.taint()
       if (name === 'br') {
@@ -331,12 +586,154 @@ class Builder implements TokenizerCallbacks, ScanSink {
     }
   }
 
+  /** Closes the nearest open element called `name` and everything opened after it (libxml2 and htmlparser2 do). */
+  closeNamed (name: string, gt: number): void {
+    let pos = this.stack.length - 1
+    while (this.stack[pos].name !== name) pos--
+    this.popTo(pos + 1)
+    this.pop(gt)
+  }
+
+  /**
+   * An end tag before <body> or of html/head/body: runs the insertion modes up to where the tag means something.
+   * True when the tag is then an html/head/body end tag for endStructure; false to treat it as an ordinary one.
+   */
+  endBeforeBody (name: string, start: number): boolean {
+    const struct = name === 'html' || name === 'head' || name === 'body'
+    const opens = struct || name === 'br'
+    for (;;) {
+      switch (this.mode) {
+        case BEFORE_HTML:
+          if (!opens) return false
+          this.html = this.implied('html', start)
+          this.mode = BEFORE_HEAD
+          continue
+        case BEFORE_HEAD:
+          if (!opens) return false
+          this.head = this.implied('head', start)
+          this.mode = IN_HEAD
+          continue
+        case IN_HEAD:
+          if (name === 'head') return true
+          if (!opens) return false
+          this.closeHead(-1)
+          this.mode = AFTER_HEAD
+          continue
+        case AFTER_HEAD:
+          if (name === 'head') return true
+          if (!opens) return false
+          this.beforeBody('', 0, start)
+          continue
+        case AFTER_BODY: case AFTER_HTML:
+          if (struct) return true
+          this.reopenBody()
+          continue
+        default:
+          return struct
+      }
+    }
+  }
+
+  /** `</head>`, `</body>` and `</html>`: they end an insertion mode; what follows `</body>` still goes into the body. */
+  endStructure (name: string, gt: number): void {
+    const onlyBody = (): boolean => this.stack.length > 0 && this.stack[this.stack.length - 1] === this.body
+    switch (name) {
+      case 'head':
+        if (this.mode === IN_HEAD) { this.closeHead(this.stack[this.stack.length - 1] === this.head ? gt : -1); this.mode = AFTER_HEAD } else this.taint()
+        return
+      case 'body':
+        if (this.mode === IN_BODY) { this.bodyEnd = onlyBody() ? gt : -1; this.mode = AFTER_BODY } else this.taint()
+        return
+      default:
+        if (this.mode === IN_BODY) { this.bodyEnd = -1; this.mode = AFTER_BODY }
+        if (this.mode === AFTER_BODY) { this.htmlEnd = this.bodyEnd >= 0 && onlyBody() ? gt : -1; this.mode = AFTER_HTML } else this.taint()
+    }
+  }
+
+  /**
+   * `</b>` (or another formatting element) with a block opened inside the <b>: HTML's adoption agency moves the
+   * block out and gives it a copy of the <b>, so `<b>x<p>y</b>z</p>` keeps z in its paragraph. Bounded: it only
+   * looks ADOPTION_REACH elements down the stack, which keeps misnested pages linear. False: close as usual.
+   */
+  adopt (name: string, round: number): boolean {
+    const st = this.stack
+    const top = st.length - 1
+    let fi = top
+    let fb = -1
+    for (; fi >= 0 && top - fi < ADOPTION_REACH; fi--) {
+      if (st[fi].name === name) break
+      const f = this.infos[fi].f
+      if ((f & (FOREIGN_SWITCH | STRUCTURE)) !== 0) return false
+      if ((f & SPECIAL) !== 0) fb = fi
+    }
+    if (fi < 0 || top - fi >= ADOPTION_REACH || fb < 0 || fi === 0) return false
+    const fEl = st[fi]
+    const block = st[fb]
+    const common = fEl.parent ?? this.doc
+    fEl.verbatim = false
+    block.verbatim = false
+    if (common !== this.doc) (common as SourceElement).verbatim = false
+    // The elements between: formatting ones are copied around the block, the others just stop being open.
+    const between: SourceElement[] = []
+    const betweenInfo: NameInfo[] = []
+    let last: SourceElement = block
+    for (let i = fb - 1; i > fi; i--) {
+      const node = st[i]
+      node.verbatim = false
+      if ((this.infos[i].f & FORMATTING) !== 0 && between.length < 3) {
+        const copy = this.copyOf(node, block.startIndex ?? 0)
+        detach(last)
+        append(copy, last)
+        last = copy
+        between.unshift(copy)
+        betweenInfo.unshift(this.infos[i])
+      } else this.infos[i].open--
+    }
+    detach(last)
+    append(common, last)
+    const copy = this.copyOf(fEl, block.startIndex ?? 0)
+    const kids = block.children.slice()
+    block.children.length = 0
+    for (const k of kids) { k.parent = null; k.prev = null; k.next = null; append(copy, k) }
+    append(block, copy)
+    // The stack becomes: ..., common, copies, block, copy of the formatting element, what was open above the block.
+    const above = st.slice(fb + 1)
+    const aboveInfo = this.infos.slice(fb + 1, top + 1)
+    const fInfo = this.infos[fi]
+    const blockInfo = this.infos[fb]
+    st.length = fi
+    const rebuilt: SourceElement[] = [...between, block, copy, ...above]
+    const rebuiltInfo: NameInfo[] = [...betweenInfo, blockInfo, fInfo, ...aboveInfo]
+    for (let i = 0; i < rebuilt.length; i++) {
+      st.push(rebuilt[i])
+      this.infos[fi + i] = rebuiltInfo[i]
+      this.mark(fi + i)
+    }
+    if (round + 1 < ADOPTION_ROUNDS && !this.adopt(name, round + 1)) this.closeNamed(name, -1)
+    return true
+  }
+
+  /** A new element with the name and attributes of `el` (adoption agency), not from the source; `start` orders it. */
+  copyOf (el: SourceElement, start: number): SourceElement {
+    const c = newElement(el.name, start)
+    c.verbatim = false
+    Object.assign(c.attribs, el.attribs)
+    push(this.ix.byTag, c.name, c)
+    if (c.attribs.id !== undefined) push(this.ix.byId, c.attribs.id, c)
+    this.all.push(c)
+    return c
+  }
+
   ontext (start: number, end: number): void { this.text(start, end, null) }
   ontextentity (): void { /* entities are not decoded by this tokenizer */ }
 
   /** Adds text; `literal` is text that does not come from the source as such (CDATA in foreign content). */
   text (start: number, end: number, literal: string | null): void {
-    const parent = this.top()
+    if (this.mode !== IN_BODY && literal === null && this.textBeforeBody(start, end)) return
+    this.addText(this.top(), start, end, literal)
+  }
+
+  addText (parent: ParentNode, start: number, end: number, literal: string | null): void {
     let data: string
     if (literal !== null) data = literal
     else {
@@ -358,17 +755,47 @@ class Builder implements TokenizerCallbacks, ScanSink {
     append(parent, newText(data, literal === null ? start : null, end - 1))
   }
 
+  /**
+   * Text outside <body>: whitespace stays where it is, anything else starts the body (implied if need be).
+   * True when the text has been placed.
+   */
+  textBeforeBody (start: number, end: number): boolean {
+    const top = this.top()
+    const mode = this.mode
+    if (mode === IN_HEAD ? top !== this.head : mode < IN_HEAD || mode === AFTER_HEAD ? top !== this.doc && top !== this.html : false) return false
+    nonSpace.lastIndex = start
+    const m = nonSpace.exec(this.src)
+    const k = m === null || m.index >= end ? end : m.index
+    if (k === end) {
+      if (mode === AFTER_BODY && this.bodyEnd >= 0 && this.html !== null) { this.addText(this.html, start, end, null); return true }
+      if (mode === AFTER_HTML && this.htmlEnd >= 0) { this.addText(this.doc, start, end, null); return true }
+      return false
+    }
+    if (k > start) this.addText(top, start, k, null)
+    this.beforeBody('', 0, k)
+    this.addText(this.top(), k, end, null)
+    return true
+  }
+
   /** Whether the current raw-text element was opened where the tokenizer reads it raw (not inside SVG/MathML). */
   rawContext (): boolean {
     return this.foreign.length < 2 || this.foreign[this.foreign.length - 1] === NONE
   }
 
+  /** Where a comment goes: after `</body>` into <html>, after `</html>` into the document. */
+  commentParent (): ParentNode {
+    if (this.mode === AFTER_BODY && this.bodyEnd >= 0 && this.html !== null) return this.html
+    if (this.mode === AFTER_HTML && this.htmlEnd >= 0) return this.doc
+    return this.top()
+  }
+
   oncomment (start: number, end: number, offset: number): void {
     const data = this.src.slice(start, end - offset)
-    append(this.top(), new Comment(data))
+    const parent = this.commentParent()
+    append(parent, new Comment(data))
     const clean = offset === 2 && this.src.startsWith('<!--', start - 4) && !data.includes('--') &&
       data[0] !== '>' && !data.startsWith('->')
-    if (!clean) this.taint()
+    if (!clean) { if (parent.type === 'root') this.taint(); else (parent as SourceElement).verbatim = false }
   }
 
   oncdata (start: number, end: number, offset: number): void {
@@ -379,7 +806,7 @@ class Builder implements TokenizerCallbacks, ScanSink {
   }
 
   ondeclaration (start: number, end: number): void {
-    append(this.top(), new ProcessingInstruction('!doctype', '!' + this.src.slice(start, end)))
+    append(this.mode >= AFTER_BODY ? this.doc : this.top(), new ProcessingInstruction('!doctype', '!' + this.src.slice(start, end)))
     this.taint()
   }
 
@@ -393,11 +820,21 @@ class Builder implements TokenizerCallbacks, ScanSink {
   }
 
   onend (): void {
-    while (this.stack.length > 0) {
-      const el = this.stack[this.stack.length - 1]
+    const st = this.stack
+    const cut = this.opening
+    if (cut !== null && st[st.length - 1] === cut) {
       // A start tag cut off by the end of input never joined the tree (as with htmlparser2's DomHandler).
-      if (el === this.opening) { this.stack.pop(); this.opening = null; continue }
-      this.pop(-1)
+      st.pop()
+      this.infos[st.length].open--
+      if (cut === this.html) { this.html = null; this.mode = BEFORE_HTML } else if (cut === this.head) { this.head = null; this.mode = BEFORE_HEAD } else if (cut === this.body) { this.body = null; this.mode = AFTER_HEAD }
+      this.opening = null
+    }
+    if (this.mode < IN_BODY) this.beforeBody('', 0, this.src.length)
+    while (st.length > 0) {
+      const el = st[st.length - 1]
+      if (el === this.body && this.bodyEnd >= 0) this.pop(this.bodyEnd)
+      else if (el === this.html && this.htmlEnd >= 0) this.pop(this.htmlEnd)
+      else this.pop(-1)
     }
   }
 }
@@ -408,11 +845,24 @@ class Builder implements TokenizerCallbacks, ScanSink {
  */
 export function parsePage (html: string, opts?: { readonly tokenizer?: 'auto' | 'full' }): SourceDocument {
   if (opts?.tokenizer !== 'full') {
-    const fast = new Builder(html, false)
+    const fast = new Builder(html, { checkNames: false, selfClosing: false })
     if (fastScan(html, fast)) return fast.doc
   }
-  const b = new Builder(html, true)
+  const b = new Builder(html, { checkNames: true, selfClosing: false })
   const t = new Tokenizer({ decodeEntities: false }, b)
+  t.write(html)
+  t.end()
+  return b.doc
+}
+
+/**
+ * Parses a theme page: the content parser's tree building, except that `/>`
+ * closes any element (`<script src="x"/>`, `<div id="messages"/>`), as
+ * libxml2, and so Diazo, reads theme files written as XHTML.
+ */
+export function parseTheme (html: string): SourceDocument {
+  const b = new Builder(html, { checkNames: true, selfClosing: true })
+  const t = new Tokenizer({ decodeEntities: false, recognizeSelfClosing: true }, b)
   t.write(html)
   t.end()
   return b.doc
