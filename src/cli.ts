@@ -3,7 +3,7 @@
  * 2 a usage or configuration error (message on stderr).
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { readFileSync } from 'node:fs'
+import { readFileSync, unlinkSync } from 'node:fs'
 import { isLiveryError, liveryError } from './errors.ts'
 import { loadConfig } from './config/load.ts'
 import type { Config } from './config/types.ts'
@@ -16,7 +16,11 @@ const version: string = (JSON.parse(readFileSync(new URL('../package.json', impo
 export const usage = `livery ${version} — a caching reverse proxy and theming gateway
 
 Usage:
-  livery serve --config FILE [--port N] [--host H]   run the gateway
+  livery serve --config FILE [--port N] [--host H] [--pid-file F]
+                                                     run the gateway (SIGHUP reloads, SIGTERM drains)
+  livery reload [--pid-file F | --pid N] [--config FILE]
+                                                     reload a running gateway's configuration and rules;
+                                                     with --config, validate the file first
   livery demo [--port N]                             demo CMS + theme server + gateway on loopback
   livery demo --only cms|theme [--port N] [--host H] one demo backend alone (the compose file's services)
   livery check --config FILE                         validate the config, fetch and compile every theme
@@ -29,6 +33,7 @@ Options:
   --config FILE   the YAML configuration (or LIVERY_CONFIG)
   --port N        listen port, overriding listen.port
   --host H        listen address, overriding listen.host
+  --pid-file F    serve: write the process id there (the primary's in cluster mode)
   --only WHAT     demo: serve only the demo CMS (default port 8081) or theme server (8082)
 
 Every configuration key can be set by environment: pool.maxConcurrent is
@@ -52,6 +57,14 @@ const serveOptions = {
   config: { type: 'string' },
   port: { type: 'string' },
   host: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+  'pid-file': { type: 'string' },
+} satisfies ParseArgsConfig['options']
+
+const reloadOptions = {
+  config: { type: 'string' },
+  'pid-file': { type: 'string' },
+  pid: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options']
 
@@ -78,8 +91,12 @@ function configFrom (values: { config?: string }, io: CliIo): Config {
   return loadConfig({ file, env: io.env })
 }
 
-/** Runs the gateway until SIGTERM/SIGINT, then drains and resolves with the exit code. */
-export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}): Promise<{ gateway: Gateway, done: Promise<number> }> {
+/**
+ * Runs the gateway until SIGTERM/SIGINT, then drains and resolves with the
+ * exit code. SIGHUP reloads: `reload` reads the configuration again (by
+ * default the running one is reused, which still re-reads the rules files).
+ */
+export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}, reload?: () => Config): Promise<{ gateway: Gateway, done: Promise<number> }> {
   let metricsSource: (() => Promise<string>) | undefined
   if (cluster.isWorker) {
     // In cluster mode the metrics route answers with the sum over all processes.
@@ -93,10 +110,15 @@ export async function serveUntilSignal (config: Config, logger: Logger, listen: 
   }
   const address = await gateway.listen(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
   logger.info({ address: address.address, port: address.port, sites: config.sites.map(s => s.name) }, 'livery is listening')
+  const { createReloader } = await import('./server/reloader.ts')
+  const reloader = createReloader({ gateway, logger, load: reload ?? (() => gateway.config) })
+  const onHup = (): void => { reloader().catch((err: unknown) => logger.error({ err }, 'reload failed')) }
+  process.on('SIGHUP', onHup)
   const done = new Promise<number>(resolve => {
     const stop = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', stop)
       process.off('SIGINT', stop)
+      process.off('SIGHUP', onHup)
       logger.info({ signal, inFlight: gateway.inFlight }, 'shutting down: finishing in-flight requests')
       gateway.close().then(() => {
         logger.info('stopped')
@@ -142,11 +164,21 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
           // The primary only supervises: each worker process runs this same command and serves.
           const { runPrimary } = await import('./pool/cluster.ts')
           const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger })
+          // Each worker reads the file again and reloads itself; the primary only passes the signal on.
+          process.on('SIGHUP', () => {
+            const pids = primary.pids()
+            logger.info({ workers: pids.length }, 'SIGHUP: asking every worker to reload')
+            for (const pid of pids) process.kill(pid, 'SIGHUP')
+          })
+          await writePidFile(values['pid-file'])
           logger.info({ processes: primary.pids().length }, 'livery primary started its worker processes')
           return await new Promise<number>(() => { /* runPrimary exits the process after a graceful shutdown */ })
         }
-        const { done } = await serveUntilSignal(config, logger, listen)
+        const reread = (): Config => configFrom(values, io)
+        const { done } = await serveUntilSignal(config, logger, listen, reread)
+        if (!cluster.isWorker) await writePidFile(values['pid-file'])
         const code = await done
+        if (!cluster.isWorker) removePidFile(values['pid-file'])
         // A cluster worker stays alive on its IPC channel: let go of it so the primary sees a clean exit, not a kill.
         if (cluster.isWorker) cluster.worker?.disconnect()
         return code
@@ -175,6 +207,11 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         const { checkThemes } = await import('./server/check.ts')
         return await checkThemes(config, io)
       }
+      case 'reload': {
+        const values = parse(rest, reloadOptions)
+        if (values.help === true) { io.stdout.write(usage); return 0 }
+        return await sendReload(values, io)
+      }
       case 'purge': {
         const { runPurgeCommand } = await import('./cache/purge-cli.ts')
         return await runPurgeCommand(rest, io)
@@ -193,4 +230,42 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
     }
     throw err
   }
+}
+
+async function writePidFile (file: string | undefined): Promise<void> {
+  if (file === undefined) return
+  const { writeFile } = await import('node:fs/promises')
+  await writeFile(file, `${process.pid}\n`)
+}
+
+function removePidFile (file: string | undefined): void {
+  if (file === undefined) return
+  try {
+    if (readFileSync(file, 'utf8').trim() === String(process.pid)) unlinkSync(file)
+  } catch {
+    // Gone already, or replaced by a newer gateway's: nothing of ours to remove.
+  }
+}
+
+/** `livery reload`: validate (with --config), then SIGHUP the gateway named by --pid or --pid-file. */
+async function sendReload (values: { config?: string, 'pid-file'?: string, pid?: string }, io: CliIo): Promise<number> {
+  if (values.config !== undefined) configFrom(values, io)
+  let text: string
+  if (values.pid !== undefined) text = values.pid
+  else if (values['pid-file'] !== undefined) {
+    try {
+      text = readFileSync(values['pid-file'], 'utf8').trim()
+    } catch (err) {
+      throw liveryError('LIVERY_ERR_USAGE', `--pid-file: cannot read ${values['pid-file']}: ${(err as Error).message}`)
+    }
+  } else throw liveryError('LIVERY_ERR_USAGE', 'reload: give --pid-file FILE (as given to livery serve) or --pid N')
+  const pid = Number(text)
+  if (!Number.isInteger(pid) || pid <= 0) throw liveryError('LIVERY_ERR_USAGE', `reload: "${text}" is not a process id`)
+  try {
+    process.kill(pid, 'SIGHUP')
+  } catch (err) {
+    throw liveryError('LIVERY_ERR_USAGE', `reload: cannot signal process ${pid}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+  }
+  io.stdout.write(`livery: asked process ${pid} to reload; its log says whether the new configuration was applied\n`)
+  return 0
 }

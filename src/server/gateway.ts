@@ -17,8 +17,7 @@ import { createFinisher, type Finisher } from './access-log.ts'
 import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
 import { requestHost } from './request-host.ts'
-import { SiteRouter } from './router.ts'
-import { SiteHandler } from './site-handler.ts'
+import { SiteLayer } from './site-layer.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
 import { createCacheStore } from '../cache/create-store.ts'
@@ -26,7 +25,7 @@ import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
 import { RedisFetchLock } from '../fetcher/redis-lock.ts'
-import { SiteThemer, transformTaskModule } from './site-themer.ts'
+import { type SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { checkCacheDirectory, listenError } from './preflight.ts'
@@ -52,27 +51,32 @@ export interface GatewayOptions {
 const maxHeaderSize = 16 * 1024
 
 export class Gateway {
-  readonly config: Config
+  #config: Config
   readonly server: Server
   readonly admin: AdminRoutes
   readonly metrics: Metrics
   readonly #logger: Logger
-  readonly #router: SiteRouter<SiteHandler>
-  readonly #handlers: SiteHandler[]
-  readonly #finish: Finisher
+  /** What a reload replaces: pool, site handlers, themers, router (see site-layer.ts). */
+  #sites: SiteLayer
+  readonly #themes: ReadonlyMap<string, PageThemer> | undefined
+  /** The current layer's themers; one Map instance, so the theme-assets route and readiness see reloads. */
+  readonly #themers = new Map<string, SiteThemer>()
+  #reloading: Promise<ReloadResult> | undefined
+  #finish: Finisher
+  readonly #accessLogger: Logger
   readonly #wsProxy: ReturnType<typeof createProxyServer>
   readonly cache: HttpCache
-  readonly pool: RequestPool
   readonly watchdog: Watchdog
   readonly fetchPool: FetchPool
-  readonly themers: ReadonlyMap<string, SiteThemer>
   /** The worker tier for transforms; only when some site is themed. */
   readonly transformPool: TransformPool | undefined
   #ready: Promise<void> | undefined
   readonly #uninstrument: () => void
   readonly #reclaimer = startBufferReclaimer()
   readonly #fetchLock: RedisFetchLock | undefined
-  readonly #purge: PurgeRoute
+  #purge: PurgeRoute
+  /** Layers replaced by a reload, still finishing the requests they admitted. */
+  readonly #retiring = new Set<SiteLayer>()
   #draining = false
   #closing: Promise<void> | undefined
   #destroyed = false
@@ -80,7 +84,7 @@ export class Gateway {
   #adminServer: Server | undefined
 
   constructor (config: Config, opts: GatewayOptions) {
-    this.config = config
+    this.#config = config
     this.#logger = opts.logger
     this.metrics = opts.metrics ?? createMetrics()
     this.admin = new AdminRoutes({
@@ -96,9 +100,8 @@ export class Gateway {
       store: opts.store ?? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize }),
       logger: opts.logger,
     })
-    this.pool = new RequestPool(config.pool, config.sites, { logger: opts.logger })
     if (opts.redisProblem !== undefined) this.admin.addReadinessCheck(opts.redisProblem)
-    this.#purge = createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: opts.logger })
+    this.#purge = this.#purgeRoute(config)
     this.admin.add('/purge', this.#purge)
     // With Redis, one fetch job per URL runs in the whole deployment (DESIGN §3).
     this.#fetchLock = config.cache.redis === undefined
@@ -109,14 +112,10 @@ export class Gateway {
     this.transformPool = themed.length === 0
       ? undefined
       : new TransformPool({ threads: threadsPerProcess(config), filename: transformTaskModule, logger: opts.logger })
-    const themers = new Map<string, SiteThemer>()
-    for (const site of themed) {
-      themers.set(site.name, new SiteThemer({
-        site, fetch: config.fetch, fetchPool: this.fetchPool, transformPool: this.transformPool, logger: opts.logger,
-        assetPrefix: `${config.admin.prefix}/theme/${site.name}/`,
-      }))
-    }
-    this.themers = themers
+    this.#themes = opts.themes
+    this.#sites = this.#buildSites(config)
+    this.#useSites(this.#sites)
+    const themers = this.#themers
     this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.fetchPool))
     this.admin.addPrivate('/status', (_req, res) => {
       const body = JSON.stringify(this.status(), null, 2) + '\n'
@@ -127,19 +126,14 @@ export class Gateway {
       const waiting = [...themers].filter(([, t]) => t.version === '').map(([name]) => name)
       return waiting.length === 0 ? undefined : `themes not loaded for ${waiting.join(', ')}`
     })
-    this.#handlers = config.sites.map(site => new SiteHandler(site, {
-      logger: opts.logger,
-      cache: this.cache,
-      pool: this.pool,
-      theme: opts.themes?.get(site.name) ?? themers.get(site.name),
-      maxThemedSize: config.cache.memory.maxEntrySize,
-    }))
+    // Getters, so the gauges follow the current site layer after a reload.
+    const gateway = this
     this.#uninstrument = instrument(this.metrics, {
-      cache: this.cache, pool: this.pool, fetchPool: this.fetchPool, transformPool: this.transformPool,
-      siteNames: config.sites.map(s => s.name),
+      cache: this.cache, pool: { stats: () => gateway.pool.stats() }, fetchPool: this.fetchPool, transformPool: this.transformPool,
+      get siteNames () { return gateway.config.sites.map(s => s.name) },
     })
-    this.#router = new SiteRouter(this.#handlers.map(h => ({ site: h.site, value: h })))
-    this.#finish = createFinisher({ access: config.log.access, logger: opts.accessLogger ?? opts.logger, metrics: this.metrics })
+    this.#accessLogger = opts.accessLogger ?? opts.logger
+    this.#finish = createFinisher({ access: config.log.access, logger: this.#accessLogger, metrics: this.metrics })
     this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
@@ -163,6 +157,79 @@ export class Gateway {
     return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem })
   }
 
+  get config (): Config {
+    return this.#config
+  }
+
+  /** The current site layer's request pool. */
+  get pool (): RequestPool {
+    return this.#sites.pool
+  }
+
+  get themers (): ReadonlyMap<string, SiteThemer> {
+    return this.#themers
+  }
+
+  #purgeRoute (config: Config): PurgeRoute {
+    return createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: this.#logger })
+  }
+
+  #buildSites (config: Config): SiteLayer {
+    return new SiteLayer(config, { logger: this.#logger, cache: this.cache, fetchPool: this.fetchPool, transformPool: this.transformPool, themes: this.#themes })
+  }
+
+  #useSites (layer: SiteLayer): void {
+    this.#sites = layer
+    this.#themers.clear()
+    for (const [name, themer] of layer.themers) this.#themers.set(name, themer)
+  }
+
+  /**
+   * Applies a new configuration without dropping a connection, as `nginx -s
+   * reload` does: a new site layer (pool, handlers, themers with their rules
+   * files read again) takes the new requests once its rules compiled, and the
+   * old one finishes what it admitted (within shutdownTimeout) in the
+   * background. Sockets, cache tiers, the fetch pool and the threads stay.
+   * Keys those own need a restart; they are reported, the rest applies. When
+   * the new rules do not compile, the old layer keeps serving.
+   */
+  reload (config: Config): Promise<ReloadResult> {
+    const previous = this.#reloading ?? Promise.resolve(undefined)
+    const next = previous.catch(() => undefined).then(async (): Promise<ReloadResult> => {
+      if (this.#draining) return { applied: false, problems: ['the gateway is shutting down'], restartNeeded: [] }
+      const layer = this.#buildSites(config)
+      try {
+        await layer.load()
+      } catch (err) {
+        await layer.destroy()
+        return { applied: false, problems: [(err as Error).message], restartNeeded: [] }
+      }
+      const restartNeeded = restartOnlyKeys(this.#config, config)
+      const old = this.#sites
+      this.#config = config
+      this.#useSites(layer)
+      this.#purge = this.#purgeRoute(config)
+      this.admin.add('/purge', this.#purge)
+      this.#finish = createFinisher({ access: config.log.access, logger: this.#accessLogger, metrics: this.metrics })
+      this.#retire(old)
+      return { applied: true, problems: [], restartNeeded }
+    })
+    this.#reloading = next
+    return next
+  }
+
+  #retire (layer: SiteLayer): void {
+    this.#retiring.add(layer)
+    const timer = setTimeout(() => { layer.destroy().catch(() => undefined) }, this.#config.shutdownTimeout)
+    timer.unref()
+    layer.close().then(() => undefined, (err: unknown) => {
+      this.#logger.warn({ err }, 'the replaced site layer did not close cleanly')
+    }).finally(() => {
+      clearTimeout(timer)
+      this.#retiring.delete(layer)
+    })
+  }
+
   /**
    * Reads the fetch pool's persisted copies and loads every theme. Rejects
    * only for bad rules; an unreachable theme server leaves pages unthemed
@@ -171,7 +238,7 @@ export class Gateway {
   ready (): Promise<void> {
     this.#ready ??= (async () => {
       await this.fetchPool.open()
-      await Promise.all([...this.themers.values()].map(t => t.load()))
+      await this.#sites.load()
     })()
     return this.#ready
   }
@@ -235,7 +302,7 @@ export class Gateway {
       })
       return
     }
-    const handler = this.#router.match(host.raw, target.path)
+    const handler = this.#sites.router.match(host.raw, target.path)
     if (handler === undefined) {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(host.raw)))
       return
@@ -270,7 +337,7 @@ export class Gateway {
   #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseTarget(req.url)
     const host = typeof target === 'string' ? target : requestHost(req, 'http', target.authority)
-    const handler = typeof target === 'string' || typeof host === 'string' ? undefined : this.#router.match(host.raw, target.path)
+    const handler = typeof target === 'string' || typeof host === 'string' ? undefined : this.#sites.router.match(host.raw, target.path)
     if (this.#draining || handler === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return
@@ -305,8 +372,10 @@ export class Gateway {
       this.#wsProxy.close()
       // destroy() tears the components down itself; a close() after destroy() rejects in undici.
       if (this.#destroyed) return
-      await Promise.all(this.#handlers.map(h => h.close()))
-      await Promise.all([this.pool.close(), this.watchdog.close(), this.cache.close(), ...[...this.themers.values()].map(t => t.close())])
+      await this.#reloading?.catch(() => undefined)
+      await Promise.all([...this.#retiring].map(layer => layer.close()))
+      await this.#sites.close()
+      await Promise.all([this.watchdog.close(), this.cache.close()])
       await Promise.all([this.fetchPool.close(), this.transformPool?.close()])
       await this.#fetchLock?.close()
     })
@@ -317,7 +386,7 @@ export class Gateway {
     this.#draining = true
     this.#destroyed = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), ...this.#handlers.map(h => h.destroy()), this.pool.destroy(), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
+    await Promise.all([this.close(), this.#sites.destroy(), ...[...this.#retiring].map(layer => layer.destroy()), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
@@ -349,6 +418,26 @@ export class Gateway {
   get inFlight (): number {
     return this.#inFlight
   }
+}
+
+export interface ReloadResult {
+  /** False when the new configuration could not be used: the old one still runs. */
+  readonly applied: boolean
+  readonly problems: readonly string[]
+  /** Keys that changed but take effect only after a restart (sockets, cache tiers, threads, processes). */
+  readonly restartNeeded: readonly string[]
+}
+
+/** Parts of the configuration owned by what a reload keeps. */
+const restartOnly: readonly (readonly [string, (c: Config) => unknown])[] = [
+  ['listen', c => c.listen], ['admin.port', c => c.admin.port], ['admin.prefix', c => c.admin.prefix],
+  ['cache', c => c.cache], ['fetch', c => c.fetch], ['processes', c => c.processes], ['threads', c => c.threads],
+  ['metrics', c => c.metrics], ['log.level', c => c.log.level],
+  ['pool.maxEventLoopDelay', c => c.pool.maxEventLoopDelay], ['pool.maxHeap', c => c.pool.maxHeap],
+]
+
+function restartOnlyKeys (old: Config, next: Config): string[] {
+  return restartOnly.filter(([, get]) => JSON.stringify(get(old)) !== JSON.stringify(get(next))).map(([key]) => key)
 }
 
 /**
