@@ -369,8 +369,13 @@ class Run {
 function chooseTheme (run: Run): number | null {
   const c = run.c
   for (const n of c.nothemes) if (run.holds(n.conds)) { if (run.trace !== undefined) run.trace.notheme = c.nothemes.indexOf(n); return null }
-  for (let i = 0; i < c.themes.length; i++) if (run.holds(c.themes[i].conds)) return i
-  return null
+  // Diazo tries the conditional themes in file order; an unconditional theme is the fallback wherever it stands.
+  let fallback: number | null = null
+  for (let i = 0; i < c.themes.length; i++) {
+    if (c.themes[i].conds.length === 0) { fallback ??= i; continue }
+    if (run.holds(c.themes[i].conds)) return i
+  }
+  return fallback
 }
 
 /**

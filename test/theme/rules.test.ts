@@ -489,3 +489,17 @@ t.test('issue 14: Diazo 2 *-content rules move content (or inline markup) within
   t.match(o.kind === 'html' ? o.html : '', '<h3>Sub</h3><div id="portlet">From elsewhere</div>')
   await t.rejects(themeIt('<replace-content css:content="#meta"/>', th, ct), { code: 'LIVERY_ERR_RULES', message: /needs a to-content/ })
 })
+
+t.test('issue 14: an unconditional theme is the fallback even when it comes first', async t => {
+  const { compileMem } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({
+    'rules.xml': `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css">
+      <theme href="plain.html"/><theme href="news.html" css:if-content="body.news"/></rules>`,
+    'plain.html': '<body><p>plain</p></body>',
+    'news.html': '<body><p>news</p></body>'
+  })
+  const run = (html: string): string => { const o = transformCompiled(c, html, { path: '/' }); return o.kind === 'html' ? o.html : o.kind }
+  t.match(run('<body class="news"></body>'), '<p>news</p>')
+  t.match(run('<body></body>'), '<p>plain</p>')
+})
