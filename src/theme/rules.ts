@@ -49,6 +49,11 @@ export interface Rule {
   readonly method: Method
   readonly conds: readonly Cond[]
   readonly inline: string | null
+  /**
+   * `<include css:content="…"/>` elements inside the inline markup, in order: the markup holds `\u0000<index>\u0000`
+   * where each one's content goes (copied as it is in the content, like xsl:copy-of).
+   */
+  readonly inlineIncludes: ReadonlyArray<{ readonly sel: Sel, readonly children: boolean }>
   /** For ssi / ssiwait / esi: the URL the include directive names (href as written, plus `;filter_xpath=`). */
   readonly include: string | null
   readonly where: string
@@ -302,10 +307,11 @@ class RulesParser {
     const hrefRaw = probe.a.get('href')
     const includes = methodRaw === 'ssi' || methodRaw === 'ssiwait' || methodRaw === 'esi'
     if (includes && (hrefRaw === undefined || hrefRaw === '')) this.fail(el, url, `method="${methodRaw}" needs an href`)
-    const inline = this.inline(el, url)
+    const inlineIncludes: Array<{ sel: Sel, children: boolean }> = []
+    const inline = this.inline(el, url, inlineIncludes)
     const base = {
       id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null, toContent, toContentChildren: toKids !== null,
-      attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline,
+      attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline, inlineIncludes,
       // An include directive is resolved by the edge against the page's URL: it keeps the href as written.
       href: hrefRaw === undefined || hrefRaw === '' ? null : includes || (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//')) ? hrefRaw : new URL(hrefRaw, url).href,
       method: methodRaw as Method,
@@ -375,7 +381,7 @@ class RulesParser {
     return `${href}${href.includes('?') ? '&' : '?'};filter_xpath=${xpath.replace(/ /g, '%20')}`
   }
 
-  inline (el: XmlElement, url: string): string | null {
+  inline (el: XmlElement, url: string, includes: Array<{ sel: Sel, children: boolean }>): string | null {
     let html = ''
     let any = false
     const walk = (children: XmlChild[]): void => {
@@ -384,6 +390,17 @@ class RulesParser {
         if (c.kind === 'comment') { html += `<!--${c.text}-->`; continue }
         any = true
         if (c.ns === XSL_NS) this.fail(c, url, 'inline XSLT is not supported (Livery themes without XSLT)')
+        if (c.local === 'include' && ruleNamespaces.has(c.ns)) {
+          // Diazo's inline <include>: a copy of content nodes at this point of the markup.
+          const inc = this.attrsOf(c, url, null, true)
+          const one = this.selector(c, url, inc.a, inc.css, 'content')
+          const kids = this.selector(c, url, inc.a, inc.css, 'content-children')
+          const sel = one ?? kids
+          if (sel === null || (one !== null && kids !== null)) this.fail(c, url, '<include> needs one content or content-children selector')
+          html += `\u0000${includes.length}\u0000`
+          includes.push({ sel, children: kids !== null })
+          continue
+        }
         // Diazo files usually make its namespace the default, so inline markup lands in it: read it as HTML.
         if (c.ns !== '' && c.ns !== XHTML_NS && !ruleNamespaces.has(c.ns)) this.fail(c, url, `inline markup must be HTML, not the ${c.ns} namespace`)
         const name = c.local.toLowerCase()

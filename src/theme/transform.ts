@@ -149,7 +149,7 @@ class Run {
         else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
         else if (r.inline !== null) {
           const w = wrapOf(n)
-          const html = r.inline
+          const html = this.inlineHtml(r)
           if (!r.contentChildren) {
             if (r.op === 'before') w.before += html
             else if (r.op === 'after') w.after += html
@@ -183,7 +183,7 @@ class Run {
         if (!this.holds(r.conds, r.id)) continue
         const targets = this.select(r.toContent as Sel, doc)
         let html: string
-        if (r.inline !== null) html = r.inline
+        if (r.inline !== null) html = this.inlineHtml(r)
         else {
           const found = this.contentNodes(r)
           if (found === null || found.nodes.length === 0) { this.count(r, true); continue }
@@ -208,6 +208,18 @@ class Run {
     }
     this.mods.set(doc, m)
     return m
+  }
+
+  /** A rule's inline markup with its `<include>`s filled from the content, copied untouched (as xsl:copy-of would). */
+  inlineHtml (r: Rule): string {
+    const html = r.inline as string
+    if (r.inlineIncludes.length === 0) return html
+    return html.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => {
+      const inc = r.inlineIncludes[Number(i)]
+      let nodes = this.select(inc.sel, this.doc)
+      if (inc.children) nodes = nodes.flatMap(n => n.type !== 'xattr' && 'children' in n ? n.children : [])
+      return this.nodesHtml(this.doc, nodes, null)
+    })
   }
 
   /** Serialises content nodes (attribute nodes as their text), copying verbatim source where it can. */
@@ -237,7 +249,7 @@ class Run {
   /** The markup a replace/before/after rule contributes. */
   ruleHtml (r: Rule): string {
     if (r.op === 'drop') return ''
-    if (r.inline !== null) { this.count(r, false); return r.inline }
+    if (r.inline !== null) { this.count(r, false); return this.inlineHtml(r) }
     if (r.include !== null) {
       this.count(r, false)
       if (r.method === 'esi') return `<esi:include src="${escapeAttr(r.include)}"></esi:include>`

@@ -503,3 +503,14 @@ t.test('issue 14: an unconditional theme is the fallback even when it comes firs
   t.match(run('<body class="news"></body>'), '<p>news</p>')
   t.match(run('<body></body>'), '<p>plain</p>')
 })
+
+t.test('issue 14: <include> inside inline markup copies content nodes, untouched by content drops', async t => {
+  const th = themeBody('<div id="x">x</div><div id="y">y</div>')
+  const ct = '<body><section id="s"><h2>Head</h2></section><div id="box"><span id="moved">M</span></div><ul id="l"><li>a</li><li>b</li></ul></body>'
+  const rules = `<after css:content-children="#s"><hr/><include css:content="#moved"/></after>
+    <drop css:content="#box #moved"/>
+    <replace css:theme="#x" css:content="#s"/>
+    <replace css:theme-children="#y"><ol><include content-children="//ul[@id='l']"/></ol></replace>`
+  t.same(bodyTree(await themeIt(rules, th, ct)), body('<section id="s"><h2>Head</h2><hr><span id="moved">M</span></section><div id="y"><ol><li>a</li><li>b</li></ol></div>'))
+  await t.rejects(themeIt('<replace css:theme="#x"><include/></replace>', th, ct), { code: 'LIVERY_ERR_RULES', message: /<include> needs one content/ })
+})
