@@ -1,9 +1,11 @@
 /**
  * A bare node:http server serving the same 60 KB page on every path: the
  * baseline the gateway is compared with, and the upstream behind it.
+ * GET /__eld answers the event loop's max delay (ms) since the last call.
  * Usage: node bench/servers/origin.ts [--cache-control VALUE] [--delay MS]
  */
 import { createServer } from 'node:http'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { parseArgs } from 'node:util'
 import { page60k } from '../harness.ts'
 
@@ -13,7 +15,12 @@ const delay = Number(values.delay ?? 0)
 const headers: Record<string, string | number> = { 'content-type': 'text/html; charset=utf-8', 'content-length': body.length }
 if (values['cache-control'] !== undefined) headers['cache-control'] = values['cache-control']
 
-const server = createServer((_req, res) => {
+const eld = monitorEventLoopDelay({ resolution: 10 })
+eld.enable()
+
+const server = createServer((req, res) => {
+  // bench/compare reads the event-loop delay of the bare server here (max ms since the last read).
+  if (req.url === '/__eld') { res.end(String(eld.max / 1e6)); eld.reset(); return }
   if (delay > 0) {
     const timer = setTimeout(() => { res.writeHead(200, headers); res.end(body) }, delay)
     res.on('close', () => clearTimeout(timer))
