@@ -334,13 +334,9 @@ class Run {
         }
         continue
       }
-      if (all) {
-        // Diazo: `*` drops every theme attribute and copies all of the content's.
-        a.clear()
-        for (const el of els) for (const n in el.attribs) a.set(n, el.attribs[n])
-        continue
-      }
-      for (const n of names) for (const el of els) { const v = el.attribs[n]; if (v !== undefined) a.set(n, v) }
+      // `*` copies every attribute of the content over the theme's, keeping the theme's others (as Diazo does,
+      // whatever its docs say about dropping them).
+      for (const el of els) for (const n of all ? Object.keys(el.attribs) : names) { const v = el.attribs[n]; if (v !== undefined) a.set(n, v) }
     }
     return attrsHtml(Object.fromEntries(a), s.name)
   }

@@ -61,8 +61,11 @@ t.test('attributes: merge, copy, replace attributes, drop attributes', async t =
   const copied = await themeIt('<copy attributes="title data-a" css:theme="#x" css:content="#c"/>', th, ct)
   t.same(bodyTree(copied), body('<div id="x" class="t" title="ct" lang="en" data-a="1">x</div>'))
   const all = await themeIt('<replace attributes="*" css:theme="#x" css:content="#c"/>', th, ct)
-  // Diazo: `*` drops every theme attribute, then copies all of the content's (lang="en" goes).
-  t.same(bodyTree(all), body('<div id="c" class="c1 c2" title="ct" data-a="1">x</div>'))
+  t.same(bodyTree(all), body('<div id="c" class="c1 c2" title="ct" lang="en" data-a="1">x</div>'))
+  // Two `*` copies overlay each other; the theme's attributes neither copies sets stay.
+  const twice = await themeIt('<copy attributes="*" css:theme="#x" css:content="#c"/><copy attributes="*" css:theme="#x" css:content="#d"/>', th,
+    '<body><div id="c" class="c1" data-a="1">c</div><div id="d" title="dt">d</div></body>')
+  t.same(bodyTree(twice), body('<div id="d" class="c1" title="dt" lang="en" data-a="1">x</div>'))
   const dropped = await themeIt('<drop attributes="lang title" css:theme="#x"/>', th, ct)
   t.same(bodyTree(dropped), body('<div id="x" class="t">x</div>'))
   const dropContent = await themeIt('<drop attributes="class" css:content="#c"/><replace css:theme="#x" css:content="#c"/>', th, ct)
