@@ -65,13 +65,44 @@ export function attrsHtml (attribs: Record<string, string>, name: string, droppe
 }
 
 /**
- * `<!--` followed by `<script` inside a script makes browsers enter the
- * "double escaped" state, where the closing </script> no longer ends it and
- * the rest of the theme becomes script. `<\!--` means the same to JavaScript.
+ * Raw text that cannot end its element early. In a script, `<!--` followed by
+ * `<script` makes browsers enter the "double escaped" state, where the closing
+ * </script> no longer ends it and the rest of the theme becomes script; only a
+ * `-->` leaves it. The legacy `<!-- document.write('<script…') //-->` does
+ * leave it and must stay as it is (`<\!--` outside a string is a JavaScript
+ * syntax error), so `<!--` is rewritten only when the text would end inside
+ * that state, where `<\!--` at least keeps the theme intact.
  */
 function safeRaw (name: string, s: string): string {
   if (s.includes('</') && s.toLowerCase().includes('</' + name)) s = s.replace(new RegExp(`</(${name})`, 'gi'), '<\\/$1')
-  return name === 'script' && s.includes('<!--') && /<script/i.test(s) ? s.replace(/<!--/g, '<\\!--') : s
+  return name === 'script' && s.includes('<!--') && endsDoubleEscaped(s) ? s.replace(/<!--/g, '<\\!--') : s
+}
+
+function isScriptDelimiter (c: number): boolean { return c === 32 || c === 9 || c === 10 || c === 12 || c === 13 || c === 47 || c === 62 }
+
+/**
+ * Whether a browser reading `s` as script text ends in the double escaped state (HTML §13.2.5.20–31), given that
+ * every `</script` in it has already been rewritten: `<!--` enters the escaped state, `<script` and a delimiter
+ * there the double escaped one, and `-->` returns from either to plain script data.
+ */
+export function endsDoubleEscaped (s: string): boolean {
+  const lower = s.toLowerCase()
+  let i = lower.indexOf('<!--')
+  while (i >= 0) {
+    // `<!-->` ends the escape at once: its `-->` overlaps the `<!--`.
+    const close = lower.indexOf('-->', i + 2)
+    let j = lower.indexOf('<script', i + 4)
+    while (j >= 0 && !isScriptDelimiter(lower.charCodeAt(j + 7))) j = lower.indexOf('<script', j + 1)
+    if (j < 0 || (close >= 0 && close < j)) {
+      if (close < 0) return false
+      i = lower.indexOf('<!--', close + 3)
+      continue
+    }
+    const out = lower.indexOf('-->', j + 7)
+    if (out < 0) return true
+    i = lower.indexOf('<!--', out + 3)
+  }
+  return false
 }
 
 const rcdata = new Set(['title', 'textarea'])

@@ -115,3 +115,14 @@ t.test('a deep page with stray end tags and forms parses correctly', async t => 
   const li = '<ul>' + '<li><b>'.repeat(2000) + '</b>'.repeat(2000) + '</ul>'
   t.equal(parsePage(li).elements.filter(e => e.name === 'li').length, 2000, 'list items under formatting elements')
 })
+
+t.test('a legacy script comment is written back as it was; only one that would swallow the theme is escaped', async t => {
+  const legacy = "<script><!--\ndocument.write('<script src=\"x.js\"><\\/script>') //--></script>"
+  t.equal(page(legacy), `<html><head>${legacy}</head><body></body></html>`, 'the document.write idiom is untouched')
+  const closed = "<script><!-- if (a) { b() } --></script>"
+  t.equal(page(closed), `<html><head>${closed}</head><body></body></html>`, 'a plain commented script')
+  // The content's script ends at its first </script>, leaving `<!-- <script ` open: a browser would read the
+  // theme's closing </script> as part of the script, so the comment opener is neutralised.
+  t.equal(page('<script><!-- x = "<script ";</script><p>after</p>'),
+    '<html><head><script><\\!-- x = "<script ";</script></head><body><p>after</p></body></html>')
+})
