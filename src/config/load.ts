@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs'
 import { dirname, resolve } from 'node:path'
+import { isIP } from 'node:net'
 import { parse as parseYaml } from 'yaml'
 import { LiveryError, wrapError } from '../errors.ts'
 import { schema } from './schema.ts'
@@ -76,10 +77,24 @@ function crossChecks (config: Config, problems: string[]): void {
       problems.push(`sites[${i}].pool.killAfter: must not be longer than requestTimeout`)
     }
   })
+  config.trustedProxies.forEach((range, i) => {
+    const problem = rangeProblem(range)
+    if (problem !== undefined) problems.push(`trustedProxies[${i}]: ${show(range)} ${problem}, such as 10.0.0.0/8, 192.0.2.7 or fd00::/8`)
+  })
   if (config.fetch.minTtl > config.fetch.ttl) problems.push('fetch.minTtl: must not be longer than fetch.ttl')
   if (config.cache.memory.maxEntrySize > config.cache.memory.maxSize) {
     problems.push('cache.memory.maxEntrySize: must not be larger than cache.memory.maxSize')
   }
+}
+
+function rangeProblem (range: string): string | undefined {
+  const slash = range.indexOf('/')
+  const type = isIP(slash === -1 ? range : range.slice(0, slash))
+  if (type === 0) return 'is not an IPv4 or IPv6 address or CIDR range'
+  if (slash === -1) return undefined
+  const bits = range.slice(slash + 1)
+  const max = type === 6 ? 128 : 32
+  return /^\d{1,3}$/.test(bits) && Number(bits) <= max ? undefined : `has a prefix length that is not 0–${max}`
 }
 
 function deepFreeze<T> (value: T): T {

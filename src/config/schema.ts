@@ -108,6 +108,11 @@ export const schema: ObjectNode = obj({
   metrics: obj({
     enabled: { t: 'bool', default: true, doc: 'serve the metrics route (LIVERY_METRICS_ENABLED=false turns it off)' },
   }),
+  trustedProxies: {
+    t: 'strings',
+    default: [],
+    doc: 'addresses or CIDR ranges (IPv4, IPv6) of proxies in front of Livery: only from these peers are X-Forwarded-*, Forwarded and X-Real-IP kept and extended, and the client address and scheme taken from them; from anyone else they are dropped (none trusted by default, as nginx\'s set_real_ip_from)',
+  },
   shutdownTimeout: { t: 'duration', default: '30s', doc: 'on SIGTERM, how long in-flight requests may take to finish' },
   processes: { t: 'int', default: 0, min: 0, max: 1024, doc: 'worker processes for livery serve (LIVERY_PROCESSES); 0 means one per core, 1 means no cluster' },
   threads: { t: 'int', default: 0, min: 0, max: 1024, doc: 'transform threads per process (LIVERY_THREADS); 0 shares the cores between the processes (at least 1)' },

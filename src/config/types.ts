@@ -95,6 +95,8 @@ export interface Config {
   readonly log: { readonly level: string, readonly access: boolean | number }
   readonly admin: { readonly prefix: string, readonly token: string, readonly port: number }
   readonly metrics: { readonly enabled: boolean }
+  /** Addresses and CIDR ranges whose forwarding headers are believed. */
+  readonly trustedProxies: readonly string[]
   readonly shutdownTimeout: number
   readonly processes: number
   readonly threads: number

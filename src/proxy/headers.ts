@@ -6,6 +6,7 @@
  * Proxy-*) belong to one connection and must not be forwarded.
  */
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http'
+import { forwardedElement, isForwardingHeader, type ClientInfo } from './forwarded.ts'
 
 const hopByHop: ReadonlySet<string> = new Set([
   'connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade',
@@ -41,12 +42,13 @@ export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, str
   return out
 }
 
-export interface ForwardContext {
-  /** The client's address as the socket saw it. */
-  readonly remoteAddress: string
-  /** `https` when the client spoke TLS to us (or to a trusted front). */
-  readonly proto: 'http' | 'https'
-  readonly host: string
+/** Drops an untrusted peer's forwarding headers from a copy made for the upstream. */
+function withoutForwarding (out: Record<string, string | string[]>): Record<string, string | string[]> {
+  for (const name in out) if (isForwardingHeader(name)) delete out[name]
+  return out
+}
+
+export interface ForwardContext extends ClientInfo {
   /** The upstream's own `host[:port]`, sent when the site does not preserve Host. */
   readonly upstreamHost: string
   readonly preserveHost: boolean
@@ -54,19 +56,34 @@ export interface ForwardContext {
 
 const viaToken = '1.1 livery'
 
+const joined = (v: string | string[]): string => Array.isArray(v) ? v.join(', ') : v
+
 /**
- * The request headers sent upstream: hop-by-hop removed, X-Forwarded-For
- * appended to (a chain, as nginx's $proxy_add_x_forwarded_for), -Proto and
- * -Host set, Via appended, Host kept or rewritten.
+ * The request headers sent upstream: hop-by-hop removed, Via appended, Host
+ * kept or rewritten. The forwarding headers (X-Forwarded-*, Forwarded,
+ * X-Real-IP) of an untrusted peer are dropped and set afresh; those of a
+ * trusted proxy are kept, X-Forwarded-For and Forwarded extended with this
+ * hop (a chain, as nginx's $proxy_add_x_forwarded_for).
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = stripHopByHop(headers)
-  const prior = headers['x-forwarded-for']
-  out['x-forwarded-for'] = prior === undefined ? ctx.remoteAddress : `${Array.isArray(prior) ? prior.join(', ') : prior}, ${ctx.remoteAddress}`
-  out['x-forwarded-proto'] = ctx.proto
-  out['x-forwarded-host'] = ctx.host
+  const out: OutgoingHttpHeaders = ctx.trusted ? stripHopByHop(headers) : withoutForwarding(stripHopByHop(headers))
+  const peer = ctx.peer
+  const element = forwardedElement(peer, ctx.host, ctx.hopProto)
+  if (ctx.trusted) {
+    const xff = headers['x-forwarded-for']
+    const fwd = headers.forwarded
+    out['x-forwarded-for'] = xff === undefined ? peer : `${joined(xff)}, ${peer}`
+    out['x-forwarded-proto'] = headers['x-forwarded-proto'] ?? ctx.proto
+    out['x-forwarded-host'] = headers['x-forwarded-host'] ?? ctx.host
+    out.forwarded = fwd === undefined ? element : `${joined(fwd)}, ${element}`
+  } else {
+    out['x-forwarded-for'] = peer
+    out['x-forwarded-proto'] = ctx.proto
+    out['x-forwarded-host'] = ctx.host
+    out.forwarded = element
+  }
   const via = headers.via
-  out.via = via === undefined ? viaToken : `${Array.isArray(via) ? via.join(', ') : via}, ${viaToken}`
+  out.via = via === undefined ? viaToken : `${joined(via)}, ${viaToken}`
   out.host = ctx.preserveHost && ctx.host !== '' ? ctx.host : ctx.upstreamHost
   return out
 }

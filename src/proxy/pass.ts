@@ -6,7 +6,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext } from '../server/context.ts'
-import { clientResponseHeaders, type ForwardContext } from './headers.ts'
+import { clientResponseHeaders } from './headers.ts'
+import { clientInfo, type ClientInfo } from './forwarded.ts'
 import { LiveryError } from '../errors.ts'
 import type { Upstream, UpstreamResponse } from './upstream.ts'
 
@@ -15,17 +16,7 @@ export function requestHasBody (req: IncomingMessage): boolean {
   return (cl !== undefined && cl !== '0') || req.headers['transfer-encoding'] !== undefined
 }
 
-/** What the upstream is told about the client (X-Forwarded-*), taken from the request once. */
-export type ClientInfo = Omit<ForwardContext, 'upstreamHost' | 'preserveHost'>
-
-export function clientInfo (req: IncomingMessage): ClientInfo {
-  const socket = req.socket
-  return {
-    remoteAddress: socket.remoteAddress ?? '',
-    proto: 'encrypted' in socket && socket.encrypted === true ? 'https' : 'http',
-    host: req.headers.host ?? '',
-  }
-}
+export { clientInfo, type ClientInfo } from './forwarded.ts'
 
 export interface ForwardedRequest {
   readonly method: string

@@ -7,7 +7,8 @@ import type { IncomingMessage } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import type { SiteConfig } from '../config/types.ts'
 import { LiveryError, isLiveryError } from '../errors.ts'
-import { upstreamRequestHeaders, type ForwardContext } from './headers.ts'
+import { upstreamRequestHeaders } from './headers.ts'
+import type { ClientInfo } from './forwarded.ts'
 import { upstreamError } from './upstream-errors.ts'
 
 export interface UpstreamResponse {
@@ -26,7 +27,7 @@ export interface ForwardOptions {
   /** The request body stream, or null when the request has none. */
   readonly body: IncomingMessage | null
   readonly signal: AbortSignal
-  readonly context: Omit<ForwardContext, 'upstreamHost' | 'preserveHost'>
+  readonly context: ClientInfo
 }
 
 export class Upstream {

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Metrics } from '../metrics/metrics.ts'
+import { isForwardingHeader } from '../proxy/forwarded.ts'
 
 export type AdminRoute = (req: IncomingMessage, res: ServerResponse) => void | Promise<void>
 
@@ -55,13 +56,14 @@ export class AdminRoutes {
   }
 
   /**
-   * A route for the private side only (metrics, status): a request carrying
-   * any X-Forwarded-* header came through a load balancer, from outside, and gets 403.
+   * A route for the private side only (metrics, status): a request that came
+   * through a proxy (Forwarded, X-Forwarded-*, X-Real-IP or Via) came from
+   * outside, and gets 403, whoever the proxy is.
    */
   addPrivate (name: string, route: AdminRoute): void {
     this.#routes.set(name, (req, res) => {
-      if (Object.keys(req.headers).some(h => h.startsWith('x-forwarded-'))) {
-        text(res, 403, `${name.slice(1)}: not served to requests that carry X-Forwarded-* headers (they came through a load balancer)\n`)
+      if (cameThroughProxy(req)) {
+        text(res, 403, `${name.slice(1)}: not served to requests that came through a proxy (they carry Forwarded, X-Forwarded-*, X-Real-IP or Via)\n`)
         return
       }
       return route(req, res)
@@ -102,6 +104,13 @@ export class AdminRoutes {
     }
     await route(req, res)
   }
+}
+
+function cameThroughProxy (req: IncomingMessage): boolean {
+  const h = req.headers
+  if (h.via !== undefined) return true
+  for (const name in h) if (isForwardingHeader(name)) return true
+  return false
 }
 
 export function text (res: ServerResponse, status: number, body: string, headers: Record<string, string> = {}): void {

@@ -18,6 +18,7 @@ import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
 import { requestHost } from './request-host.ts'
 import { SiteLayer } from './site-layer.ts'
+import { TrustedProxies, isForwardingHeader } from '../proxy/forwarded.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
 import { createCacheStore } from '../cache/create-store.ts'
@@ -77,6 +78,7 @@ export class Gateway {
   #purge: PurgeRoute
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
+  #trusted: TrustedProxies
   #draining = false
   #closing: Promise<void> | undefined
   #destroyed = false
@@ -86,6 +88,7 @@ export class Gateway {
   constructor (config: Config, opts: GatewayOptions) {
     this.#config = config
     this.#logger = opts.logger
+    this.#trusted = new TrustedProxies(config.trustedProxies)
     this.metrics = opts.metrics ?? createMetrics()
     this.admin = new AdminRoutes({
       prefix: config.admin.prefix,
@@ -207,6 +210,7 @@ export class Gateway {
       const restartNeeded = restartOnlyKeys(this.#config, config)
       const old = this.#sites
       this.#config = config
+      this.#trusted = new TrustedProxies(config.trustedProxies)
       this.#useSites(layer)
       this.#purge = this.#purgeRoute(config)
       this.admin.add('/purge', this.#purge)
@@ -264,6 +268,9 @@ export class Gateway {
   }
 
   #onRequest (req: IncomingMessage, res: ServerResponse): void {
+    // First, so clientAddress(req) answers for every request; the scheme (a
+    // trusted proxy's X-Forwarded-Proto) is also part of the cache key.
+    const client = this.#trusted.resolve(req)
     const target = parseTarget(req.url)
     const ctx = newContext(typeof target === 'string' ? '-' : target.path)
     this.#inFlight++
@@ -277,7 +284,7 @@ export class Gateway {
       return
     }
     // Before anything uses it: a Host that could run into the path would let a client choose another URL's cache entry.
-    const host = requestHost(req, 'http', target.authority)
+    const host = requestHost(req, client.proto, target.authority)
     if (typeof host === 'string') {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', host))
       return
@@ -310,11 +317,11 @@ export class Gateway {
     if (req.method === 'PURGE') {
       // Varnish-style PURGE of one URL, with the admin token.
       ctx.site = handler.site.name
-      const url = `http://${host.key}${target.pathAndQuery}`
+      const url = `${client.proto}://${host.key}${target.pathAndQuery}`
       this.#purge.handlePurgeMethod(req, res, url, handler.site.name).catch((err: unknown) => sendError(req, res, ctx, err))
       return
     }
-    handler.handle(req, res, ctx, { pathAndQuery: target.pathAndQuery, host: host.key, scheme: 'http' }).catch((err: unknown) => {
+    handler.handle(req, res, ctx, { pathAndQuery: target.pathAndQuery, host: host.key, scheme: client.proto }).catch((err: unknown) => {
       this.#logger.error({ err }, 'request failed unexpectedly')
       sendError(req, res, ctx, err)
     })
@@ -336,13 +343,16 @@ export class Gateway {
 
   #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
     const target = parseTarget(req.url)
-    const host = typeof target === 'string' ? target : requestHost(req, 'http', target.authority)
+    const client = this.#trusted.resolve(req)
+    const host = typeof target === 'string' ? target : requestHost(req, client.proto, target.authority)
     const handler = typeof target === 'string' || typeof host === 'string' ? undefined : this.#sites.router.match(host.raw, target.path)
     if (this.#draining || handler === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
       return
     }
     socket.on('error', () => socket.destroy())
+    // http-proxy-3 (xfwd) appends to whatever X-Forwarded-* came in: an untrusted peer's must not.
+    if (!client.trusted) for (const name of Object.keys(req.headers)) if (isForwardingHeader(name)) delete req.headers[name]
     this.#wsProxy.ws(req, socket, head, { target: handler.site.upstream, changeOrigin: !handler.site.preserveHost })
   }
 

@@ -20,7 +20,8 @@ const hopRequestHeaders = [
 
 t.test('request: hop-by-hop stripped, X-Forwarded-* and Via set, Host preserved', async t => {
   const up = await startEchoUpstream(t)
-  const gw = await startGateway(t, { upstream: up.url })
+  // The test client is the trusted proxy here, so its X-Forwarded-For chain is kept (issue 11, item 11).
+  const gw = await startGateway(t, { upstream: up.url, raw: { trustedProxies: ['127.0.0.1'] } })
   const body = 'hello'
   const res = await rawRequest(gw.port, [
     'POST /hop?x=1 HTTP/1.1',
@@ -61,7 +62,7 @@ t.test('request: X-Forwarded-For and Via created when absent', async t => {
 t.test('request: Transfer-Encoding from the client is never copied upstream', async t => {
   // Over the wire undici frames the body itself, so check the header builder directly.
   const out = upstreamRequestHeaders({ 'transfer-encoding': 'chunked', 'content-type': 'text/plain', host: 'a.test' }, {
-    remoteAddress: '127.0.0.1', proto: 'http', host: 'a.test', upstreamHost: 'up:1', preserveHost: true,
+    remoteAddress: '127.0.0.1', peer: '127.0.0.1', trusted: false, proto: 'http', hopProto: 'http', host: 'a.test', upstreamHost: 'up:1', preserveHost: true,
   })
   t.equal(out['transfer-encoding'], undefined)
   t.equal(out['content-type'], 'text/plain')

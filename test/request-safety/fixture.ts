@@ -44,7 +44,7 @@ export interface SafetyFixture {
   readonly received: Seen[]
   get (host: string, path: string, headers?: Record<string, string>): Promise<Reply>
   /** Resolves once `path` of `host` is committed to the memory store for `site`. */
-  untilStored (site: string, host: string, path: string): Promise<void>
+  untilStored (site: string, host: string, path: string, scheme?: string): Promise<void>
 }
 
 /** Cache-Control per path prefix; anything else is `public, max-age=600`. */
@@ -93,8 +93,8 @@ export async function startSafetyGateway (t: Teardown, raw: Record<string, unkno
       try { seen = JSON.parse(body) as Seen } catch { seen = undefined }
       return { status: r.statusCode, headers: r.headers, body, seen }
     },
-    async untilStored (site, host, path) {
-      const key = cacheKey({ site, scheme: 'http', host: normaliseHost(host, 'http'), target: path, extra: '' })
+    async untilStored (site, host, path, scheme = 'http') {
+      const key = cacheKey({ site, scheme, host: normaliseHost(host, scheme), target: path, extra: '' })
       await until(() => store.getSync(key) !== undefined, 10_000, `${path} to be stored`)
     },
   }
