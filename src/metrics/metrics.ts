@@ -4,40 +4,22 @@
  * diagnostics_channel or expose stats(), and this module listens.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { RequestMetrics } from './request-metrics.ts'
 
 export interface Metrics {
   readonly registry: Registry
-  readonly httpRequests: Counter<'site' | 'method' | 'status' | 'cache'>
-  readonly httpDuration: Histogram<'site' | 'cache'>
+  /** `livery_http_requests_total` and `livery_http_request_duration_seconds`, fed once per request. */
+  readonly requests: RequestMetrics
   /** Adds a gauge whose value is read at scrape time. */
   gauge (name: string, help: string, labelNames: readonly string[], collect: (set: (labels: Record<string, string>, value: number) => void) => void): void
   counter<L extends string> (name: string, help: string, labelNames: readonly L[]): Counter<L>
   histogram<L extends string> (name: string, help: string, labelNames: readonly L[], buckets?: number[]): Histogram<L>
 }
 
-/** Methods outside this set are reported as OTHER so a hostile client cannot blow up label cardinality. */
-const knownMethods = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'PATCH', 'OPTIONS', 'PURGE', 'TRACE', 'CONNECT'])
-
-export function methodLabel (method: string): string {
-  return knownMethods.has(method) ? method : 'OTHER'
-}
-
 export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry()
   if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: registry })
-  const httpRequests = new Counter({
-    name: 'livery_http_requests_total',
-    help: 'Requests answered, by site, method, status and cache status',
-    labelNames: ['site', 'method', 'status', 'cache'] as const,
-    registers: [registry],
-  })
-  const httpDuration = new Histogram({
-    name: 'livery_http_request_duration_seconds',
-    help: 'Time from request to the last byte of the response',
-    labelNames: ['site', 'cache'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
-  })
+  const requests = new RequestMetrics(registry)
   // The gateway's own saturation, for autoscaling (deploy/kubernetes): unlike
   // requests in flight it does not rise when an upstream is slow. A counter of
   // busy seconds, so rate() is the utilisation (0-1) over any window and the
@@ -53,8 +35,7 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
   })
   return {
     registry,
-    httpRequests,
-    httpDuration,
+    requests,
     gauge (name, help, labelNames, collect) {
       new Gauge({
         name, help, labelNames, registers: [registry],

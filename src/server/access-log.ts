@@ -4,7 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../log.ts'
-import { methodLabel, type Metrics } from '../metrics/metrics.ts'
+import type { Metrics } from '../metrics/metrics.ts'
 import type { RequestContext } from './context.ts'
 
 export interface AccessLogOptions {
@@ -23,8 +23,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     const seconds = (performance.now() - ctx.started) / 1000
     const status = res.headersSent ? res.statusCode : 0
     const method = req.method ?? 'GET'
-    metrics.httpRequests.inc({ site: ctx.site, method: methodLabel(method), status: String(status), cache: ctx.cache })
-    metrics.httpDuration.observe({ site: ctx.site, cache: ctx.cache }, seconds)
+    metrics.requests.record(ctx.site, method, status, ctx.cache, seconds)
     if (rate === 0 || (rate < 1 && Math.random() >= rate)) return
     logger.info({
       type: 'access',
