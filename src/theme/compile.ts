@@ -125,6 +125,11 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
           unsupported(`a ${n.type} node`, 'only drop, replace, before and after apply to text and comments')
         }
       }
+      if (r.op === 'strip' && r.themeChildren) {
+        // strip theme-children strips each child element, keeping what is inside them.
+        if (isElement(n)) for (const ch of n.children) if (isElement(ch)) { if (r.conds.length === 0) staticStrip.add(ch); else slotOf(ch).strip.push(r.id) }
+        continue
+      }
       if (r.conds.length === 0 && r.op === 'drop' && !r.themeChildren) { staticDrop.add(n); continue }
       if (r.conds.length === 0 && r.op === 'strip' && !r.themeChildren) { staticStrip.add(n); continue }
       const s = slotOf(n)

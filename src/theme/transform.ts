@@ -145,7 +145,10 @@ class Run {
         if (r.op === 'drop') {
           if (r.contentChildren && 'children' in n) for (const ch of n.children) drop.add(ch)
           else drop.add(n)
-        } else if (r.op === 'strip') strip.add(n)
+        } else if (r.op === 'strip') {
+          if (r.contentChildren && 'children' in n) for (const ch of n.children) strip.add(ch)
+          else strip.add(n)
+        }
         else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
         else if (r.inline !== null) {
           const w = wrapOf(n)

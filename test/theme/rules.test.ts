@@ -517,3 +517,12 @@ t.test('issue 14: <include> inside inline markup copies content nodes, untouched
   t.same(bodyTree(await themeIt(rules, th, ct)), body('<section id="s"><h2>Head</h2><hr><span id="moved">M</span></section><div id="y"><ol><li>a</li><li>b</li></ol></div>'))
   await t.rejects(themeIt('<replace css:theme="#x"><include/></replace>', th, ct), { code: 'LIVERY_ERR_RULES', message: /<include> needs one content/ })
 })
+
+t.test('issue 14: strip with theme-children / content-children strips the children, not the node', async t => {
+  const th = themeBody('<div id="x"><p><b>one</b></p><p>two</p></div><div id="y">y</div>')
+  const ct = '<body><section id="s"><div><i>a</i></div><div>b</div></section></body>'
+  const out = await themeIt('<strip css:theme-children="#x"/><strip css:content-children="#s"/><replace css:theme="#y" css:content="#s"/>', th, ct)
+  t.same(bodyTree(out), body('<div id="x"><b>one</b>two</div><section id="s"><i>a</i>b</section>'))
+  const cond = await themeIt('<strip css:theme-children="#x" if-path="/s"/>', th, '<body></body>', { path: '/s' })
+  t.same(bodyTree(cond)[0], ['div', { id: 'x' }, [['b', {}, ['one']], 'two']])
+})
