@@ -49,6 +49,9 @@ export function parseHtml (html: string): Document {
   return parsePage(html)
 }
 
+/** Attributes that attribute nodes copied into an element set on it (see nodesHtml). */
+interface AttrSink { readonly attrs: Map<string, string>, open: boolean }
+
 /** Marks the ancestors of `n` as touched, stopping where an earlier walk already went. */
 function touch (touched: Set<AnyNode>, n: AnyNode): void {
   for (let p = n.parent; p !== null && !touched.has(p); p = p.parent) touched.add(p)
@@ -226,14 +229,21 @@ class Run {
   }
 
   /** Serialises content nodes (attribute nodes as their text), copying verbatim source where it can. */
-  nodesHtml (doc: Document, nodes: readonly XNode[], mods: ContentMods | null): string {
+  nodesHtml (doc: Document, nodes: readonly XNode[], mods: ContentMods | null, sink?: AttrSink): string {
     const src = doc instanceof SourceDocument ? doc.source : undefined
     let out = ''
     let batch: AnyNode[] = []
     for (const n of nodes) {
-      if (n.type === 'xattr') { out += serializeNodes(batch, mods, src) + escapeText(n.value); batch = [] } else batch.push(n)
+      if (n.type !== 'xattr') { batch.push(n); continue }
+      out += serializeNodes(batch, mods, src)
+      batch = []
+      // As xsl:copy-of does: an attribute node sets an attribute on the element being written while that element
+      // has no children yet, and is lost anywhere else.
+      if (sink !== undefined && sink.open && out === '') sink.attrs.set(n.name, n.value)
     }
-    return out + serializeNodes(batch, mods, src)
+    out += serializeNodes(batch, mods, src)
+    if (sink !== undefined && out !== '') sink.open = false
+    return out
   }
 
   contentNodes (r: Rule): { doc: Document, nodes: XNode[] } | null {
@@ -250,20 +260,25 @@ class Run {
   }
 
   /** The markup a replace/before/after rule contributes. */
-  ruleHtml (r: Rule): string {
+  ruleHtml (r: Rule, sink?: AttrSink): string {
     if (r.op === 'drop') return ''
-    if (r.inline !== null) { this.count(r, false); return this.inlineHtml(r) }
-    if (r.include !== null) {
+    if (r.inline !== null || r.include !== null) {
       this.count(r, false)
-      if (r.method === 'esi') return `<esi:include src="${escapeAttr(r.include)}"></esi:include>`
-      // Diazo's exact directive text, two spaces included.
-      const virtual = `virtual="${r.include.replace(/--/g, '%2D%2D')}"`
-      return r.method === 'ssiwait' ? `<!--#include  ${virtual} wait="yes"-->` : `<!--#include  ${virtual}-->`
+      const html = r.inline !== null ? this.inlineHtml(r) : this.includeHtml(r, r.include as string)
+      if (sink !== undefined && html !== '') sink.open = false
+      return html
     }
     const found = this.contentNodes(r)
     if (found === null || found.nodes.length === 0) { this.count(r, true); return '' }
     this.count(r, false)
-    return this.nodesHtml(found.doc, found.nodes, r.method === 'raw' ? null : this.modsFor(found.doc))
+    return this.nodesHtml(found.doc, found.nodes, r.method === 'raw' ? null : this.modsFor(found.doc), sink)
+  }
+
+  includeHtml (r: Rule, include: string): string {
+    if (r.method === 'esi') return `<esi:include src="${escapeAttr(include)}"></esi:include>`
+    // Diazo's exact directive text, two spaces included.
+    const virtual = `virtual="${include.replace(/--/g, '%2D%2D')}"`
+    return r.method === 'ssiwait' ? `<!--#include  ${virtual} wait="yes"-->` : `<!--#include  ${virtual}-->`
   }
 
   count (r: Rule, empty: boolean): void {
@@ -284,9 +299,9 @@ class Run {
     return null
   }
 
-  all (ids: readonly number[]): string {
+  all (ids: readonly number[], sink?: AttrSink): string {
     let out = ''
-    for (const id of ids) { const r = this.c.rules[id]; if (this.holds(r.conds, id)) out += this.ruleHtml(r) }
+    for (const id of ids) { const r = this.c.rules[id]; if (this.holds(r.conds, id)) out += this.ruleHtml(r, sink) }
     return out
   }
 
@@ -304,7 +319,9 @@ class Run {
    * from the theme's attributes after the drops, so the last rule to set an attribute wins. Copy and merge read
    * every matched content element (a later element's value wins a copy; a merge joins them all).
    */
-  attrs (s: NodeSlot): string {
+  attrs (s: NodeSlot): string { return attrsHtml(Object.fromEntries(this.attrMap(s)), s.name) }
+
+  attrMap (s: NodeSlot): Map<string, string> {
     const a = new Map<string, string>(s.attrs)
     for (const [id, name] of s.dropAttr) if (this.holds(this.c.rules[id].conds, id)) { a.delete(name); this.count(this.c.rules[id], false) }
     const live: Rule[] = []
@@ -316,7 +333,7 @@ class Run {
       if (names[0] === '*') a.clear(); else for (const n of names) a.delete(n)
       this.count(r, false)
     }
-    if (live.length === 0) return attrsHtml(Object.fromEntries(a), s.name)
+    if (live.length === 0) return a
     const base = new Map(a)
     for (const r of live) {
       const found = this.contentNodes(r)
@@ -341,7 +358,7 @@ class Run {
       // whatever its docs say about dropping them).
       for (const el of els) for (const n of all ? Object.keys(el.attribs) : names) { const v = el.attribs[n]; if (v !== undefined) a.set(n, v) }
     }
-    return attrsHtml(Object.fromEntries(a), s.name)
+    return a
   }
 
   render (segs: readonly Seg[]): string {
@@ -362,13 +379,32 @@ class Run {
       if (rep !== null) out += this.ruleHtml(rep)
       else {
         const stripped = this.any(s.strip)
-        if (!stripped) out += `<${s.name}${s.attrRules.length === 0 && s.dropAttr.length === 0 ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)}>${s.lead}`
-        if (!s.isVoid) {
-          out += this.all(s.childBefore)
+        const plain = s.attrRules.length === 0 && s.dropAttr.length === 0
+        if (s.isVoid || (s.childBefore.length === 0 && s.childReplace.length === 0)) {
+          if (!stripped) out += `<${s.name}${plain ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)}>${s.lead}`
+          if (!s.isVoid) {
+            out += this.render(s.body) + this.all(s.childAfter)
+            if (!stripped) out += `</${s.name}>`
+          }
+        } else {
+          // Children rules may copy attribute nodes onto the element, so they run before its start tag is written.
+          const sink: AttrSink | undefined = stripped ? undefined : { attrs: new Map(), open: s.lead === '' }
+          let inner = this.all(s.childBefore, sink)
           const kids = this.pick(s.childReplace)
-          out += kids !== null ? this.ruleHtml(kids) : this.render(s.body)
-          out += this.all(s.childAfter)
-          if (!stripped) out += `</${s.name}>`
+          if (kids !== null) inner += this.ruleHtml(kids, sink)
+          else { const b = this.render(s.body); if (sink !== undefined && b !== '') sink.open = false; inner += b }
+          inner += this.all(s.childAfter, sink)
+          if (stripped) out += inner
+          else {
+            let attrs: string
+            if (sink === undefined || sink.attrs.size === 0) attrs = plain ? attrsHtml(Object.fromEntries(s.attrs), s.name) : this.attrs(s)
+            else {
+              const merged = plain ? new Map(s.attrs) : this.attrMap(s)
+              for (const [k, v] of sink.attrs) merged.set(k, v)
+              attrs = attrsHtml(Object.fromEntries(merged), s.name)
+            }
+            out += `<${s.name}${attrs}>${s.lead}${inner}</${s.name}>`
+          }
         }
       }
     }

@@ -526,3 +526,15 @@ t.test('issue 14: strip with theme-children / content-children strips the childr
   const cond = await themeIt('<strip css:theme-children="#x" if-path="/s"/>', th, '<body></body>', { path: '/s' })
   t.same(bodyTree(cond)[0], ['div', { id: 'x' }, [['b', {}, ['one']], 'two']])
 })
+
+t.test('issue 14: attribute nodes copied into an element set its attributes, as xsl:copy-of does', async t => {
+  const th = themeBody('<div id="x" class="t">x</div><div id="y"></div><p id="z">z</p>')
+  const ct = '<body class="section-news" dir="rtl"><h1 title="T">H</h1></body>'
+  const out = await themeIt(`<prepend css:theme="#x" content="/html/body/@class"/>
+    <replace css:theme-children="#y" content="//h1/@title"/>
+    <after css:theme="#z" content="/html/body/@dir"/>`, th, ct)
+  t.same(bodyTree(out), body('<div id="x" class="section-news">x</div><div id="y" title="T"></div><p id="z">z</p>'),
+    'prepend sets class; an attribute outside any element is lost')
+  const late = await themeIt('<append css:theme="#x" content="/html/body/@class"/>', th, ct)
+  t.same(bodyTree(late)[0], ['div', { id: 'x', class: 't' }, ['x']], 'after the element has children, an attribute is lost')
+})
