@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext } from '../server/context.ts'
-import { clientResponseHeaders } from './headers.ts'
+import { clientResponseHeaders, stripHopByHop } from './headers.ts'
 import { clientInfo, type ClientInfo } from './forwarded.ts'
 import { LiveryError } from '../errors.ts'
 import type { Upstream, UpstreamResponse } from './upstream.ts'
@@ -24,15 +24,34 @@ export interface ForwardedRequest {
   /** The client's body stream, or null (cache fills are GETs). */
   readonly body: IncomingMessage | null
   readonly client: ClientInfo
+  /** Where the upstream's `103 Early Hints` go (the client's response), if anywhere. */
+  readonly onEarlyHints?: (headers: Record<string, string | string[]>) => void
+}
+
+/**
+ * Forwards the upstream's 103 Early Hints to `res` while the final response
+ * is not written yet. Never to an HTTP/1.0 client (RFC 9110 §15.2), and only
+ * hints with a Link field (all Node sends, and all browsers use).
+ */
+export function earlyHintsTo (req: IncomingMessage, res: ServerResponse): ((headers: Record<string, string | string[]>) => void) | undefined {
+  if (req.httpVersionMajor < 1 || (req.httpVersionMajor === 1 && req.httpVersionMinor < 1)) return undefined
+  return (headers) => {
+    if (res.headersSent || res.destroyed) return
+    const hints = stripHopByHop(headers)
+    if (hints.link === undefined) return
+    try {
+      res.writeEarlyHints(hints)
+    } catch { /* a Link value Node refuses to write: a hint is only a hint */ }
+  }
 }
 
 /** The client's own request, as pass mode forwards it. */
-export function asForwarded (req: IncomingMessage): ForwardedRequest {
-  return { method: req.method ?? 'GET', headers: req.headers, body: requestHasBody(req) ? req : null, client: clientInfo(req) }
+export function asForwarded (req: IncomingMessage, res?: ServerResponse): ForwardedRequest {
+  return { method: req.method ?? 'GET', headers: req.headers, body: requestHasBody(req) ? req : null, client: clientInfo(req), onEarlyHints: res === undefined ? undefined : earlyHintsTo(req, res) }
 }
 
 export function forwardRequest (upstream: Upstream, fwd: ForwardedRequest, path: string, signal: AbortSignal, ctx: RequestContext): Promise<UpstreamResponse> {
-  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client }).then(res => {
+  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client, onEarlyHints: fwd.onEarlyHints }).then(res => {
     ctx.upstreamTime = res.upstreamTime
     return res
   })

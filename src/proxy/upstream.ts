@@ -4,12 +4,13 @@
  * request with both bodies streamed.
  */
 import type { IncomingMessage } from 'node:http'
-import { Pool, type Dispatcher } from 'undici'
+import { Pool, buildConnector, type Dispatcher } from 'undici'
 import type { SiteConfig } from '../config/types.ts'
 import { LiveryError, isLiveryError } from '../errors.ts'
 import { upstreamRequestHeaders } from './headers.ts'
 import type { ClientInfo } from './forwarded.ts'
 import { upstreamError } from './upstream-errors.ts'
+import { skippingContinue } from './interim.ts'
 
 export interface UpstreamResponse {
   readonly status: number
@@ -28,6 +29,8 @@ export interface ForwardOptions {
   readonly body: IncomingMessage | null
   readonly signal: AbortSignal
   readonly context: ClientInfo
+  /** Called for each `103 Early Hints` before the final response (other 1xx are dropped). */
+  readonly onEarlyHints?: (headers: Record<string, string | string[]>) => void
 }
 
 export class Upstream {
@@ -52,7 +55,7 @@ export class Upstream {
     this.#pathBase = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
     this.#pool = new Pool(url.origin, {
       connections: site.connections,
-      connectTimeout: site.timeouts.connect,
+      connect: skippingContinue(buildConnector({ timeout: site.timeouts.connect })),
       headersTimeout: site.timeouts.firstByte,
       bodyTimeout: site.timeouts.betweenBytes,
       keepAliveTimeout: 4_000,
@@ -84,6 +87,7 @@ export class Upstream {
         headers: headers as Record<string, string | string[]>,
         body: opts.body,
         signal: opts.signal,
+        onInfo: opts.onEarlyHints === undefined ? undefined : (info) => { if (info.statusCode === 103) opts.onEarlyHints!(info.headers) },
         // A response body is read by whoever streams it; nothing is buffered here.
         highWaterMark: 64 * 1024,
       })
