@@ -24,7 +24,7 @@ export function skippingContinue (connect: buildConnector.connector): buildConne
   return (options, callback) => {
     connect(options, (...args) => {
       const socket = args[1]
-      if (socket !== null) filterContinue(socket)
+      if (socket != null) filterContinue(socket)
       callback(...args)
     })
   }
