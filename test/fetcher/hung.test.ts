@@ -2,7 +2,7 @@
 // the first `wait` window, and never get more than `concurrency` connections.
 import t from 'tap'
 import { hasCode } from '../../src/errors.ts'
-import { atOnce, collect, config, fakeClock, hang, makePool, next, ok, startServer, timed, timerLateness } from './helpers.ts'
+import { atOnce, collect, config, fakeClock, hang, makePool, next, ok, settlesWithin, startServer, timed } from './helpers.ts'
 
 t.test('with stale copies: 50 concurrent gets resolve within wait + 50 ms; connections stay within concurrency', async t => {
   const server = await startServer(t, ok('<html>v1</html>'))
@@ -16,13 +16,15 @@ t.test('with stale copies: 50 concurrent gets resolve within wait + 50 ms; conne
   server.handle(hang)
   clock.advance(cfg.ttl + 1) // every copy is now stale, well within staleWhileRevalidate
   const stale = collect(t, 'livery:fetch:stale_served')
-  const lateness = timerLateness(cfg.wait)
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => timed(() => pool.get(urls[i % urls.length]))))
-  const bound = cfg.wait + 50 + await lateness
-  t.comment(`bound ${bound.toFixed(0)} ms (wait + 50 + measured timer lateness); slowest get ${Math.max(...results.map(r => r.ms)).toFixed(0)} ms`)
+  // Every get starts its wait timer before settlesWithin starts its own of the
+  // same length, so "within wait" is an ordering, whatever the machine's load.
+  const all = Promise.all(Array.from({ length: 50 }, (_, i) => timed(() => pool.get(urls[i % urls.length]))))
+  const inTime = settlesWithin(all, cfg.wait)
+  const results = await all
+  t.comment(`slowest get ${Math.max(...results.map(r => r.ms)).toFixed(0)} ms (wait ${cfg.wait})`)
+  t.ok(await inTime, 'all 50 gets resolved no later than a timer of `wait` started after them')
   for (const r of results) {
     t.equal(r.error, undefined, 'no error')
-    if (r.ms > bound) t.fail(`a get took ${r.ms.toFixed(0)} ms`)
     t.equal(r.value?.state, 'stale')
     t.equal(r.value?.resource.body.toString(), '<html>v1</html>')
   }
@@ -45,12 +47,14 @@ t.test('without a copy: get rejects within missWait with a coded error', async t
   const server = await startServer(t, hang)
   const cfg = config({ missWait: 300 })
   const pool = makePool(t, cfg)
-  const lateness = timerLateness(cfg.missWait)
-  const results = await Promise.all(Array.from({ length: 10 }, () => timed(() => pool.get(server.url('/cold.html')))))
-  const bound = cfg.missWait + 50 + await lateness
+  const all = Promise.all(Array.from({ length: 10 }, () => timed(() => pool.get(server.url('/cold.html')))))
+  const inTime = settlesWithin(all, cfg.missWait)
+  const results = await all
+  t.ok(await inTime, 'all 10 rejected no later than a timer of `missWait` started after them')
   for (const r of results) {
     t.ok(hasCode(r.error, 'LIVERY_ERR_FETCH_WAIT'), 'LIVERY_ERR_FETCH_WAIT')
-    t.ok(r.ms >= cfg.missWait - 5 && r.ms <= bound, `rejected after ${r.ms.toFixed(0)} ms (bound ${bound.toFixed(0)})`)
+    // A lower bound holds on any machine: timers never fire early.
+    t.ok(r.ms >= cfg.missWait - 5, `rejected after ${r.ms.toFixed(0)} ms, not before missWait`)
   }
   t.equal(server.requests.length, 1, 'one job for all callers')
 })

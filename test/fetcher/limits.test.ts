@@ -5,7 +5,7 @@ import { gzipSync } from 'node:zlib'
 import type { ServerResponse } from 'node:http'
 import { hasCode } from '../../src/errors.ts'
 import type { FetchLock } from '../../src/fetcher/index.ts'
-import { atOnce, collect, config, fakeClock, hang, makePool, ok, startServer, timed, timerLateness } from './helpers.ts'
+import { atOnce, collect, config, fakeClock, hang, makePool, ok, settlesWithin, startServer, timed } from './helpers.ts'
 
 t.test('body size cap, declared or streamed', async t => {
   const big = 'x'.repeat(2048)
@@ -37,12 +37,15 @@ t.test('first-byte, between-bytes and total timeouts', async t => {
   const pool = makePool(t, config({ missWait: 5000, timeouts: { connect: 1000, firstByte: 200, betweenBytes: 200, total: 3000 } }))
   const timeouts = collect(t, 'livery:fetch:timeout')
 
-  const [first, between] = await Promise.all([timed(() => pool.get(server.url('/no-headers'))), timed(() => pool.get(server.url('/stalls')))])
+  const both = [timed(() => pool.get(server.url('/no-headers'))), timed(() => pool.get(server.url('/stalls')))]
+  // The jobs' total deadline timers (3 s) start inside get(), before these.
+  const inTime = both.map(p => settlesWithin(p, 3000))
+  const [first, between] = await Promise.all(both)
   t.ok(hasCode(first.error, 'LIVERY_ERR_FETCH_TIMEOUT'), 'coded')
   t.match((first.error as Error).message, /no response headers within 200 ms/)
-  t.ok(first.ms < 2000, `first-byte timeout after ${first.ms.toFixed(0)} ms`)
+  t.ok(await inTime[0], `first-byte timeout after ${first.ms.toFixed(0)} ms, before the total deadline`)
   t.match((between.error as Error).message, /no body bytes for 200 ms/)
-  t.ok(between.ms < 2000, `between-bytes timeout after ${between.ms.toFixed(0)} ms`)
+  t.ok(await inTime[1], `between-bytes timeout after ${between.ms.toFixed(0)} ms, before the total deadline`)
   t.same(timeouts.map(m => (m as { phase: string }).phase).sort(), ['betweenBytes', 'firstByte'])
   t.equal(pool.stats().circuits[server.origin], 'closed', 'two failures are below the threshold')
 })
@@ -59,9 +62,13 @@ t.test('the total deadline ends a job that keeps trickling bytes', async t => {
   t.teardown(() => clearInterval(timer))
   const pool = makePool(t, config({ missWait: 2000, timeouts: { connect: 1000, firstByte: 1000, betweenBytes: 1000, total: 300 } }))
   const timeouts = collect(t, 'livery:fetch:timeout')
-  const total = await timed(() => pool.get(server.url('/trickle')))
+  const pending = timed(() => pool.get(server.url('/trickle')))
+  // The job's deadline timer starts inside get(), before this one of the same length.
+  const inTime = settlesWithin(pending, 300)
+  const total = await pending
   t.match((total.error as Error).message, /total deadline of 300 ms/)
-  t.ok(total.ms >= 290 && total.ms < 500, `total deadline after ${total.ms.toFixed(0)} ms`)
+  t.ok(total.ms >= 290, `total deadline after ${total.ms.toFixed(0)} ms, not before`)
+  t.ok(await inTime, 'ended by the deadline timer itself, not later')
   t.same(timeouts.map(m => (m as { phase: string }).phase), ['total'])
 })
 
@@ -77,11 +84,13 @@ t.test('waits are measured from the job start, not the caller\'s arrival', async
 
   const early = timed(() => pool.get(url)) // starts the refresh job
   clock.advance(60)
-  const lateness = timerLateness(40)
-  const mid = await timed(() => pool.get(url))
+  const midPending = timed(() => pool.get(url))
+  // Its wait timer (the remaining 40 ms) starts inside get(), before this one.
+  const inTime = settlesWithin(midPending, 40)
+  const mid = await midPending
   t.equal(mid.value?.state, 'stale')
-  const bound = 40 + 20 + await lateness
-  t.ok(mid.ms >= 35 && mid.ms <= bound, `joined 60 ms into the job: waited ${mid.ms.toFixed(0)} ms of the remaining 40 (bound ${bound.toFixed(0)})`)
+  t.ok(mid.ms >= 35, `joined 60 ms into the job: waited ${mid.ms.toFixed(0)} ms, not less than the remaining 40`)
+  t.ok(await inTime, 'and no more than the remaining 40: settled before a 40 ms timer started after it')
   t.ok((await early).ms >= 95, 'the first caller waited the full window')
   clock.advance(40)
   const late = await atOnce(() => pool.get(url))
