@@ -4,15 +4,44 @@
  * one place the tests allow one) is blocking the gateway's: new requests are
  * shed with 503 before any work, readyz reports not ready, and both recover
  * once the loop is healthy again.
+ *
+ * Issue 10: on a busy machine the loop also stalls on its own, past 100 ms,
+ * at moments the test does not choose (readyz went 503 before the stall). The
+ * test still creates the stall it measures (3× the limit), and every check
+ * that expects a healthy gateway waits for a healthy verdict first and is
+ * repeated when the machine's own lag trips the watchdog in between; sheds
+ * that lag caused are counted, so the shed counter is still checked exactly.
  */
 import t from 'tap'
 import { startUpstream, startGateway } from '../helpers/servers.ts'
-import { get, header, metricValue, nextMessage } from './fixture.ts'
+import { get, header, metricValue, nextMessage, type Reply } from './fixture.ts'
+import type { Gateway } from '../../src/server/gateway.ts'
 
 /** Holds the event loop for `ms` — the stall the watchdog must notice. */
 function blockEventLoop (ms: number): void {
   const end = performance.now() + ms
   while (performance.now() < end) { /* blocking on purpose */ }
+}
+
+/** A reply the watchdog caused: a shed request, or readyz reporting the overload. */
+function overloadReply (r: Reply): boolean {
+  return r.status === 503 && (header(r, 'x-livery-error') === 'LIVERY_ERR_OVERLOADED' || /event-loop delay/.test(r.body))
+}
+
+/**
+ * `send()` once the watchdog's verdict is healthy, repeated while the reply
+ * is one the watchdog caused (the machine's own lag tripped it in between);
+ * `lagSheds` counts the requests shed that way.
+ */
+async function whenHealthy (gateway: Gateway, send: () => Promise<Reply>, lagSheds: { n: number }): Promise<Reply> {
+  for (;;) {
+    if (gateway.watchdog.overloaded() !== undefined) {
+      await nextMessage<{ reason: string | undefined }>('livery:pool:overload', m => m.reason === undefined)
+    }
+    const r = await send()
+    if (!overloadReply(r)) return r
+    if (header(r, 'x-livery-error') === 'LIVERY_ERR_OVERLOADED') lagSheds.n++
+  }
 }
 
 t.test('a blocked event loop sheds new requests and fails readyz, then recovers', async t => {
@@ -28,13 +57,10 @@ t.test('a blocked event loop sheds new requests and fails readyz, then recovers'
       sites: [{ name: 'one', hosts: ['*'], upstream: up.url }],
     },
   })
-  // Starting the gateway (and, on a busy machine, other processes) can itself
-  // stall this loop past 100 ms: begin from a healthy verdict.
-  if (fx.gateway.watchdog.overloaded() !== undefined) {
-    await nextMessage<{ reason: string | undefined }>('livery:pool:overload', m => m.reason === undefined)
-  }
-  t.equal((await get(fx.agent, fx.url, 'one.test', '/before')).status, 200)
-  t.equal((await get(fx.agent, fx.url, 'one.test', '/_livery/readyz')).status, 200, 'ready before the stall')
+  const lagSheds = { n: 0 }
+  const healthy = (path: string): Promise<Reply> => whenHealthy(fx.gateway, () => get(fx.agent, fx.url, 'one.test', path), lagSheds)
+  t.equal((await healthy('/before')).status, 200)
+  t.equal((await healthy('/_livery/readyz')).status, 200, 'ready before the stall')
 
   const overloaded = nextMessage<{ reason: string | undefined }>('livery:pool:overload', m => m.reason !== undefined)
   blockEventLoop(300)
@@ -59,10 +85,12 @@ t.test('a blocked event loop sheds new requests and fails readyz, then recovers'
   t.match(notReady.body, /event-loop delay/)
 
   await recovered
-  t.equal((await get(fx.agent, fx.url, 'one.test', '/after')).status, 200, 'requests are admitted again')
-  t.equal((await get(fx.agent, fx.url, 'one.test', '/_livery/readyz')).status, 200, 'ready again')
+  t.equal((await healthy('/after')).status, 200, 'requests are admitted again')
+  t.equal((await healthy('/_livery/readyz')).status, 200, 'ready again')
+  // Admin routes are never shed; lag may still have shed one of the page requests above.
   const metrics = (await get(fx.agent, fx.url, 'one.test', '/_livery/metrics')).body
-  t.equal(metricValue(metrics, 'livery_requests_shed_total', { reason: 'overloaded' }), 1, 'the shed is counted')
+  t.equal(metricValue(metrics, 'livery_requests_shed_total', { reason: 'overloaded' }), 1 + lagSheds.n,
+    `the shed is counted (plus ${lagSheds.n} that the machine's own lag caused)`)
   t.ok(fx.logs.find({ msg: 'overloaded: shedding new requests' }).length >= 1, 'the overload is logged')
   t.ok(fx.logs.find({ msg: 'recovered from overload: admitting new requests' }).length >= 1, 'and the recovery')
 })

@@ -14,12 +14,16 @@ t.test('a blocked event loop sheds, then recovers', async t => {
   // monitorEventLoopDelay records nothing until its timer has ticked once
   // (the first interval has no previous tick to measure from), so let it.
   await delay(30)
+  // On a busy machine the loop can stall past 100 ms on its own (issue 10):
+  // start the stall from a healthy verdict, so the message below is its own.
+  while (watchdog.overloaded() !== undefined) await nextMessage<OverloadMessage>('livery:pool:overload')
   const overloaded = nextMessage<OverloadMessage>('livery:pool:overload')
   // The behaviour under test: a synchronous stall of the loop, bounded to 300 ms.
   const until = performance.now() + 300
   while (performance.now() < until) { /* block the event loop */ }
   const entered = await overloaded
-  t.match(entered.reason, /^event-loop delay \d+ms > 100ms$/)
+  // Lag on top of the stall can take it past a second ("1.2s").
+  t.match(entered.reason, /^event-loop delay (\d+ms|\d+(\.\d+)?s) > 100ms$/)
   t.equal(watchdog.overloaded(), entered.reason)
   t.ok(watchdog.stats().eventLoopDelay >= 100)
   const shedMessage = nextMessage<{ reason: string }>('livery:pool:shed')
