@@ -100,6 +100,12 @@ export function ok (body: string | (() => string), headers: Record<string, strin
 /** Accepts the request and never answers (sockets are destroyed at teardown). */
 export const hang: Handler = () => {}
 
+/**
+ * A fetch config for tests. `wait` and `missWait` default to safety nets: a
+ * fetch from a healthy loopback server can outlast 100 ms on a busy machine
+ * (issue 10), and a test that expects `fetched` or `refreshed` must not get
+ * `stale` or LIVERY_ERR_FETCH_WAIT for it. Tests of the waits set them.
+ */
 export function config (overrides: Partial<FetchConfig> = {}): FetchConfig {
   return {
     concurrency: 4,
@@ -107,8 +113,8 @@ export function config (overrides: Partial<FetchConfig> = {}): FetchConfig {
     minTtl: 500,
     staleWhileRevalidate: 60_000,
     staleIfError: 120_000,
-    wait: 100,
-    missWait: 300,
+    wait: 30_000,
+    missWait: 30_000,
     maxSize: 1024 * 1024,
     timeouts: { connect: 1000, firstByte: 5000, betweenBytes: 5000, total: 10_000 },
     circuit: { failures: 3, coolDown: 1000, maxCoolDown: 4000 },

@@ -7,6 +7,7 @@ import { atOnce, collect, config, fakeClock, hang, makePool, next, ok, settlesWi
 t.test('with stale copies: 50 concurrent gets resolve within wait + 50 ms; connections stay within concurrency', async t => {
   const server = await startServer(t, ok('<html>v1</html>'))
   const clock = fakeClock()
+  // missWait stays a safety net: the warm-up below fetches from a healthy server.
   const cfg = config({ concurrency: 4, wait: 100 })
   const pool = makePool(t, cfg, { now: clock.now })
   const urls = Array.from({ length: 8 }, (_, i) => server.url(`/theme-${i}.html`))

@@ -123,7 +123,7 @@ t.test('the queue is bounded: beyond maxQueued a job is refused at once', async 
 t.test('queued jobs take free slots in FIFO order', async t => {
   const held: ServerResponse[] = []
   const server = await startServer(t, (_req, res) => { held.push(res) })
-  const pool = makePool(t, config({ concurrency: 1, missWait: 2000 }))
+  const pool = makePool(t, config({ concurrency: 1 }))
   const gets = ['/a', '/b', '/c'].map(p => pool.get(server.url(p)))
   for (let n = 1; n <= 3; n++) {
     await server.requestCount(n)
@@ -148,7 +148,7 @@ t.test('jobs queued behind the failure that opens the circuit end without a requ
 t.test('close waits for running jobs and cancels queued ones', async t => {
   const held: ServerResponse[] = []
   const server = await startServer(t, (_req, res) => { held.push(res) })
-  const pool = makePool(t, config({ concurrency: 1, missWait: 2000 }))
+  const pool = makePool(t, config({ concurrency: 1 }))
   const running = pool.get(server.url('/running'))
   const queued = pool.get(server.url('/queued'))
   await server.requestCount(1)
