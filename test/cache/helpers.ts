@@ -71,7 +71,9 @@ export function makeEntry (url: string, body: Buffer | string, over: Partial<Ent
 export async function listen (t: Teardown, handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server, origin: string, port: number }> {
   const server = createServer(handler)
   server.keepAliveTimeout = 1000
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  // Node's default backlog (511) drops SYNs from a burst of 1,000 connects; on a
+  // busy machine their retransmits ran into the client's connect timeout.
+  await new Promise<void>((resolve) => server.listen({ port: 0, host: '127.0.0.1', backlog: 2048 }, resolve))
   t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
   const port = (server.address() as AddressInfo).port
   return { server, origin: `http://127.0.0.1:${port}`, port }
