@@ -8,6 +8,10 @@ import { cacheFixture, text } from './fixture.ts'
 
 const N = 1000
 const big = { maxConcurrent: 2000, maxQueue: 2000 }
+// The overload watchdog is not under test here, and on a busy machine 1,000
+// requests in this one process stall its loop past the default 1 s: it shed
+// 39 of them with 503 (issue 10). test/gateway-pool/watchdog.test.ts covers it.
+const noWatchdog = { ...big, maxEventLoopDelay: '0' }
 
 t.test(`${N} concurrent requests, one cold cacheable URL → 1 upstream request`, async t => {
   const f = await cacheFixture(t, {
@@ -15,7 +19,7 @@ t.test(`${N} concurrent requests, one cold cacheable URL → 1 upstream request`
       const timer = setTimeout(() => res.writeHead(200, { ...text, 'cache-control': 'max-age=600' }).end(`hot${n}`), 200)
       res.on('close', () => clearTimeout(timer))
     },
-  }, { site: { pool: big, connections: 16 }, raw: { pool: big } })
+  }, { site: { pool: big, connections: 16 }, raw: { pool: noWatchdog } })
   const agent = new Agent({ connections: N + 100, keepAliveTimeout: 1_000 })
   t.teardown(() => agent.destroy())
   const started = performance.now()
@@ -38,10 +42,11 @@ t.test(`${N} concurrent requests, one uncacheable URL → ${N} upstream requests
   // so a fixed delay could not tell "queued behind another" from "slow
   // machine"; the barrier can: a request waiting behind another's response
   // would hold the barrier shut until the cap, and the peak would stay < N.
-  const cap = 10_000
+  const cap = 60_000
   let inFlight = 0
   let peak = 0
   let open: (() => void) | undefined
+  let cappedAt: number | undefined
   let barrier = new Promise<void>(resolve => { open = resolve })
   const f = await cacheFixture(t, {
     '/private': (_q, res, n) => {
@@ -50,10 +55,10 @@ t.test(`${N} concurrent requests, one uncacheable URL → ${N} upstream requests
       inFlight++
       peak = Math.max(peak, inFlight)
       if (inFlight === N) open?.()
-      const timer = setTimeout(() => open?.(), cap)
+      const timer = setTimeout(() => { cappedAt ??= inFlight; open?.() }, cap)
       void barrier.then(() => { clearTimeout(timer); send() })
     },
-  }, { site: { pool: big, connections: N + 100 }, raw: { pool: big } })
+  }, { site: { pool: big, connections: N + 100 }, raw: { pool: noWatchdog } })
   // One request teaches the gateway the URL is uncacheable (hit-for-miss).
   t.equal((await f.get('/private')).headers['x-cache'], 'MISS')
   const agent = new Agent({ connections: N + 100, keepAliveTimeout: 2_000 })
@@ -69,5 +74,6 @@ t.test(`${N} concurrent requests, one uncacheable URL → ${N} upstream requests
   t.equal(f.hits('/private'), N + 1, `${N} more upstream requests`)
   t.equal(replies.filter(r => r.status === 200 && r.xcache === 'MISS').length, N, 'all answered 200, X-Cache MISS (hit-for-miss, as Varnish reports it)')
   t.equal(peak, N, `all ${N} were in flight at the upstream at once: none waited behind another`)
-  t.ok(ms < cap, `all answered in ${Math.round(ms)} ms, as soon as the upstream answered (one upstream latency)`)
+  // Was "all answered in less than the cap": the same fact without a clock.
+  t.equal(cappedAt, undefined, `the barrier opened because all were in flight, not by its ${cap} ms cap (all answered in ${Math.round(ms)} ms)`)
 })
