@@ -103,7 +103,9 @@ export function displayName (url: string): string {
 }
 
 const ruleAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'to-content', 'to-content-children', 'if-content', 'if-not-content',
-  'if-path', 'if-not-path', 'if', 'if-not', 'attributes', 'separator', 'href', 'method', 'merge'])
+  'if-path', 'if-not-path', 'if', 'if-not', 'attributes', 'separator', 'href', 'method', 'merge',
+  // Older spellings: XDV's raw="true" (method="raw"), and Deliverance's error-handling switches, which do not change the output.
+  'raw', 'nocontent', 'notheme', 'manytheme', 'manycontent'])
 const cssAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'to-content', 'to-content-children', 'if-content', 'if-not-content'])
 
 class RulesParser {
@@ -302,7 +304,8 @@ class RulesParser {
     }
     const attrList = probe.a.get('attributes')
     const attributes = attrList === undefined ? null : attrList.split(/\s+/).filter(s => s !== '')
-    const methodRaw = probe.a.get('method') ?? 'document'
+    const legacyRaw = probe.a.get('raw')
+    const methodRaw = probe.a.get('method') ?? (legacyRaw !== undefined && /^(true|1|yes|raw)$/i.test(legacyRaw.trim()) ? 'raw' : 'document')
     if (!['document', 'raw', 'ssi', 'ssiwait', 'esi'].includes(methodRaw)) this.fail(el, url, `unsupported method "${methodRaw}" (use document, raw, ssi, ssiwait or esi)`)
     const hrefRaw = probe.a.get('href')
     const includes = methodRaw === 'ssi' || methodRaw === 'ssiwait' || methodRaw === 'esi'

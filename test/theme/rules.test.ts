@@ -538,3 +538,10 @@ t.test('issue 14: attribute nodes copied into an element set its attributes, as 
   const late = await themeIt('<append css:theme="#x" content="/html/body/@class"/>', th, ct)
   t.same(bodyTree(late)[0], ['div', { id: 'x', class: 't' }, ['x']], 'after the element has children, an attribute is lost')
 })
+
+t.test('issue 14: the old raw="true" spelling of method="raw"', async t => {
+  const th = themeBody('<div id="m"></div><div id="t"></div>')
+  const ct = '<body><div class="msg">top</div><div id="src"><div class="msg">inside</div><p>foo</p></div></body>'
+  const out = await themeIt('<replace css:theme="#m" css:content=".msg" raw="true"/><drop css:content="#src .msg"/><replace css:theme="#t" css:content="#src"/>', th, ct)
+  t.same(bodyTree(out), body('<div class="msg">top</div><div class="msg">inside</div><div id="src"><p>foo</p></div>'))
+})
