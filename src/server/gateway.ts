@@ -27,7 +27,7 @@ import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/in
 import { FetchPool } from '../fetcher/index.ts'
 import { RedisFetchLock } from '../fetcher/redis-lock.ts'
 import { type SiteThemer, transformTaskModule } from './site-themer.ts'
-import { createThemeAssetsRoute } from './theme-assets.ts'
+import { createThemeAssetsRoute, themeAssetLimits, type ThemeAssetPools } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { checkCacheDirectory, listenError } from './preflight.ts'
 import { join } from 'node:path'
@@ -69,6 +69,8 @@ export class Gateway {
   readonly cache: HttpCache
   readonly watchdog: Watchdog
   readonly fetchPool: FetchPool
+  /** Theme assets, apart from theme pages and rules so that asset traffic can never evict those (theme-assets.ts). */
+  readonly assetPools: ThemeAssetPools
   /** The worker tier for transforms; only when some site is themed. */
   readonly transformPool: TransformPool | undefined
   #ready: Promise<void> | undefined
@@ -111,6 +113,10 @@ export class Gateway {
       ? undefined
       : new RedisFetchLock({ url: config.cache.redis.url, prefix: config.cache.redis.prefix, timeout: config.cache.redis.timeout, lockTtl: config.fetch.timeouts.total, logger: opts.logger })
     this.fetchPool = new FetchPool(config.fetch, { directory: join(config.cache.directory, 'fetch'), logger: opts.logger, lock: this.#fetchLock })
+    const assetPool = (name: string, limits: { entries: number, bytes: number }): FetchPool => new FetchPool(config.fetch, {
+      directory: join(config.cache.directory, name), logger: opts.logger, lock: this.#fetchLock, maxEntries: limits.entries, maxBytes: Math.max(limits.bytes, config.fetch.maxSize),
+    })
+    this.assetPools = { theme: assetPool('fetch-assets', themeAssetLimits.theme), other: assetPool('fetch-assets-other', themeAssetLimits.other) }
     const themed = config.sites.filter(site => site.theme !== undefined && opts.themes?.get(site.name) === undefined)
     this.transformPool = themed.length === 0
       ? undefined
@@ -119,7 +125,7 @@ export class Gateway {
     this.#sites = this.#buildSites(config)
     this.#useSites(this.#sites)
     const themers = this.#themers
-    this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.fetchPool))
+    this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.assetPools))
     this.admin.addPrivate('/status', (_req, res) => {
       const body = JSON.stringify(this.status(), null, 2) + '\n'
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
@@ -127,7 +133,11 @@ export class Gateway {
     })
     this.admin.addReadinessCheck(() => {
       const waiting = [...themers].filter(([, t]) => t.version === '').map(([name]) => name)
-      return waiting.length === 0 ? undefined : `themes not loaded for ${waiting.join(', ')}`
+      if (waiting.length > 0) return `themes not loaded for ${waiting.join(', ')}`
+      // Loaded, but no theme could be had (theme server down at start, nothing persisted): pages would go out
+      // unthemed. Each probe also starts a due refresh, so the site becomes ready once the theme server answers.
+      const unusable = [...themers].filter(([, t]) => t.noUsableTheme).map(([name, t]) => { t.poke(); return name })
+      return unusable.length === 0 ? undefined : `no usable theme for ${unusable.join(', ')}`
     })
     // Getters, so the gauges follow the current site layer after a reload.
     const gateway = this
@@ -241,7 +251,7 @@ export class Gateway {
    */
   ready (): Promise<void> {
     this.#ready ??= (async () => {
-      await this.fetchPool.open()
+      await Promise.all([this.fetchPool.open(), this.assetPools.theme.open(), this.assetPools.other.open()])
       await this.#sites.load()
     })()
     return this.#ready
@@ -386,7 +396,7 @@ export class Gateway {
       await Promise.all([...this.#retiring].map(layer => layer.close()))
       await this.#sites.close()
       await Promise.all([this.watchdog.close(), this.cache.close()])
-      await Promise.all([this.fetchPool.close(), this.transformPool?.close()])
+      await Promise.all([this.fetchPool.close(), this.assetPools.theme.close(), this.assetPools.other.close(), this.transformPool?.close()])
       await this.#fetchLock?.close()
     })
     return this.#closing
@@ -396,7 +406,7 @@ export class Gateway {
     this.#draining = true
     this.#destroyed = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), this.#sites.destroy(), ...[...this.#retiring].map(layer => layer.destroy()), this.cache.destroy(), this.fetchPool.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
+    await Promise.all([this.close(), this.#sites.destroy(), ...[...this.#retiring].map(layer => layer.destroy()), this.cache.destroy(), this.fetchPool.destroy(), this.assetPools.theme.destroy(), this.assetPools.other.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
@@ -415,14 +425,21 @@ export class Gateway {
         hosts: site.hosts,
         pathPrefix: site.pathPrefix,
         upstream: site.upstream,
-        theme: this.themers.get(site.name)?.engine.describe(),
+        theme: this.#themeStatus(site.name),
       })),
       cache: this.cache.stats(),
       pool: this.pool.stats(),
       fetch: this.fetchPool.stats(),
+      themeAssets: { theme: this.assetPools.theme.stats(), other: this.assetPools.other.stats() },
       transforms: this.transformPool?.stats(),
       watchdog: this.watchdog.stats(),
     }
+  }
+
+  #themeStatus (site: string): Record<string, unknown> | undefined {
+    const themer = this.themers.get(site)
+    if (themer === undefined) return undefined
+    return { ...themer.engine.describe(), usable: !themer.noUsableTheme }
   }
 
   get inFlight (): number {

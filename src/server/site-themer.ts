@@ -48,12 +48,31 @@ function threadedRunner (pool: TransformPool, threshold: number, timeout: number
 
 const fileLoader = createDefaultLoader()
 
+/**
+ * Asset URLs found inside the theme's stylesheets (images, fonts, imports) that the theme-asset route treats as
+ * the theme's own; beyond this, further ones count as "other" assets (theme-assets.ts).
+ */
+const maxDiscoveredAssets = 2000
+/** `url(...)` and `@import "..."` references in CSS. */
+const cssRefRe = /url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)|@import\s+(?:"([^"]*)"|'([^']*)')/gi
+
+function escapeRegExp (s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') }
+function decodeSafe (s: string): string { try { return decodeURIComponent(s) } catch { return s } }
+
 export class SiteThemer implements PageThemer {
   readonly engine: ThemeEngine
   readonly #pool: FetchPool
   readonly #minTtl: number
   readonly #logger: Logger
   readonly #base: string
+  /** Where theme-relative links point after compiling (the gateway's asset route, or theme.absolutePrefix). */
+  readonly #prefix: string | undefined
+  /** Asset URLs the compiled theme links to, for the compiled version `#assetsOf`. */
+  #referenced = new Set<string>()
+  #assetsOf: unknown = null
+  readonly #discovered = new Set<string>()
+  /** Stylesheet URL → the version last scanned for references. */
+  readonly #scanned = new Map<string, string>()
   #freshUntil = 0
   #refreshing: Promise<void> | undefined
 
@@ -64,6 +83,7 @@ export class SiteThemer implements PageThemer {
     this.#minTtl = opts.fetch.minTtl
     this.#logger = opts.logger.child({ site: opts.site.name, module: 'theme' })
     this.#base = theme.base
+    this.#prefix = theme.absolutePrefix !== '' ? theme.absolutePrefix : opts.assetPrefix
     // Rule files are local; everything over http goes through the fetch pool.
     const loader: ResourceLoader = (url, signal) => /^https?:/i.test(url) ? opts.fetchPool.loader(url, signal) : fileLoader(url, signal)
     this.engine = new ThemeEngine({
@@ -98,6 +118,63 @@ export class SiteThemer implements PageThemer {
     try { url = new URL(relative, base) } catch { return undefined }
     url.hash = ''
     return url.href.startsWith(base) ? url.href : undefined
+  }
+
+  /**
+   * Whether the theme links to the asset at `url` (an assetUrl() result), directly or from one of its
+   * stylesheets: those are served from the theme's asset store; anything else is an "other" asset.
+   */
+  isThemeAsset (url: string): boolean {
+    const compiled = this.engine.compiled
+    if (compiled !== this.#assetsOf) {
+      this.#assetsOf = compiled
+      this.#referenced = this.#linkedAssets(compiled)
+    }
+    return this.#referenced.has(url) || this.#discovered.has(url)
+  }
+
+  /** Every link the compiled theme (segments, slots, inline rule markup) makes onto the prefix, as asset URLs. */
+  #linkedAssets (compiled: unknown): Set<string> {
+    const found = new Set<string>()
+    const prefix = this.#prefix
+    if (compiled === null || prefix === undefined || prefix === '') return found
+    const base = prefix.endsWith('/') ? prefix : prefix + '/'
+    const re = new RegExp(escapeRegExp(base) + '([^"\'\\s()<>?#,\\\\]*)', 'g')
+    for (const m of JSON.stringify(compiled).matchAll(re)) {
+      const url = this.assetUrl(decodeSafe(m[1]))
+      if (url !== undefined) found.add(url)
+    }
+    return found
+  }
+
+  /** Records the assets a served theme stylesheet at `url` refers to (bounded by maxDiscoveredAssets); once per version. */
+  discoverCssAssets (url: string, version: string, css: () => string): void {
+    if (this.#scanned.get(url) === version) return
+    if (this.#scanned.size >= maxDiscoveredAssets) this.#scanned.delete(this.#scanned.keys().next().value as string)
+    this.#scanned.set(url, version)
+    for (const m of css().matchAll(cssRefRe)) {
+      const ref = (m[1] ?? m[2] ?? m[3] ?? m[4] ?? m[5] ?? '').trim()
+      if (ref === '' || /^(data|blob|about):/i.test(ref) || ref.startsWith('#')) continue
+      let abs: URL
+      try { abs = new URL(ref, url) } catch { continue }
+      abs.hash = ''
+      abs.search = ''
+      const base = this.assetUrl('')
+      if (base === undefined || !abs.href.startsWith(base)) continue
+      if (this.#discovered.size >= maxDiscoveredAssets) return
+      this.#discovered.add(abs.href)
+    }
+  }
+
+  /** True when the rules name themes and none of them could be loaded: pages go out unthemed. */
+  get noUsableTheme (): boolean {
+    const themes = this.engine.describe().themes
+    return this.engine.version !== '' && themes.length > 0 && themes.every(t => !t.available)
+  }
+
+  /** Starts a theme refresh if one is due (readiness probes call it, so a site with no usable theme keeps retrying). */
+  poke (): void {
+    void this.currentVersion()
   }
 
   get version (): string {

@@ -9,6 +9,12 @@
  * circuit breaking and persistence as the theme page; browsers and CDNs
  * cache them by the headers below. An operator with a CDN for theme assets
  * sets `theme.absolutePrefix` instead.
+ *
+ * The route takes no token, so it must not be a way to fill the gateway with
+ * whatever the theme server holds: assets the compiled theme links to (and
+ * those its stylesheets link to) live in one bounded store, any other path in
+ * a second, smaller one, and neither is the store of theme pages and rules,
+ * so no amount of asset traffic can evict a theme or delete its persisted copy.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { FetchPool } from '../fetcher/index.ts'
@@ -17,7 +23,19 @@ import type { AdminPrefixRoute } from './admin.ts'
 import { text } from './admin.ts'
 import type { SiteThemer } from './site-themer.ts'
 
-export function createThemeAssetsRoute (themers: ReadonlyMap<string, SiteThemer>, fetchPool: FetchPool): AdminPrefixRoute {
+/** The two asset stores: what the theme links to, and a small one for every other path under the theme's folder. */
+export interface ThemeAssetPools {
+  readonly theme: FetchPool
+  readonly other: FetchPool
+}
+
+/**
+ * Sizes of the two stores (entries; bytes). The theme's own set is bounded by what it links to (typically tens of
+ * files) plus what its stylesheets link to (capped in site-themer.ts); other paths get a small share.
+ */
+export const themeAssetLimits = { theme: { entries: 2000, bytes: 128 * 1024 * 1024 }, other: { entries: 200, bytes: 32 * 1024 * 1024 } } as const
+
+export function createThemeAssetsRoute (themers: ReadonlyMap<string, SiteThemer>, pools: ThemeAssetPools): AdminPrefixRoute {
   return async (req: IncomingMessage, res: ServerResponse, rest: string): Promise<void> => {
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       text(res, 405, 'theme assets take GET or HEAD\n', { allow: 'GET, HEAD' })
@@ -32,12 +50,17 @@ export function createThemeAssetsRoute (themers: ReadonlyMap<string, SiteThemer>
       text(res, 404, 'no such theme asset\n')
       return
     }
+    const own = (themer as SiteThemer).isThemeAsset(url)
     let resource
     try {
-      resource = (await fetchPool.get(url)).resource
+      resource = (await (own ? pools.theme : pools.other).get(url)).resource
     } catch (err) {
       text(res, 502, `theme asset ${url} is unavailable: ${(err as Error).message}\n`)
       return
+    }
+    if (own && /^text\/css\b/i.test(resource.headers['content-type'] ?? '')) {
+      const body = resource.body
+      ;(themer as SiteThemer).discoverCssAssets(url, resource.version, () => body.toString('utf8'))
     }
     const etag = /^(W\/)?"/.test(resource.version) ? resource.version : `"${resource.version}"`
     const maxAge = Math.max(0, Math.floor((resource.freshUntil - coarseNow()) / 1000))
