@@ -19,6 +19,7 @@ import { Fill, type FillHost, type Outcome } from './fill.ts'
 import { cacheKey } from './key.ts'
 import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
 import type { CacheStore, PurgeSelector, TierStats } from './store.ts'
+import { ifRangeMatches, parseRange } from './range.ts'
 
 const hitChannel = channel('livery:cache:hit')
 const missChannel = channel('livery:cache:miss')
@@ -70,6 +71,8 @@ const kPass: LookupResult = { kind: 'pass', invalidate: false }
 const kPassInvalidate: LookupResult = { kind: 'pass', invalidate: true }
 const kOnlyIfCached: LookupResult = { kind: 'only-if-cached' }
 const EMPTY = Buffer.alloc(0)
+/** Stored fields a 416 carries (RFC 9110 §15.5.17 asks only for Content-Range). */
+const rangeErrorFields = new Set(['date', 'etag', 'last-modified', 'cache-control', 'vary'])
 
 interface Ctx {
   readonly req: CacheRequest
@@ -156,9 +159,35 @@ export class HttpCache {
       res.end()
       return
     }
+    if (h.range !== undefined && entry.status === 200 && req.method === 'GET' && this.#serveRange(entry, h, res, age, xcache)) return
     res.writeHead(entry.status, entry.wire(age, xcache))
     if (req.method === 'HEAD') res.end()
     else res.end(entry.body)
+  }
+
+  /** A single Range from a complete stored 200 (RFC 9110 §14): 206 or 416; false to send the whole response. */
+  #serveRange (entry: CacheEntry, h: Headers, res: ServerResponse, age: string, xcache: XCache): boolean {
+    const ifRange = h['if-range']
+    if (ifRange !== undefined && !ifRangeMatches(entry, typeof ifRange === 'string' ? ifRange : ifRange.join(', '))) return false
+    const range = h.range
+    const length = entry.body.length
+    const r = parseRange(typeof range === 'string' ? range : (range ?? []).join(', '), length)
+    if (r.kind === 'full') return false
+    const raw = entry.rawHeaders
+    if (r.kind === 'unsatisfiable') {
+      const w: string[] = []
+      for (let i = 0; i < raw.length; i += 2) if (rangeErrorFields.has(raw[i])) w.push(raw[i], raw[i + 1])
+      w.push('content-range', `bytes */${length}`, 'content-length', '0', 'age', age, 'x-cache', xcache)
+      res.writeHead(416, w)
+      res.end()
+      return true
+    }
+    const w: string[] = []
+    for (let i = 0; i < raw.length; i += 2) if (raw[i] !== 'content-length') w.push(raw[i], raw[i + 1])
+    w.push('content-range', `bytes ${r.start}-${r.end}/${length}`, 'content-length', String(r.end - r.start + 1), 'age', age, 'x-cache', xcache)
+    res.writeHead(206, w)
+    res.end(entry.body.subarray(r.start, r.end + 1))
+    return true
   }
 
   /**
@@ -264,6 +293,10 @@ export class HttpCache {
 
   #miss (key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult | Promise<LookupResult> {
     if (ctx.rd?.onlyIfCached === true) return kOnlyIfCached
+    // A Range request with nothing stored goes upstream as it is: the origin's
+    // 206 is passed through, never stored as a complete object, and a large
+    // file the cache would not keep can still be fetched in parts.
+    if (stale === undefined && ctx.req.headers.range !== undefined && ctx.req.method === 'GET') return kPass
     const a = this.#co.acquire(key, ctx.req.signal)
     if (a === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
     if (a instanceof Lock) return { kind: 'miss', fill: this.#fill(key, stale, ctx, a, false) }

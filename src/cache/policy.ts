@@ -213,7 +213,9 @@ export function buildEntry (plan: StorePlan, body: Buffer, complete: boolean): C
   if (plan.contentLength !== undefined && plan.contentLength !== body.length) {
     return `the body has ${body.length} bytes but Content-Length said ${plan.contentLength}`
   }
-  const raw = plan.status === 204 ? plan.rawHeaders : plan.rawHeaders.concat('content-length', String(body.length))
+  let raw = plan.status === 204 ? plan.rawHeaders : plan.rawHeaders.concat('content-length', String(body.length))
+  // A complete stored 200 answers single byte ranges (HttpCache.serve); say so, as Varnish does.
+  if (plan.status === 200 && !raw.includes('accept-ranges')) raw = raw.concat('accept-ranges', 'bytes')
   return new CacheEntry(plan.status, raw, body, plan.meta)
 }
 
