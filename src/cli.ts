@@ -153,7 +153,8 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
         const values = parse(rest, serveOptions)
         if (values.help === true) { io.stdout.write(usage); return 0 }
         const config = configFrom(values, io)
-        const logger = createLogger({ level: config.log.level })
+        // With combined access lines on stdout, the rest of the log goes to stderr (nginx's access.log / error.log).
+        const logger = createLogger({ level: config.log.level, destination: config.log.format === 'combined' ? process.stderr : undefined })
         const listen = { port: portOption(values.port), host: values.host }
         const { resolveProcesses } = await import('./pool/cluster.ts')
         if (cluster.isPrimary && resolveProcesses(config.processes) > 1) {

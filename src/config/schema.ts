@@ -99,6 +99,7 @@ export const schema: ObjectNode = obj({
   log: obj({
     level: { t: 'enum', values: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], default: 'info', doc: 'level of the non-access log' },
     access: { t: 'access', default: true, doc: 'access log: true, false, or a sampling rate between 0 and 1' },
+    format: { t: 'enum', values: ['json', 'combined'], default: 'json', doc: 'access log format: JSON lines, or the combined log format as varnishncsa writes it (then on stdout, and the rest of the log on stderr)' },
   }),
   admin: obj({
     prefix: { t: 'string', default: '/_livery', doc: 'path prefix of the admin routes', pattern: /^\/[A-Za-z0-9_.~-]+$/, patternDoc: 'one path segment starting with "/"' },

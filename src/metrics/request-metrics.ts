@@ -48,15 +48,19 @@ export class RequestMetrics {
   readonly #counts = new Map<number, number>()
   /** key → histogram cell, key = site * 16 + cache. */
   readonly #durations = new Map<number, DurationCell>()
+  /** site → body bytes sent. */
+  readonly #bytes = new Map<number, number>()
 
   constructor (registry: Registry) {
     registry.registerMetric(this.#requestsCollector() as never)
     registry.registerMetric(this.#durationCollector() as never)
+    registry.registerMetric(this.#bytesCollector() as never)
   }
 
-  /** One answered request. `status` 0 means no response was sent. */
-  record (site: string, method: string, status: number, cache: string, seconds: number): void {
+  /** One answered request. `status` 0 means no response was sent; `bytes` counts the body sent. */
+  record (site: string, method: string, status: number, cache: string, seconds: number, bytes = 0): void {
     const s = this.#sites.id(site)
+    if (bytes > 0) this.#bytes.set(s, (this.#bytes.get(s) ?? 0) + bytes)
     const c = this.#caches.id(cache)
     const m = methodIndex.get(method) ?? OTHER
     const st = status >= 0 && status < 1000 ? status : 0
@@ -89,6 +93,19 @@ export class RequestMetrics {
           const s = Math.floor(key / 256000)
           values.push({ labels: { site: self.#sites.values[s], method: knownMethods[m], status: String(st), cache: self.#caches.values[c] }, value })
         }
+        return { name: this.name, help: this.help, type: 'counter', values, aggregator: 'sum' }
+      },
+    }
+  }
+
+  #bytesCollector (): Collector {
+    const self = this
+    return {
+      name: 'livery_http_response_bytes_total',
+      help: 'Body bytes sent to clients, by site',
+      async get () {
+        const values: MetricValue[] = []
+        for (const [s, value] of self.#bytes) values.push({ labels: { site: self.#sites.values[s] }, value })
         return { name: this.name, help: this.help, type: 'counter', values, aggregator: 'sum' }
       },
     }

@@ -19,12 +19,14 @@ export interface RequestContext {
   queueWait: number
   /** Body bytes sent to the client. */
   bytes: number
+  /** The client's address (through trusted proxies, when the server knows them); else the socket's peer is logged. */
+  client: string | undefined
   /** The failure that ended the request, for the log. */
   error: LiveryError | undefined
 }
 
 export function newContext (path: string): RequestContext {
-  return { started: performance.now(), path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, error: undefined }
+  return { started: performance.now(), path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, client: undefined, error: undefined }
 }
 
 /** Statuses whose answer tells the client to come back later. */

@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts'
 import { createMetrics, type Metrics } from '../metrics/metrics.ts'
 import { instrument } from '../metrics/instrument.ts'
 import { AdminRoutes } from './admin.ts'
-import { createFinisher, type Finisher } from './access-log.ts'
+import { countBodyBytes, createFinisher, type Finisher } from './access-log.ts'
 import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
 import { requestHost } from './request-host.ts'
@@ -37,6 +37,8 @@ export interface GatewayOptions {
   readonly logger: Logger
   /** Access log destination; defaults to `logger`. */
   readonly accessLogger?: Logger
+  /** Where combined-format access lines go (log.format: combined). @default process.stdout */
+  readonly accessOut?: NodeJS.WritableStream
   readonly metrics?: Metrics
   /** Cluster mode: the metrics route serves the sum over all processes. */
   readonly metricsSource?: () => Promise<string>
@@ -65,6 +67,7 @@ export class Gateway {
   #reloading: Promise<ReloadResult> | undefined
   #finish: Finisher
   readonly #accessLogger: Logger
+  readonly #accessOut: NodeJS.WritableStream | undefined
   readonly #wsProxy: ReturnType<typeof createProxyServer>
   readonly cache: HttpCache
   readonly watchdog: Watchdog
@@ -146,7 +149,8 @@ export class Gateway {
       get siteNames () { return gateway.config.sites.map(s => s.name) },
     })
     this.#accessLogger = opts.accessLogger ?? opts.logger
-    this.#finish = createFinisher({ access: config.log.access, logger: this.#accessLogger, metrics: this.metrics })
+    this.#accessOut = opts.accessOut
+    this.#finish = this.#finisher(config)
     this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
@@ -187,6 +191,10 @@ export class Gateway {
     return createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: this.#logger })
   }
 
+  #finisher (config: Config): Finisher {
+    return createFinisher({ access: config.log.access, format: config.log.format, logger: this.#accessLogger, out: this.#accessOut, metrics: this.metrics })
+  }
+
   #buildSites (config: Config): SiteLayer {
     return new SiteLayer(config, { logger: this.#logger, cache: this.cache, fetchPool: this.fetchPool, transformPool: this.transformPool, themes: this.#themes })
   }
@@ -224,7 +232,7 @@ export class Gateway {
       this.#useSites(layer)
       this.#purge = this.#purgeRoute(config)
       this.admin.add('/purge', this.#purge)
-      this.#finish = createFinisher({ access: config.log.access, logger: this.#accessLogger, metrics: this.metrics })
+      this.#finish = this.#finisher(config)
       this.#retire(old)
       return { applied: true, problems: [], restartNeeded }
     })
@@ -313,6 +321,7 @@ export class Gateway {
       return
     }
     if (isAdmin) {
+      countBodyBytes(req, res, ctx)
       this.admin.handle(req, res, target.path, target.pathAndQuery).catch((err: unknown) => {
         this.#logger.error({ err }, 'admin route failed')
         sendError(req, res, ctx, err)
