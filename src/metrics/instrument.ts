@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { Metrics } from './metrics.ts'
 
 export interface Instrumented {
-  readonly cache?: { stats (): { tiers: Readonly<Record<string, { bytes: number }>> } }
+  readonly cache?: { stats (): { tiers: Readonly<Record<string, { bytes: number, entries: number }>> } }
   readonly pool?: { stats (): { inFlight: Record<string, number>, queued: Record<string, number> } }
   readonly fetchPool?: { stats (): { jobsInFlight: number, jobsQueued: number, circuits: Record<string, string> } }
   readonly transformPool?: { stats (): { utilization: number, queueSize: number } }
@@ -47,15 +47,38 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
     metrics.gauge('livery_cache_bytes', 'Bytes held by each cache tier', ['tier'], set => {
       for (const [tier, s] of Object.entries(cache.stats().tiers)) set({ tier }, s.bytes)
     })
+    metrics.gauge('livery_cache_objects', 'Entries held by each cache tier', ['tier'], set => {
+      for (const [tier, s] of Object.entries(cache.stats().tiers)) set({ tier }, s.entries)
+    })
   }
 
   // --- request pool and worker tier ---
   const shed = metrics.counter('livery_requests_shed_total', 'Requests refused with 503 before any work, by reason', ['reason'])
   const killed = metrics.counter('livery_requests_killed_total', 'Long-running requests aborted to free slots for waiting ones', [])
-  const queueWait = metrics.histogram('livery_queue_wait_seconds', 'Time requests waited for a pool slot', [], [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
-  on('livery:pool:shed', m => shed.inc({ reason: label(m.reason, 'unknown') }))
+  // Shed requests are observed too (outcome="shed"): a histogram of admitted
+  // waits alone looks healthiest exactly when the queue overflows.
+  const queueWait = metrics.histogram('livery_queue_wait_seconds', 'Time requests waited for a pool slot, by site and outcome (admitted or shed)', ['site', 'outcome'], [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
+  const seconds = (m: Msg): number => typeof m.seconds === 'number' ? m.seconds : 0
+  on('livery:pool:shed', m => {
+    shed.inc({ reason: label(m.reason, 'unknown') })
+    queueWait.observe({ site: label(m.site, '-'), outcome: 'shed' }, seconds(m))
+  })
   on('livery:pool:killed', () => killed.inc())
-  on('livery:pool:queue-wait', m => queueWait.observe(typeof m.seconds === 'number' ? m.seconds : 0))
+  on('livery:pool:queue-wait', m => queueWait.observe({ site: label(m.site, '-'), outcome: 'admitted' }, seconds(m)))
+
+  // --- purges ---
+  const purges = metrics.counter('livery_purges_total', 'Purges applied by this process, by kind (url, prefix, tag, site, all) and mode (soft, hard)', ['kind', 'mode'])
+  on('livery:cache:purge', m => {
+    const sel = (typeof m.selector === 'object' && m.selector !== null ? m.selector : {}) as Record<string, unknown>
+    const mode = m.soft === true ? 'soft' : 'hard'
+    const kinds = [['urls', 'url'], ['prefixes', 'prefix'], ['tags', 'tag']] as const
+    let counted = false
+    for (const [field, kind] of kinds) {
+      if (Array.isArray(sel[field]) && sel[field].length > 0) { purges.inc({ kind, mode }); counted = true }
+    }
+    if (sel.all === true) purges.inc({ kind: 'all', mode })
+    else if (!counted && typeof sel.site === 'string' && sel.site !== '') purges.inc({ kind: 'site', mode })
+  })
   if (parts.pool !== undefined) {
     const pool = parts.pool
     metrics.gauge('livery_requests_in_flight', 'Requests holding a pool slot, by site', ['site'], set => {

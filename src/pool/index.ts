@@ -13,9 +13,9 @@
  *
  * | channel                          | message                                              | metric (lead's name)                         |
  * |----------------------------------|------------------------------------------------------|----------------------------------------------|
- * | `livery:pool:shed`               | `{ site: string \| undefined, reason, detail }`      | `livery_requests_shed_total{reason}`         |
+ * | `livery:pool:shed`               | `{ site: string \| undefined, reason, detail, seconds }` (time queued) | `livery_requests_shed_total{reason}`, `livery_queue_wait_seconds{outcome="shed"}` |
  * | `livery:pool:killed`             | `{ site, ranMs, killAfter }`                         | `livery_requests_killed_total`               |
- * | `livery:pool:queue-wait`         | `{ site, seconds }`, every admission (0 when at once)| `livery_queue_wait_seconds` (histogram)      |
+ * | `livery:pool:queue-wait`         | `{ site, seconds }`, every admission (0 when at once)| `livery_queue_wait_seconds{site,outcome="admitted"}` |
  * | `livery:pool:deadline`           | `{ site, requestTimeout }`                           | (optional) deadlines counter                 |
  * | `livery:pool:overload`           | `{ reason: string \| undefined }` on transitions     | readyz / log                                 |
  * | `livery:pool:transform-timeout`  | `{ name, timeout }`                                  | (optional) transform timeouts counter        |

@@ -235,7 +235,7 @@ export class RequestPool {
         waiter.timer = undefined
         this.#dequeue(waiter)
         reject(this.#shed(site, 'queue_timeout', `no slot within ${formatDuration(site.queueTimeout)}`,
-          liveryError('LIVERY_ERR_QUEUE_TIMEOUT', site.name, formatDuration(site.queueTimeout))))
+          liveryError('LIVERY_ERR_QUEUE_TIMEOUT', site.name, formatDuration(site.queueTimeout)), this.#now() - waiter.enqueuedAt))
         this.#maybeClosed()
       }, site.queueTimeout)
       waiter.timer.unref()
@@ -336,9 +336,10 @@ export class RequestPool {
     }
   }
 
-  #shed (site: SiteState, reason: ShedReason, detail: string, err: LiveryError): LiveryError {
+  /** `waitedMs`: time spent in the queue before the shed, so the queue-wait histogram sees shed requests too. */
+  #shed (site: SiteState, reason: ShedReason, detail: string, err: LiveryError, waitedMs = 0): LiveryError {
     this.#counters.shed++
-    if (shedChannel.hasSubscribers) shedChannel.publish({ site: site.name, reason, detail })
+    if (shedChannel.hasSubscribers) shedChannel.publish({ site: site.name, reason, detail, seconds: waitedMs / 1000 })
     return err
   }
 

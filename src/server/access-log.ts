@@ -45,6 +45,8 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     const status = res.headersSent ? res.statusCode : 0
     const method = req.method ?? 'GET'
     metrics.requests.record(ctx.site, method, status, ctx.cache, seconds, ctx.bytes)
+    // Only when the upstream was asked: a miss already costs far more than prom-client's label hashing.
+    if (ctx.upstreamTime !== undefined) metrics.upstreamDuration.observe({ site: ctx.site }, ctx.upstreamTime / 1000)
     if (rate === 0 || (rate < 1 && Math.random() >= rate)) return
     const url = req.url ?? '/'
     const q = url.indexOf('?')
@@ -65,7 +67,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
       queueWait: ctx.queueWait === 0 ? undefined : ms(ctx.queueWait),
       cache: ctx.cache,
       site: ctx.site,
-      client: ctx.client ?? req.socket.remoteAddress,
+      client: ctx.client,
       userAgent: header(req, 'user-agent'),
       referer: header(req, 'referer'),
       completed: res.writableFinished,
@@ -99,7 +101,7 @@ function combinedLine (req: IncomingMessage, status: number, ctx: RequestContext
   const host = req.headers.host ?? '-'
   const target = url.startsWith('/') ? `http://${host}${url}` : url
   const requestLine = `${req.method ?? '-'} ${target} HTTP/${req.httpVersion}`
-  return `${ctx.client ?? req.socket.remoteAddress ?? '-'} - ${remoteUser(req)} ${clfTime(new Date())} ${quoted(requestLine)} ${status} ${ctx.bytes > 0 ? ctx.bytes : '-'} ${quoted(header(req, 'referer'))} ${quoted(header(req, 'user-agent'))}`
+  return `${ctx.client ?? '-'} - ${remoteUser(req)} ${clfTime(new Date())} ${quoted(requestLine)} ${status} ${ctx.bytes > 0 ? ctx.bytes : '-'} ${quoted(header(req, 'referer'))} ${quoted(header(req, 'user-agent'))}`
 }
 
 /**

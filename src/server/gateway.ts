@@ -88,6 +88,7 @@ export class Gateway {
   #closing: Promise<void> | undefined
   #destroyed = false
   #inFlight = 0
+  #connections = 0
   #adminServer: Server | undefined
 
   constructor (config: Config, opts: GatewayOptions) {
@@ -151,6 +152,7 @@ export class Gateway {
     this.#accessLogger = opts.accessLogger ?? opts.logger
     this.#accessOut = opts.accessOut
     this.#finish = this.#finisher(config)
+    this.metrics.gauge('livery_http_connections_open', 'Client connections open to this process (idle keep-alive ones included)', [], set => set({}, this.#connections))
     this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
@@ -161,6 +163,10 @@ export class Gateway {
 
     this.server = createServer({ maxHeaderSize, keepAliveTimeout: 5_000, requestTimeout: 300_000 }, (req, res) => {
       this.#onRequest(req, res)
+    })
+    this.server.on('connection', (socket: Socket) => {
+      this.#connections++
+      socket.once('close', () => { this.#connections-- })
     })
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
@@ -291,6 +297,8 @@ export class Gateway {
     const client = this.#trusted.resolve(req)
     const target = parseTarget(req.url)
     const ctx = newContext(typeof target === 'string' ? '-' : target.path)
+    // Read now: by the time the access line is written the socket may be gone.
+    ctx.client = req.socket.remoteAddress
     this.#inFlight++
     res.once('close', () => {
       this.#inFlight--
