@@ -4,11 +4,11 @@ import t from 'tap'
 import { AggregatorRegistry, Counter, Histogram, Registry } from 'prom-client'
 import { RequestMetrics, durationBuckets } from '../../src/metrics/request-metrics.ts'
 
-type Req = [site: string, method: string, status: number, cache: string, seconds: number]
+type Req = [site: string, method: string, status: number, cache: string, seconds: number, bytes?: number]
 
 const requests: Req[] = [
-  ['news', 'GET', 200, 'HIT', 0.0004], ['news', 'GET', 200, 'HIT', 0.0005], ['news', 'GET', 200, 'MISS', 0.2],
-  ['news', 'HEAD', 304, 'REVALIDATED', 0.003], ['shop', 'POST', 502, 'BYPASS', 31], ['shop', 'FROB', 405, 'BYPASS', 0.001],
+  ['news', 'GET', 200, 'HIT', 0.0004, 5120], ['news', 'GET', 200, 'HIT', 0.0005, 5120], ['news', 'GET', 200, 'MISS', 0.2, 730],
+  ['news', 'HEAD', 304, 'REVALIDATED', 0.003], ['shop', 'POST', 502, 'BYPASS', 31, 120], ['shop', 'FROB', 405, 'BYPASS', 0.001],
   ['-', 'GET', 400, 'BYPASS', 0], ['news', 'GET', 0, 'MISS', 1.5], ['shop', 'GET', 200, 'STALE', 2.5],
 ]
 
@@ -17,7 +17,9 @@ function reference (data: readonly Req[]): Registry {
   const registry = new Registry()
   const counter = new Counter({ name: 'livery_http_requests_total', help: 'Requests answered, by site, method, status and cache status', labelNames: ['site', 'method', 'status', 'cache'], registers: [registry] })
   const histogram = new Histogram({ name: 'livery_http_request_duration_seconds', help: 'Time from request to the last byte of the response', labelNames: ['site', 'cache'], buckets: [...durationBuckets], registers: [registry] })
-  for (const [site, method, status, cache, seconds] of data) {
+  const bytes = new Counter({ name: 'livery_http_response_bytes_total', help: 'Body bytes sent to clients, by site', labelNames: ['site'], registers: [registry] })
+  for (const [site, method, status, cache, seconds, sent = 0] of data) {
+    if (sent > 0) bytes.inc({ site }, sent)
     counter.inc({ site, method: ['GET', 'HEAD', 'POST'].includes(method) ? method : 'OTHER', status: String(status), cache })
     histogram.observe({ site, cache }, seconds)
   }
