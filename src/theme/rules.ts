@@ -53,11 +53,14 @@ export interface Rule {
    * `<include css:content="…"/>` elements inside the inline markup, in order: the markup holds `\u0000<index>\u0000`
    * where each one's content goes (copied as it is in the content, like xsl:copy-of).
    */
-  readonly inlineIncludes: ReadonlyArray<{ readonly sel: Sel, readonly children: boolean }>
+  readonly inlineIncludes: readonly InlineInclude[]
   /** For ssi / ssiwait / esi: the URL the include directive names (href as written, plus `;filter_xpath=`). */
   readonly include: string | null
   readonly where: string
 }
+
+/** An `<include>` in inline markup: the content it copies, and its own conditions. */
+export interface InlineInclude { readonly sel: Sel, readonly children: boolean, readonly conds: readonly Cond[] }
 
 export interface ThemeDef { readonly href: string, readonly conds: readonly Cond[], readonly where: string }
 export interface NothemeDef { readonly conds: readonly Cond[], readonly where: string }
@@ -310,7 +313,7 @@ class RulesParser {
     const hrefRaw = probe.a.get('href')
     const includes = methodRaw === 'ssi' || methodRaw === 'ssiwait' || methodRaw === 'esi'
     if (includes && (hrefRaw === undefined || hrefRaw === '')) this.fail(el, url, `method="${methodRaw}" needs an href`)
-    const inlineIncludes: Array<{ sel: Sel, children: boolean }> = []
+    const inlineIncludes: InlineInclude[] = []
     const inline = this.inline(el, url, inlineIncludes)
     const base = {
       id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null, toContent, toContentChildren: toKids !== null,
@@ -327,7 +330,6 @@ class RulesParser {
         if (theme === null) {
           // Diazo's "modifying the content on the fly": inline markup replaces, or goes before or after, the content.
           if (content === null || local === 'prepend' || local === 'append') this.fail(el, url, 'needs a theme or theme-children selector')
-          if (inline === null) this.fail(el, url, 'needs a theme selector, or inline markup to put into the content')
           if (attributes !== null || base.href !== null) this.fail(el, url, 'a content-side rule takes no attributes or href')
           this.rules.push({ ...base, op })
           return
@@ -384,7 +386,7 @@ class RulesParser {
     return `${href}${href.includes('?') ? '&' : '?'};filter_xpath=${xpath.replace(/ /g, '%20')}`
   }
 
-  inline (el: XmlElement, url: string, includes: Array<{ sel: Sel, children: boolean }>): string | null {
+  inline (el: XmlElement, url: string, includes: InlineInclude[]): string | null {
     let html = ''
     let any = false
     const walk = (children: XmlChild[]): void => {
@@ -401,7 +403,7 @@ class RulesParser {
           const sel = one ?? kids
           if (sel === null || (one !== null && kids !== null)) this.fail(c, url, '<include> needs one content or content-children selector')
           html += `\u0000${includes.length}\u0000`
-          includes.push({ sel, children: kids !== null })
+          includes.push({ sel, children: kids !== null, conds: this.attrsOf(c, url, { content: sel }).conds })
           continue
         }
         // Diazo files usually make its namespace the default, so inline markup lands in it: read it as HTML.

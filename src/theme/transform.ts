@@ -153,7 +153,11 @@ class Run {
           else strip.add(n)
         }
         else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
-        else if (r.inline !== null) {
+        else if (r.op === 'replace' && r.inline === null) {
+          // A content-side replace with nothing to put in place removes what it matches.
+          if (r.contentChildren && 'children' in n) for (const ch of n.children) drop.add(ch)
+          else drop.add(n)
+        } else if (r.inline !== null) {
           const w = wrapOf(n)
           const html = this.inlineHtml(r)
           if (!r.contentChildren) {
@@ -222,6 +226,7 @@ class Run {
     if (r.inlineIncludes.length === 0) return html
     return html.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => {
       const inc = r.inlineIncludes[Number(i)]
+      if (!this.holds(inc.conds)) return ''
       let nodes = this.select(inc.sel, this.doc)
       if (inc.children) nodes = nodes.flatMap(n => n.type !== 'xattr' && 'children' in n ? n.children : [])
       return this.nodesHtml(this.doc, nodes, null)

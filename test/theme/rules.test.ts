@@ -350,7 +350,9 @@ t.test('issue 14: content-side replace, before and after with inline markup modi
   const cond = '<replace css:content="#keep" if-path="/only"><p>swapped</p></replace><replace css:theme="#x" css:content="#keep"/>'
   t.match(await themeIt(cond, th, ct, { path: '/only' }), '<p>swapped</p>')
   t.match(await themeIt(cond, th, ct, { path: '/other' }), '<p id="keep">Keep</p>')
-  await t.rejects(themeIt('<replace css:content="#keep"/>', th, ct), { code: 'LIVERY_ERR_RULES', message: /inline markup to put into the content/ })
+  // With nothing to put in its place, a content-side replace removes what it matches; before/after add nothing.
+  const empty = await themeIt('<replace css:content="#keep"/><replace css:content-children="span"/><after css:content="p.old"/><replace css:theme="#x" css:content="#c"/>', th, ct)
+  t.same(bodyTree(empty)[0], ['div', { id: 'c' }, [['p', { class: 'old' }, ['Old']], ['span', {}, []]]])
 })
 
 t.test('issue 14: strip on a content <title> keeps its text', async t => {
@@ -516,6 +518,8 @@ t.test('issue 14: <include> inside inline markup copies content nodes, untouched
     <replace css:theme-children="#y"><ol><include content-children="//ul[@id='l']"/></ol></replace>`
   t.same(bodyTree(await themeIt(rules, th, ct)), body('<section id="s"><h2>Head</h2><hr><span id="moved">M</span></section><div id="y"><ol><li>a</li><li>b</li></ol></div>'))
   await t.rejects(themeIt('<replace css:theme="#x"><include/></replace>', th, ct), { code: 'LIVERY_ERR_RULES', message: /<include> needs one content/ })
+  const conditional = await themeIt('<replace css:theme-children="#y"><include css:content="h2" if="true()"/><include css:content="#moved" css:if-content="#absent"/></replace>', th, ct)
+  t.same(bodyTree(conditional)[1], ['div', { id: 'y' }, [['h2', {}, ['Head']]]], 'an include carries its own conditions')
 })
 
 t.test('issue 14: strip with theme-children / content-children strips the children, not the node', async t => {
