@@ -60,6 +60,7 @@ export interface Compiled {
   /** Top-level `xsl:variable` values and `xsl:param` defaults of the rules (see RuleSet). */
   readonly constants: Readonly<Record<string, string>>
   readonly paramDefaults: Readonly<Record<string, string>>
+  readonly docVars: RuleSet['docVars']
   /** Distinct rule hrefs (absolute, or root-relative to resolve against the content URL). */
   readonly hrefs: readonly string[]
 }
@@ -237,5 +238,5 @@ export function compile (rs: RuleSet, themes: ReadonlyArray<ThemeInput | ThemeFa
   })
   const contentRules = rs.rules.filter(r => r.theme === null).map(r => r.id)
   const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.include === null).map(r => r.href as string))]
-  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults }
+  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults, docVars: rs.docVars }
 }

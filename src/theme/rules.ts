@@ -59,6 +59,9 @@ export interface Rule {
   readonly where: string
 }
 
+/** `<xsl:variable name= select="//…">` or `css:select=`: evaluated against each content page. */
+export interface DocVar { readonly name: string, readonly sel: Sel, readonly param: boolean }
+
 /** An `<include>` in inline markup: the content it copies, and its own conditions. */
 export interface InlineInclude { readonly sel: Sel, readonly children: boolean, readonly conds: readonly Cond[] }
 
@@ -70,6 +73,8 @@ export interface RuleSet {
   readonly constants: Readonly<Record<string, string>>
   /** Top-level `<xsl:param>` defaults: a theme parameter of the same name overrides them. */
   readonly paramDefaults: Readonly<Record<string, string>>
+  /** Top-level variables (and params) computed from the content page, in declaration order. */
+  readonly docVars: readonly DocVar[]
   readonly themes: readonly ThemeDef[]
   readonly nothemes: readonly NothemeDef[]
   /** Every rules file read, with its text, for versioning. */
@@ -123,6 +128,7 @@ class RulesParser {
   /** Root `<rules>` elements, whose xsl:variable children are declared before anything else is read. */
   readonly roots = new Set<XmlElement>()
   readonly paramDefaults: Record<string, string> = {}
+  readonly docVars: DocVar[] = []
   constructor (read: ReadText, opts: ParseRulesOptions) {
     this.read = read
     this.vars = new Set([...builtinVariables, ...(opts.params ?? [])])
@@ -163,16 +169,24 @@ class RulesParser {
         const name = el.attrs.find(a => a.ns === '' && a.local === 'name')?.value
         if (name === undefined || !/^[A-Za-z_][\w.-]*$/.test(name)) this.fail(el, url, `<xsl:${el.local}> needs a name`)
         const select = el.attrs.find(a => a.ns === '' && a.local === 'select')?.value
+        const cssSelect = el.attrs.find(a => cssNamespaces.has(a.ns) && a.local === 'select')?.value
         let value: string
-        if (select !== undefined) {
-          let ast: XExpr
-          try { ast = parseXPath(select) } catch (err) { this.fail(el, url, `unsupported expression "${select}": ${(err as Error).message}`) }
-          if (!constant(ast, v => Object.hasOwn(this.constants, v) || Object.hasOwn(this.paramDefaults, v))) {
-            this.fail(el, url, `only literal values are supported (a string such as "'x'", a number, or an expression of them), not "${select}"`)
+        if (cssSelect !== undefined || select !== undefined) {
+          let sel: Sel
+          try { sel = cssSelect !== undefined ? makeSelector('css', cssSelect) : makeSelector('xpath', select as string) } catch (err) { this.fail(el, url, (err as Error).message) }
+          const known = (v: string): boolean => Object.hasOwn(this.constants, v) || Object.hasOwn(this.paramDefaults, v)
+          if (sel.kind === 'css' || !constant(sel.ast, known) || this.docVars.length > 0) {
+            // Computed from the content: evaluated once per page, before any rule reads it.
+            for (const v of sel.kind === 'xpath' ? xpathVariables(sel.ast) : []) {
+              if (!this.vars.has(v)) this.fail(el, url, `uses undeclared variable $${v}`)
+            }
+            this.docVars.push({ name, sel, param: el.local === 'param' })
+            this.vars.add(name)
+            return
           }
-          value = asString(evaluate(ast, { node: new Document([]), pos: 1, size: 1, vars: { ...this.paramDefaults, ...this.constants } }))
+          value = asString(evaluate(sel.ast, { node: new Document([]), pos: 1, size: 1, vars: { ...this.paramDefaults, ...this.constants } }))
         } else {
-          if (el.children.some(c => c.kind === 'element')) this.fail(el, url, 'only literal values are supported: the content must be text')
+          if (el.children.some(c => c.kind === 'element')) this.fail(el, url, 'a variable\'s content must be text (or give select= / css:select=)')
           value = el.children.map(c => c.kind === 'text' ? c.text : '').join('')
         }
         ;(el.local === 'variable' ? this.constants : this.paramDefaults)[name] = value
@@ -451,5 +465,5 @@ function asString (v: XValue): string {
 export async function parseRules (rulesUrl: string, read: ReadText, opts: ParseRulesOptions = {}): Promise<RuleSet> {
   const p = new RulesParser(read, opts)
   await p.file(rulesUrl, [], 0)
-  return { rules: p.rules, themes: p.themes, nothemes: p.nothemes, files: p.files, constants: p.constants, paramDefaults: p.paramDefaults }
+  return { rules: p.rules, themes: p.themes, nothemes: p.nothemes, files: p.files, constants: p.constants, paramDefaults: p.paramDefaults, docVars: p.docVars }
 }

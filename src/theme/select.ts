@@ -6,7 +6,7 @@
 import { compile, selectAll } from 'css-select'
 import type { AnyNode, Document, Element } from 'domhandler'
 import { parseXPath, type XExpr } from './xpath-parse.ts'
-import { evaluate, toBool, type XNode } from './xpath.ts'
+import { evaluate, toBool, type XNode, type XVars } from './xpath.ts'
 import { candidates, cssIndexKey, indexOf, type IndexKey } from './dom-index.ts'
 
 export type Sel = { readonly kind: 'css', readonly src: string } | { readonly kind: 'xpath', readonly src: string, readonly ast: XExpr }
@@ -43,7 +43,7 @@ export function makeSelector (kind: 'css' | 'xpath', src: string): Sel {
 }
 
 /** The nodes a selector matches in a document, in document order. */
-export function selectNodes (sel: Sel, doc: Document, vars: Readonly<Record<string, string>>): XNode[] {
+export function selectNodes (sel: Sel, doc: Document, vars: XVars): XNode[] {
   if (sel.kind === 'css') {
     const q = compiledCss(sel.src)
     const key = keyCache.get(sel.src)
@@ -57,7 +57,7 @@ export function selectNodes (sel: Sel, doc: Document, vars: Readonly<Record<stri
 }
 
 /** A condition's truth: a CSS selector holds when it matches; XPath by its boolean value. */
-export function selectorHolds (sel: Sel, doc: Document, vars: Readonly<Record<string, string>>): boolean {
+export function selectorHolds (sel: Sel, doc: Document, vars: XVars): boolean {
   if (sel.kind === 'css') return selectNodes(sel, doc, vars).length > 0
   return toBool(evaluate(sel.ast, { node: doc, pos: 1, size: 1, vars }))
 }

@@ -10,7 +10,7 @@ import { parsePage, SourceDocument } from './parse.ts'
 import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
 import { selectNodes, selectorHolds, type Sel } from './select.ts'
-import { evaluate, toBool, type XNode } from './xpath.ts'
+import { evaluate, toBool, type XNode, type XValue } from './xpath.ts'
 
 export interface TransformContext {
   /** Request path (no query) for `if-path` and `$path`. */
@@ -61,7 +61,7 @@ class Run {
   readonly c: Compiled
   readonly doc: Document
   readonly path: string
-  readonly vars: Record<string, string>
+  readonly vars: Record<string, XValue>
   readonly hrefBodies: Readonly<Record<string, string>>
   readonly trace: TraceRecord | undefined
   readonly condMemo = new Map<Cond, boolean>()
@@ -75,6 +75,10 @@ class Run {
     this.path = ctx.path === '' ? '/' : ctx.path
     // xsl:param defaults yield to the request's parameters; xsl:variable values do not.
     this.vars = { ...c.paramDefaults, ...ctx.params, ...c.constants, path: this.path }
+    for (const v of c.docVars) {
+      if (v.param && ctx.params !== undefined && Object.hasOwn(ctx.params, v.name)) continue
+      this.vars[v.name] = v.sel.kind === 'css' ? selectNodes(v.sel, doc, this.vars) : evaluate(v.sel.ast, { node: doc, pos: 1, size: 1, vars: this.vars })
+    }
     this.hrefBodies = ctx.hrefBodies ?? {}
     this.trace = ctx.trace
   }

@@ -11,7 +11,10 @@ export interface XAttr { readonly type: 'xattr', readonly name: string, readonly
 export type XNode = AnyNode | XAttr
 export type XValue = XNode[] | string | number | boolean
 
-export interface XContext { node: XNode, pos: number, size: number, vars: Readonly<Record<string, string>> }
+/** Variable values: parameters are strings; a variable computed from the document may hold any XPath value. */
+export type XVars = Readonly<Record<string, XValue>>
+
+export interface XContext { node: XNode, pos: number, size: number, vars: XVars }
 
 function isAttr (n: XNode): n is XAttr { return n.type === 'xattr' }
 function isElement (n: XNode): n is Element { return n.type === 'tag' || n.type === 'script' || n.type === 'style' }
@@ -153,7 +156,7 @@ function axisNodes (n: XNode, step: Step): XNode[] {
   return out
 }
 
-function filterPreds (nodes: XNode[], preds: XExpr[], vars: Readonly<Record<string, string>>): XNode[] {
+function filterPreds (nodes: XNode[], preds: XExpr[], vars: XVars): XNode[] {
   for (const p of preds) {
     const size = nodes.length
     const kept: XNode[] = []
@@ -308,7 +311,7 @@ export function evaluate (e: XExpr, ctx: XContext): XValue {
 }
 
 /** Evaluates a selector expression against a document, returning the matched nodes in document order. */
-export function selectXPath (e: XExpr, doc: Document, vars: Readonly<Record<string, string>> = {}): XNode[] {
+export function selectXPath (e: XExpr, doc: Document, vars: XVars = {}): XNode[] {
   const v = evaluate(e, { node: doc, pos: 1, size: 1, vars })
   return Array.isArray(v) ? v : []
 }
