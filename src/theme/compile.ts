@@ -55,8 +55,10 @@ export interface Compiled {
   readonly rules: readonly Rule[]
   readonly themes: readonly CompiledTheme[]
   readonly nothemes: readonly NothemeDef[]
-  /** Content-side drop/strip rules, applied to content before it is placed. */
+  /** Content-side rules (drop, strip, modifications), applied to content as it is placed. */
   readonly contentRules: readonly number[]
+  /** Diazo 2's `*-content` rules, applied to the content page before anything else. */
+  readonly moveRules: readonly number[]
   /** Top-level `xsl:variable` values and `xsl:param` defaults of the rules (see RuleSet). */
   readonly constants: Readonly<Record<string, string>>
   readonly paramDefaults: Readonly<Record<string, string>>
@@ -236,7 +238,8 @@ export function compile (rs: RuleSet, themes: ReadonlyArray<ThemeInput | ThemeFa
     const { segs, matches } = compileTheme(rs, input.html, opts.absolutePrefix, t.href)
     return { href: t.href, conds: t.conds, where: t.where, segs, error: '', matches }
   })
-  const contentRules = rs.rules.filter(r => r.theme === null).map(r => r.id)
+  const contentRules = rs.rules.filter(r => r.theme === null && r.toContent === null).map(r => r.id)
+  const moveRules = rs.rules.filter(r => r.toContent !== null).map(r => r.id)
   const hrefs = [...new Set(rs.rules.filter(r => r.href !== null && r.include === null).map(r => r.href as string))]
-  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults, docVars: rs.docVars }
+  return { format: 1, version: opts.version, rules: rs.rules, themes: compiled, nothemes: rs.nothemes, contentRules, moveRules, hrefs, constants: rs.constants, paramDefaults: rs.paramDefaults, docVars: rs.docVars }
 }

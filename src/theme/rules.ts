@@ -299,7 +299,7 @@ class RulesParser {
     const toSel = get('to-content'); const toKids = get('to-content-children')
     if (toSel !== null && toKids !== null) this.fail(el, url, 'give to-content or to-content-children, not both')
     let toContent = toSel ?? toKids
-    const toContentRule = /^(replace|before|after|prepend|append)-content$/.test(el.local)
+    const toContentRule = /^(replace|before|after|prepend|append)-content$|^insert$/.test(el.local)
     if (toContent !== null && !toContentRule) this.fail(el, url, 'to-content is only allowed on replace-content, before-content, after-content, prepend-content and append-content')
     let content = contentSel ?? contentKids
     // Content-side rules are match patterns in Diazo: a relative XPath matches anywhere.
@@ -355,13 +355,14 @@ class RulesParser {
         } else if (content === null && inline === null && base.href === null) this.fail(el, url, 'needs a content selector, an href or inline markup')
         if (local === 'prepend' || local === 'append') base.themeChildren = true
         break
-      case 'replace-content': case 'before-content': case 'after-content': case 'prepend-content': case 'append-content': {
+      case 'replace-content': case 'before-content': case 'after-content': case 'prepend-content': case 'append-content': case 'insert': {
         // Diazo 2: content (or inline markup) moves to another place in the content before the theme rules run.
         if (theme !== null) this.fail(el, url, 'a *-content rule takes no theme selector')
         if (toContent === null) this.fail(el, url, 'needs a to-content or to-content-children selector')
         if (content === null && inline === null) this.fail(el, url, 'needs a content selector or inline markup')
         if (attributes !== null || includes) this.fail(el, url, 'a *-content rule takes no attributes and no ssi/esi method')
-        const kind = local.slice(0, -'-content'.length)
+        // <insert> is the early Diazo 2 name of append-content.
+        const kind = local === 'insert' ? 'append' : local.slice(0, -'-content'.length)
         op = kind === 'prepend' ? 'before' : kind === 'append' ? 'after' : kind as RuleOp
         if (kind === 'prepend' || kind === 'append') base.toContentChildren = true
         break

@@ -52,6 +52,43 @@ export function parseHtml (html: string): Document {
 /** Attributes that attribute nodes copied into an element set on it (see nodesHtml). */
 interface AttrSink { readonly attrs: Map<string, string>, open: boolean }
 
+/** Collects one document's content-side results, then freezes them into ContentMods. */
+class ModsBuilder {
+  readonly drop = new Set<AnyNode>()
+  readonly strip = new Set<AnyNode>()
+  readonly dropAttrs = new Map<AnyNode, string[]>()
+  readonly wrap = new Map<AnyNode, ContentWrap>()
+
+  /** Markup beside (or, with `children`, inside) a node; `replace` takes the node's (or its children's) place. */
+  place (n: AnyNode, op: string, children: boolean, html: string): void {
+    let w = this.wrap.get(n)
+    if (w === undefined) { w = { before: '', after: '', replace: null, innerBefore: '', innerAfter: '' }; this.wrap.set(n, w) }
+    if (!children) {
+      if (op === 'before') w.before += html
+      else if (op === 'after') w.after += html
+      else if (op === 'replace') w.replace ??= html
+    } else if ('children' in n) {
+      if (op === 'before') w.innerBefore += html
+      else if (op === 'after') w.innerAfter += html
+      else if (op === 'replace') { for (const ch of n.children) this.drop.add(ch); w.innerBefore += html }
+    }
+  }
+
+  finish (): ContentMods {
+    if (this.drop.size + this.strip.size + this.dropAttrs.size + this.wrap.size === 0) return noMods
+    const touched = new Set<AnyNode>()
+    for (const n of this.drop) touch(touched, n)
+    for (const n of this.strip) touch(touched, n)
+    for (const n of this.dropAttrs.keys()) touch(touched, n)
+    for (const [n, w] of this.wrap) {
+      touch(touched, n)
+      // Markup inside the node means it cannot be copied from the source as it stands.
+      if (w.innerBefore !== '' || w.innerAfter !== '') touched.add(n)
+    }
+    return { drop: this.drop, strip: this.strip, dropAttrs: this.dropAttrs, wrap: this.wrap, touched }
+  }
+}
+
 /** Marks the ancestors of `n` as touched, stopping where an earlier walk already went. */
 function touch (touched: Set<AnyNode>, n: AnyNode): void {
   for (let p = n.parent; p !== null && !touched.has(p); p = p.parent) touched.add(p)
@@ -129,99 +166,57 @@ class Run {
 
   docOf (r: Rule): Document | null { return r.href === null ? this.doc : this.hrefDoc(r.href) }
 
-  /** Content-side drop/strip for a document: rules without href apply everywhere, with href only to that document. */
+  /** Content-side rules for a document: rules without href apply everywhere, with href only to that document. */
   modsFor (doc: Document): ContentMods {
     let m = this.mods.get(doc)
     if (m !== undefined) return m
-    const drop = new Set<AnyNode>(); const strip = new Set<AnyNode>(); const dropAttrs = new Map<AnyNode, string[]>()
-    const wrap = new Map<AnyNode, ContentWrap>()
-    const wrapOf = (n: AnyNode): ContentWrap => {
-      let w = wrap.get(n)
-      if (w === undefined) { w = { before: '', after: '', replace: null, innerBefore: '', innerAfter: '' }; wrap.set(n, w) }
-      return w
-    }
-    const moves: Rule[] = []
+    const b = new ModsBuilder()
     for (const id of this.c.contentRules) {
       const r = this.c.rules[id]
-      if (r.toContent !== null) { if (doc === this.doc) moves.push(r); continue }
-      if (r.content === null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
+      if (r.content === null || r.toContent !== null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
       const nodes = this.select(r.content, doc)
       if (this.trace !== undefined) { const t = this.traceOf(id); if (nodes.length === 0) t.emptyContent++; else t.applied++ }
       for (const n of nodes) {
         if (n.type === 'xattr') continue
-        if (r.op === 'drop') {
-          if (r.contentChildren && 'children' in n) for (const ch of n.children) drop.add(ch)
-          else drop.add(n)
-        } else if (r.op === 'strip') {
-          if (r.contentChildren && 'children' in n) for (const ch of n.children) strip.add(ch)
-          else strip.add(n)
-        }
-        else if (r.op === 'dropattrs' && r.attributes !== null) dropAttrs.set(n, [...(dropAttrs.get(n) ?? []), ...r.attributes])
-        else if (r.op === 'replace' && r.inline === null) {
+        if (r.op === 'drop' || (r.op === 'replace' && r.inline === null)) {
           // A content-side replace with nothing to put in place removes what it matches.
-          if (r.contentChildren && 'children' in n) for (const ch of n.children) drop.add(ch)
-          else drop.add(n)
-        } else if (r.inline !== null) {
-          const w = wrapOf(n)
-          const html = this.inlineHtml(r)
-          if (!r.contentChildren) {
-            if (r.op === 'before') w.before += html
-            else if (r.op === 'after') w.after += html
-            else if (r.op === 'replace') w.replace ??= html
-          } else if ('children' in n) {
-            if (r.op === 'before') w.innerBefore += html
-            else if (r.op === 'after') w.innerAfter += html
-            else if (r.op === 'replace') { for (const ch of n.children) drop.add(ch); w.innerBefore += html }
-          }
-        }
+          if (r.contentChildren && 'children' in n) for (const ch of n.children) b.drop.add(ch)
+          else b.drop.add(n)
+        } else if (r.op === 'strip') {
+          if (r.contentChildren && 'children' in n) for (const ch of n.children) b.strip.add(ch)
+          else b.strip.add(n)
+        } else if (r.op === 'dropattrs' && r.attributes !== null) b.dropAttrs.set(n, [...(b.dropAttrs.get(n) ?? []), ...r.attributes])
+        else if (r.inline !== null) b.place(n, r.op, r.contentChildren, this.inlineHtml(r))
       }
     }
-    const finish = (): ContentMods => {
-      if (drop.size + strip.size + dropAttrs.size + wrap.size === 0) return noMods
-      const touched = new Set<AnyNode>()
-      for (const n of drop) touch(touched, n)
-      for (const n of strip) touch(touched, n)
-      for (const n of dropAttrs.keys()) touch(touched, n)
-      for (const [n, w] of wrap) {
-        touch(touched, n)
-        // Markup inside the node means it cannot be copied from the source as it stands.
-        if (w.innerBefore !== '' || w.innerAfter !== '') touched.add(n)
-      }
-      return { drop, strip, dropAttrs, wrap, touched }
-    }
-    m = finish()
-    if (moves.length > 0) {
-      // *-content rules copy content that the other content-side rules have already modified.
-      this.mods.set(doc, m)
-      for (const r of moves) {
-        if (!this.holds(r.conds, r.id)) continue
-        const targets = this.select(r.toContent as Sel, doc)
-        let html: string
-        if (r.inline !== null) html = this.inlineHtml(r)
-        else {
-          const found = this.contentNodes(r)
-          if (found === null || found.nodes.length === 0) { this.count(r, true); continue }
-          html = this.nodesHtml(found.doc, found.nodes, r.method === 'raw' ? null : found.doc === doc ? m : this.modsFor(found.doc))
-        }
-        this.count(r, targets.length === 0)
-        for (const n of targets) {
-          if (n.type === 'xattr') continue
-          const w = wrapOf(n)
-          if (!r.toContentChildren) {
-            if (r.op === 'before') w.before += html
-            else if (r.op === 'after') w.after += html
-            else w.replace ??= html
-          } else if ('children' in n) {
-            if (r.op === 'before') w.innerBefore += html
-            else if (r.op === 'after') w.innerAfter += html
-            else { for (const ch of n.children) drop.add(ch); w.innerBefore += html }
-          }
-        }
-      }
-      m = finish()
-    }
+    m = b.finish()
     this.mods.set(doc, m)
     return m
+  }
+
+  /**
+   * Diazo 2's `*-content` rules run before everything else and the theme rules see their result, so they produce a
+   * new content page: the copies are written into the page's HTML, which is parsed again. Null when none applied.
+   */
+  movedContent (): string | null {
+    const b = new ModsBuilder()
+    let any = false
+    for (const id of this.c.moveRules) {
+      const r = this.c.rules[id]
+      if (!this.holds(r.conds, r.id)) continue
+      let html: string
+      if (r.inline !== null) html = this.inlineHtml(r)
+      else {
+        const found = this.contentNodes(r)
+        if (found === null || found.nodes.length === 0) { this.count(r, true); continue }
+        html = this.nodesHtml(found.doc, found.nodes, null)
+      }
+      const targets = this.select(r.toContent as Sel, this.doc)
+      this.count(r, targets.length === 0)
+      for (const n of targets) if (n.type !== 'xattr') { b.place(n, r.op, r.toContentChildren, html); any = true }
+    }
+    if (!any) return null
+    return serializeNodes(this.doc.children, b.finish(), this.doc instanceof SourceDocument ? this.doc.source : undefined)
   }
 
   /** A rule's inline markup with its `<include>`s filled from the content, copied untouched (as xsl:copy-of would). */
@@ -439,13 +434,15 @@ function chooseTheme (run: Run): number | null {
  * in content-side XPath would be programming errors and do propagate.
  */
 export function transformCompiled (compiled: Compiled, contentHtml: string, ctx: TransformContext): TransformOutcome {
-  const run = new Run(compiled, parseHtml(contentHtml), ctx)
+  let run = new Run(compiled, parseHtml(contentHtml), ctx)
+  const moved = compiled.moveRules.length === 0 ? null : run.movedContent()
+  if (moved !== null) run = new Run(compiled, parseHtml(moved), ctx)
   const i = chooseTheme(run)
   if (run.trace !== undefined) run.trace.theme = i ?? -1
   if (i === null) {
     // Diazo still applies the content-side rules to an unthemed page: serve it with them applied.
     const mods = compiled.contentRules.length === 0 ? noMods : run.modsFor(run.doc)
-    if (mods === noMods) return { kind: 'notheme' }
+    if (mods === noMods && moved === null) return { kind: 'notheme' }
     return { kind: 'html', html: serializeNodes(run.doc.children, mods, run.doc instanceof SourceDocument ? run.doc.source : undefined), theme: -1 }
   }
   const theme: CompiledTheme = compiled.themes[i]

@@ -568,3 +568,15 @@ t.test('issue 14: a top-level xsl:variable computed from the content page (selec
   t.same(bodyTree(run('<html><body class="special" data-section="news"></body></html>')), body('<p>A</p><div id="news">N</div>'))
   t.same(bodyTree(run('<html><body data-section="other"></body></html>')), body('<p>B</p>'))
 })
+
+t.test('issue 14: theme rules see the content that *-content rules produced (insert is append-content)', async t => {
+  const th = themeBody('<nav id="n"></nav><div id="x"></div>')
+  const ct = '<body><div id="head">Head:</div><h2>Sub</h2><p>text</p></body>'
+  const out = await themeIt('<insert css:to-content="#head" css:content="h2"/><copy css:theme="#n" css:content="h2"/><replace css:theme="#x" css:content="#head"/>', th, ct)
+  t.same(bodyTree(out), body('<nav id="n"><h2>Sub</h2><h2>Sub</h2></nav><div id="head">Head:<h2>Sub</h2></div>'), 'both the original and the copy are content now')
+  const { compileMem, rulesXml } = await import('./helpers.ts')
+  const { transformCompiled } = await import('../../src/theme/transform.ts')
+  const c = await compileMem({ 'rules.xml': rulesXml('<notheme/><before-content css:to-content="p" css:content="h2"/>'), 'theme.html': th })
+  const o = transformCompiled(c, ct, { path: '/' })
+  t.same(o.kind === 'html' ? bodyTree(o.html) : o.kind, body('<div id="head">Head:</div><h2>Sub</h2><h2>Sub</h2><p>text</p>'), 'an unthemed page gets them too')
+})
