@@ -152,6 +152,17 @@ export class Gateway {
     this.#accessLogger = opts.accessLogger ?? opts.logger
     this.#accessOut = opts.accessOut
     this.#finish = this.#finisher(config)
+    // Registered whatever the config, so dashboards and alert rules always find them (test/deploy/observability.test.ts).
+    const redisProblem = opts.redisProblem
+    this.metrics.gauge('livery_redis_up', '1 while the Redis tier answers, 0 while it is unreachable (no series without Redis)', [], set => {
+      if (redisProblem !== undefined) set({}, redisProblem() === undefined ? 1 : 0)
+    })
+    this.metrics.gauge('livery_theme_available', '1 while every theme of the site is compiled and in use, 0 while pages are served unthemed for want of one', ['site'], set => {
+      for (const [site, themer] of this.#themers) {
+        const themes = themer.engine.describe().themes
+        set({ site }, themes.length > 0 && themes.every(th => th.available) ? 1 : 0)
+      }
+    })
     this.metrics.gauge('livery_http_connections_open', 'Client connections open to this process (idle keep-alive ones included)', [], set => set({}, this.#connections))
     this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
 
