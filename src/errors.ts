@@ -26,6 +26,7 @@ export const errorSpecs = {
   // --- server: requests the gateway refuses itself ---
   LIVERY_ERR_NO_SITE: { message: 'no site is configured for host %s', status: 404 },
   LIVERY_ERR_BAD_REQUEST: { message: 'bad request: %s', status: 400 },
+  LIVERY_ERR_METHOD_NOT_ALLOWED: { message: 'the %s method is not served: Livery is a reverse proxy, not a forward proxy', status: 405 },
   LIVERY_ERR_DRAINING: { message: 'the gateway is shutting down', status: 503 },
   LIVERY_ERR_FORBIDDEN: { message: '%s', status: 403 },
   LIVERY_ERR_UNAUTHORIZED: { message: '%s', status: 401 },
@@ -33,6 +34,7 @@ export const errorSpecs = {
   // --- proxy: upstream failures ---
   LIVERY_ERR_UPSTREAM_CONNECT: { message: 'cannot connect to upstream %s: %s', status: 502 },
   LIVERY_ERR_UPSTREAM_RESPONSE: { message: 'invalid response from upstream %s: %s', status: 502 },
+  LIVERY_ERR_UPSTREAM_HEADER_TOO_LARGE: { message: 'upstream %s sent response headers larger than %s', status: 502 },
   LIVERY_ERR_UPSTREAM_CONNECT_TIMEOUT: { message: 'connecting to upstream %s took longer than %s', status: 504 },
   LIVERY_ERR_UPSTREAM_FIRST_BYTE_TIMEOUT: { message: 'upstream %s sent no response headers within %s', status: 504 },
   LIVERY_ERR_UPSTREAM_BETWEEN_BYTES_TIMEOUT: { message: 'upstream %s sent no body bytes for %s', status: 504 },

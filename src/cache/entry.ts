@@ -90,7 +90,7 @@ export class CacheEntry {
   wire (age: string, xcache: string): string[] {
     let w = this.#wire
     if (w === undefined) {
-      w = this.rawHeaders.concat('age', '', 'x-cache', '')
+      w = withVia(this.rawHeaders).concat('age', '', 'x-cache', '')
       this.#wire = w
     }
     const n = w.length
@@ -112,6 +112,7 @@ export class CacheEntry {
         const name = raw[i]
         if (notModifiedFields.has(name) || (name === 'last-modified' && this.meta.etag === '')) w.push(name, raw[i + 1])
       }
+      w = withVia(w)
       w.push('age', '', 'x-cache', '')
       this.#notModified = w
     }
@@ -142,6 +143,26 @@ export class CacheEntry {
     for (const s of this.rawHeaders) n += s.length + STRING_OVERHEAD
     return n
   }
+}
+
+const viaToken = '1.1 livery'
+const endsWithUs = /(?:^|,)\s*1\.1 livery\s*$/
+
+/**
+ * The stored headers with Via naming this gateway (RFC 9110 §7.6.3), added
+ * to the upstream's own Via. Entries stored from a themed page already carry
+ * it; it is not added twice.
+ */
+function withVia (raw: readonly string[]): string[] {
+  const out = raw.slice()
+  for (let i = 0; i < out.length; i += 2) {
+    if (out[i] === 'via') {
+      if (!endsWithUs.test(out[i + 1])) out[i + 1] = `${out[i + 1]}, ${viaToken}`
+      return out
+    }
+  }
+  out.push('via', viaToken)
+  return out
 }
 
 /**

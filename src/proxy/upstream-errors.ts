@@ -6,6 +6,9 @@ import { LiveryError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import type { TimeoutsConfig } from '../config/types.ts'
 
+/** Response header bytes beyond this are a hostile or broken upstream (undici's maxHeaderSize). */
+export const upstreamMaxHeaderSize = 64 * 1024
+
 interface CodedCause { code?: string, name?: string, message?: string, cause?: unknown }
 
 export function upstreamError (err: unknown, upstream: string, timeouts: TimeoutsConfig, headersSent: boolean): LiveryError {
@@ -25,6 +28,8 @@ export function upstreamError (err: unknown, upstream: string, timeouts: Timeout
     case 'EHOSTUNREACH':
     case 'ENETUNREACH':
       return new LiveryError('LIVERY_ERR_UPSTREAM_CONNECT', [upstream, code], { cause: err })
+    case 'UND_ERR_HEADERS_OVERFLOW':
+      return new LiveryError('LIVERY_ERR_UPSTREAM_HEADER_TOO_LARGE', [upstream, `${upstreamMaxHeaderSize / 1024} KB`], { cause: err })
     case 'HPE_INVALID_STATUS':
     case 'HPE_INVALID_HEADER_TOKEN':
     case 'HPE_INVALID_CONSTANT':

@@ -9,7 +9,7 @@ import type { SiteConfig } from '../config/types.ts'
 import { LiveryError, isLiveryError } from '../errors.ts'
 import { upstreamRequestHeaders } from './headers.ts'
 import type { ClientInfo } from './forwarded.ts'
-import { upstreamError } from './upstream-errors.ts'
+import { upstreamError, upstreamMaxHeaderSize } from './upstream-errors.ts'
 import { skippingContinue } from './interim.ts'
 
 export interface UpstreamResponse {
@@ -59,8 +59,7 @@ export class Upstream {
       headersTimeout: site.timeouts.firstByte,
       bodyTimeout: site.timeouts.betweenBytes,
       keepAliveTimeout: 4_000,
-      // Header bytes beyond this are a hostile or broken upstream.
-      maxHeaderSize: 64 * 1024,
+      maxHeaderSize: upstreamMaxHeaderSize,
     })
     // Bytes after a response's Content-Length end reach undici's parser after
     // the response itself completed: as an unsolicited next response

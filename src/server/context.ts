@@ -70,6 +70,7 @@ function statusText (status: number): string {
     case 401: return 'Unauthorized'
     case 403: return 'Forbidden'
     case 404: return 'Not Found'
+    case 405: return 'Method Not Allowed'
     case 502: return 'Bad Gateway'
     case 503: return 'Service Unavailable'
     case 504: return 'Gateway Timeout'

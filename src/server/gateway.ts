@@ -87,8 +87,9 @@ export class Gateway {
   #draining = false
   #closing: Promise<void> | undefined
   #destroyed = false
-  #inFlight = 0
   #connections = 0
+  /** Responses not yet closed; during a drain they are told to close their connection. */
+  readonly #active = new Set<ServerResponse>()
   #adminServer: Server | undefined
 
   constructor (config: Config, opts: GatewayOptions) {
@@ -164,7 +165,7 @@ export class Gateway {
       }
     })
     this.metrics.gauge('livery_http_connections_open', 'Client connections open to this process (idle keep-alive ones included)', [], set => set({}, this.#connections))
-    this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#inFlight))
+    this.metrics.gauge('livery_http_requests_active', 'Requests being answered by this process, cache hits included', [], set => set({}, this.#active.size))
 
     this.#wsProxy = createProxyServer({ ws: true, xfwd: true })
     this.#wsProxy.on('error', (err: unknown, _req: IncomingMessage, socket: ServerResponse | Socket) => {
@@ -172,7 +173,12 @@ export class Gateway {
       socket.destroy()
     })
 
-    this.server = createServer({ maxHeaderSize, keepAliveTimeout: 5_000, requestTimeout: 300_000 }, (req, res) => {
+    this.server = createServer({
+      maxHeaderSize, keepAliveTimeout: 5_000, requestTimeout: 300_000,
+      // Only WebSocket upgrades are taken; any other Upgrade (h2c from curl --http2) is an
+      // ordinary request whose hop-by-hop Upgrade is dropped, as nginx does.
+      shouldUpgradeCallback: (req: IncomingMessage) => req.headers.upgrade?.toLowerCase() === 'websocket',
+    }, (req, res) => {
       this.#onRequest(req, res)
     })
     this.server.on('connection', (socket: Socket) => {
@@ -180,6 +186,7 @@ export class Gateway {
       socket.once('close', () => { this.#connections-- })
     })
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Duplex) => this.#onClientError(err, socket))
+    this.server.on('connect', (req: IncomingMessage, socket: Duplex) => this.#onConnect(req, socket))
     this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.#onUpgrade(req, socket, head))
   }
 
@@ -308,13 +315,14 @@ export class Gateway {
     const client = this.#trusted.resolve(req)
     const target = parseTarget(req.url)
     const ctx = newContext(typeof target === 'string' ? '-' : target.path)
-    // Read now: by the time the access line is written the socket may be gone.
-    ctx.client = req.socket.remoteAddress
-    this.#inFlight++
+    // Read now: by the time the access line is written the socket may be gone (trustedProxies decide whose word counts).
+    ctx.client = client.remoteAddress
+    this.#active.add(res)
     res.once('close', () => {
-      this.#inFlight--
+      this.#active.delete(res)
       this.#finish(req, res, ctx)
-      if (this.#draining) this.server.closeIdleConnections()
+      // Idle kept-alive connections stay open while requests are in flight, so one reused meanwhile gets the 503.
+      if (this.#draining && this.#active.size === 0) this.server.closeIdleConnections()
     })
     if (typeof target === 'string') {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_BAD_REQUEST', target))
@@ -372,11 +380,21 @@ export class Gateway {
       return
     }
     const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW'
-      ? [431, 'Request Header Fields Too Large']
+      ? (requestLineOverflowed(err) ? [414, 'URI Too Long'] : [431, 'Request Header Fields Too Large'])
       : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request']
     const body = `${status} ${reason}\n`
     this.#logger.info({ code: err.code, status }, 'refused a malformed request')
     socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+  }
+
+  /** CONNECT asks for a tunnel, which a reverse proxy does not open (Node would otherwise drop the socket unanswered). */
+  #onConnect (req: IncomingMessage, socket: Duplex): void {
+    socket.on('error', () => socket.destroy())
+    const err = liveryError('LIVERY_ERR_METHOD_NOT_ALLOWED', 'CONNECT')
+    const body = `405 Method Not Allowed\n${err.message}\n`
+    this.#logger.info({ method: req.method, code: err.code }, 'refused a CONNECT request')
+    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${allowedMethods}\r\nconnection: close\r\ncache-control: no-store\r\nx-livery-error: ${err.code}\r\n` +
+      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
   }
 
   #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -402,14 +420,16 @@ export class Gateway {
   close (): Promise<void> {
     if (this.#closing !== undefined) return this.#closing
     this.#draining = true
+    // Responses still to be written end their connection (Connection: close) rather than keep it alive for a request that would find it gone.
+    for (const res of this.#active) if (!res.headersSent) res.shouldKeepAlive = false
     this.#closing = new Promise<void>(resolve => {
       const timer = setTimeout(() => this.server.closeAllConnections(), this.config.shutdownTimeout)
       timer.unref()
-      this.server.close(() => {
+      stopAccepting(this.server, () => {
         clearTimeout(timer)
         resolve()
       })
-      this.server.closeIdleConnections()
+      if (this.#active.size === 0) this.server.closeIdleConnections()
     }).then(async () => {
       if (this.#adminServer !== undefined) {
         const admin = this.#adminServer
@@ -447,7 +467,7 @@ export class Gateway {
       pid: process.pid,
       uptime: Math.round(process.uptime()),
       ready: this.admin.notReady(),
-      inFlight: this.#inFlight,
+      inFlight: this.#active.size,
       sites: this.config.sites.map(site => ({
         name: site.name,
         hosts: site.hosts,
@@ -471,7 +491,7 @@ export class Gateway {
   }
 
   get inFlight (): number {
-    return this.#inFlight
+    return this.#active.size
   }
 }
 
@@ -505,6 +525,49 @@ function threadsPerProcess (config: Config): number {
   const processes = config.processes === 0 ? availableParallelism() : config.processes
   return Math.max(1, Math.floor(resolveThreads(0) / processes))
 }
+
+/** What a 405 names: the methods a site's resources can be asked for (every other token is forwarded too). */
+const allowedMethods = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
+
+/**
+ * Stops accepting connections; `done` runs once every open one has closed.
+ * Node's server.close() also closes idle kept-alive connections at once, so a
+ * client reusing one at that moment gets EOF or RST; those are kept until the
+ * in-flight requests are done (then closed by the caller), and a request on
+ * one meanwhile gets the documented 503 with Connection: close.
+ */
+function stopAccepting (server: Server, done: () => void): void {
+  const closeIdle = server.closeIdleConnections
+  server.closeIdleConnections = () => {}
+  try {
+    server.close(done)
+  } finally {
+    server.closeIdleConnections = closeIdle
+  }
+}
+
+/**
+ * True when Node's header limit was hit inside the request line (a long
+ * URL, 414) rather than in the header fields (431). Node only hands over
+ * the chunk it was parsing; when that chunk holds the start of the request
+ * (a new connection, or the request after a blank line), the request line
+ * overflowed if no line ended before the point of the error. A request line
+ * trickled in over many small chunks cannot be told apart and stays 431.
+ */
+function requestLineOverflowed (err: NodeJS.ErrnoException): boolean {
+  const e = err as NodeJS.ErrnoException & { rawPacket?: unknown, bytesParsed?: unknown }
+  if (!Buffer.isBuffer(e.rawPacket)) return false
+  const data = e.rawPacket
+  const at = typeof e.bytesParsed === 'number' ? Math.min(e.bytesParsed, data.length) : data.length
+  // A blank line ending before the error starts the request that overflowed (one ending at it is that request's own end).
+  const blank = at < 4 ? -1 : data.lastIndexOf('\r\n\r\n', at - 4)
+  const start = blank === -1 ? 0 : blank + 4
+  if (blank === -1 && !requestLineStart.test(data.subarray(0, 24).toString('latin1'))) return false
+  const nl = data.indexOf(10, start)
+  return nl === -1 || nl >= at
+}
+
+const requestLineStart = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ /
 
 function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {

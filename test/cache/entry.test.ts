@@ -25,7 +25,7 @@ t.test('wire arrays: prebuilt once, only age and x-cache change', async (t) => {
   t.same(w1.slice(-4), ['age', '3', 'x-cache', 'HIT'])
   const w2 = e.wire('4', 'STALE')
   t.equal(w1, w2, 'the same array is reused')
-  t.same(w2.slice(0, -4), e.rawHeaders)
+  t.same(w2.slice(0, -4), [...e.rawHeaders, 'via', '1.1 livery'], 'the stored headers, plus Via naming this gateway (issue 11, item 12)')
   const nm = e.notModifiedWire('1', 'HIT')
   t.ok(nm.includes('etag') && !nm.includes('content-length') && !nm.includes('content-type'), '304 carries validators, not body metadata')
 })
