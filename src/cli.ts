@@ -27,6 +27,9 @@ Usage:
   livery theme --rules R --content C [options]       theme one page to stdout (see livery theme --help)
   livery purge --url U | --prefix P | --tag T | --site S | --all [--soft] [--server URL] [--token T]
                                                      purge the cache through the admin API
+  livery worker --config FILE [--dead-letters]     run background jobs from Redis (or print the dead letters)
+  livery warm --config FILE --site S [--sitemap URL | --urls FILE]
+                                                     enqueue a prefetch of a site's pages for the workers
   livery --help | --version
 
 Options:
@@ -216,6 +219,14 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
       case 'purge': {
         const { runPurgeCommand } = await import('./cache/purge-cli.ts')
         return await runPurgeCommand(rest, io)
+      }
+      case 'worker': {
+        const { runWorkerCommand } = await import('./worker/cli.ts')
+        return await runWorkerCommand(rest, io)
+      }
+      case 'warm': {
+        const { runWarmCommand } = await import('./worker/cli.ts')
+        return await runWarmCommand(rest, io)
       }
       case 'theme': {
         const { runThemeCommand } = await import('./theme/cli.ts')

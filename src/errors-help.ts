@@ -32,6 +32,8 @@ export const errorHelp: Readonly<Record<ErrorCode, string>> = {
   LIVERY_ERR_KILLED: 'The request ran longer than sites[].pool.killAfter while the site\'s slots were full and requests waited; it was aborted to make room.',
   LIVERY_ERR_OVERLOADED: 'Event-loop delay or heap is above pool.maxEventLoopDelay / pool.maxHeap; new requests are shed and readyz says not ready.',
   LIVERY_ERR_TRANSFORM_BUSY: 'Every theming thread is busy and the thread queue is full; the page is served unthemed. Raise LIVERY_THREADS.',
+  LIVERY_ERR_WARM: 'A warm or prefetch job could not store the page: the upstream failed, or answered with something the cache does not store (no-store, private, Set-Cookie, an error status). The job is retried with backoff, then dead-lettered (livery worker --dead-letters).',
+  LIVERY_ERR_THEME_REFRESH: 'The background theme refresh could not fetch a theme page or asset. Pages stay themed from the copies in hand (for fetch.staleIfError); fix the theme server before they run out. The job retries with backoff.',
   LIVERY_ERR_CLUSTER_METRICS: 'The metrics route could not collect from every worker process; retry the scrape.',
   LIVERY_ERR_CACHE_STORE: 'A cache tier failed; the request was answered without it and the failure counted.',
   LIVERY_ERR_CACHE_TIMEOUT: 'A cache tier (usually Redis) did not answer within its timeout and was skipped.',

@@ -48,6 +48,8 @@ export const errorSpecs = {
   LIVERY_ERR_KILLED: { message: 'the request ran longer than %s while site %s had requests waiting', status: 503 },
   LIVERY_ERR_OVERLOADED: { message: 'the gateway is overloaded (%s)', status: 503 },
   LIVERY_ERR_TRANSFORM_BUSY: { message: 'all %s theming threads are busy and %s transforms are queued', status: 503 },
+  LIVERY_ERR_WARM: { message: 'cannot warm %s: %s', status: 502 },
+  LIVERY_ERR_THEME_REFRESH: { message: 'refreshing theme resources %s failed: %s', status: 502 },
   LIVERY_ERR_CLUSTER_METRICS: { message: 'cannot aggregate metrics across worker processes: %s', status: 500 },
 
   // --- cache ---

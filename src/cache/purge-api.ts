@@ -38,7 +38,8 @@ export interface PurgeRouteOptions {
   /** `admin.token` (or `LIVERY_ADMIN_TOKEN`); '' turns purging off. */
   readonly token: string
   /** Applies a purge (TieredStore.purge in the gateway); resolves the count affected. */
-  readonly purge: (selector: PurgeSelector, opts: { soft: boolean }) => Promise<number>
+  /** `warm`: the body asked for the named URLs to be fetched again (the worker tier's warm jobs). */
+  readonly purge: (selector: PurgeSelector, opts: { soft: boolean, warm?: boolean }) => Promise<number>
   readonly logger?: Logger
   /** @default MAX_PURGE_BODY (1 MiB) */
   readonly maxBody?: number
@@ -51,7 +52,7 @@ export interface PurgeRoute {
   handlePurgeMethod (req: IncomingMessage, res: ServerResponse, url: string, site: string): Promise<void>
 }
 
-const fields = new Set(['urls', 'prefixes', 'tags', 'site', 'all', 'soft'])
+const fields = new Set(['urls', 'prefixes', 'tags', 'site', 'all', 'soft', 'warm'])
 
 export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
   const log = opts.logger ?? silentLogger
@@ -82,10 +83,10 @@ export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
     return err
   }
 
-  async function run (res: ServerResponse, sel: PurgeSelector, soft: boolean, via: string): Promise<void> {
+  async function run (res: ServerResponse, sel: PurgeSelector, soft: boolean, via: string, warm = false): Promise<void> {
     let purged: number
     try {
-      purged = await opts.purge(sel, { soft })
+      purged = await opts.purge(sel, { soft, warm })
     } catch (err) {
       log.error({ err, selector: sel, soft }, 'purge failed')
       sendError(res, isLiveryError(err) ? err : liveryError('LIVERY_ERR_CACHE_STORE', 'purge', err instanceof Error ? err.message : String(err)))
@@ -113,14 +114,14 @@ export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
       sendError(res, isLiveryError(err) ? err : liveryError('LIVERY_ERR_PURGE_REQUEST', `cannot read the body: ${String(err)}`))
       return
     }
-    let parsed: { sel: PurgeSelector, soft: boolean }
+    let parsed: { sel: PurgeSelector, soft: boolean, warm: boolean }
     try {
       parsed = parseBody(body)
     } catch (err) {
       sendError(res, isLiveryError(err) ? err : liveryError('LIVERY_ERR_PURGE_REQUEST', String(err)))
       return
     }
-    await run(res, parsed.sel, parsed.soft, 'api')
+    await run(res, parsed.sel, parsed.soft, 'api', parsed.warm)
   }
 
   const handlePurgeMethod = async (req: IncomingMessage, res: ServerResponse, url: string, site: string): Promise<void> => {
@@ -171,7 +172,7 @@ async function readBody (req: IncomingMessage, limit: number): Promise<Buffer> {
 }
 
 /** Validates the body against the documented shape; every message names the field. */
-export function parseBody (body: Buffer): { sel: PurgeSelector, soft: boolean } {
+export function parseBody (body: Buffer): { sel: PurgeSelector, soft: boolean, warm: boolean } {
   const bad = (msg: string): LiveryError => liveryError('LIVERY_ERR_PURGE_REQUEST', msg)
   let v: unknown
   try {
@@ -207,11 +208,12 @@ export function parseBody (body: Buffer): { sel: PurgeSelector, soft: boolean } 
   const site = (o.site as string | undefined) ?? ''
   const all = flag('all')
   const soft = flag('soft')
+  const warm = flag('warm')
   if (!all && urls.length === 0 && prefixes.length === 0 && tags.length === 0 && site === '') {
     throw bad('the selector is empty: give urls, prefixes, tags, a site, or "all": true')
   }
   const sel: PurgeSelector = all ? { all: true } : { urls, prefixes, tags, ...(site === '' ? {} : { site }) }
-  return { sel, soft }
+  return { sel, soft, warm }
 }
 
 /** Stops reading a body we will not use; the connection closes after the answer. */

@@ -81,6 +81,13 @@ const site = obj({
     pattern: /^[A-Za-z0-9!#$%&'*+\-.^_`|~?]+$/,
     patternDoc: 'cookie names or globs (letters, digits, !#$%&\'*+-.^_`|~ and ?)',
   },
+  warm: obj({
+    afterPurge: { t: 'bool', default: false, doc: 'after a purge, fetch the pages that were hot again (a worker job), so the next visitor gets a HIT; a purge body can also ask with "warm": true' },
+    hotHits: { t: 'int', default: 2, min: 1, doc: 'cache hits since a page was stored that make it hot (only counted with afterPurge)' },
+    urls: { t: 'strings', default: [], doc: 'pages to prefetch: paths on the site or absolute URLs' },
+    sitemap: { t: 'string', default: '', doc: 'URL of a sitemap.xml whose <loc> pages are prefetched' },
+    interval: { t: 'duration', default: '0s', doc: 'how often urls and sitemap are prefetched (0: only on demand, with livery warm)' },
+  }),
   theme: obj({
     rules: { t: 'path', doc: 'the Diazo rules file; its <theme href> names the theme page' },
     base: { t: 'string', default: '', doc: 'URL that relative hrefs in the rules (the theme page) resolve against (default: the rules file\'s folder)' },
@@ -162,5 +169,16 @@ export const schema: ObjectNode = obj({
     maxEventLoopDelay: { t: 'duration', default: '1s', doc: 'above this event-loop delay new requests are shed (0: off)' },
     maxHeap: { t: 'size', default: '0', doc: 'above this heap use new requests are shed (0: off)' },
   }),
+  worker: obj({
+    concurrency: { t: 'int', default: 4, min: 1, max: 1024, doc: 'jobs one livery worker process runs at once (LIVERY_WORKER_CONCURRENCY)' },
+    processes: { t: 'int', default: 1, min: 1, max: 1024, doc: 'processes livery worker runs (LIVERY_WORKER_PROCESSES)' },
+    port: { t: 'int', default: 9464, min: 0, max: 65535, doc: 'port of livery worker\'s admin routes /metrics, /healthz, /dead-letters (0: any free port)' },
+    attempts: { t: 'int', default: 5, min: 1, max: 100, doc: 'runs of a failing job, the first included, before it is dead-lettered' },
+    backoff: { t: 'duration', default: '1s', doc: 'delay before a failed job\'s first retry; doubles for each later one' },
+    rate: { t: 'number', default: 10, min: 0, doc: 'page fetches per second that warming and prefetch send upstream, all workers together (0: no limit)' },
+    maxDeadLetters: { t: 'int', default: 1000, min: 1, doc: 'dead-lettered jobs kept per job kind, oldest dropped first' },
+    themeRefreshAhead: { t: 'duration', default: '10s', doc: 'themes and their assets are refreshed in the background this long before they go stale; copies that live less than twice this are refreshed on the request path as before (0: no background refresh)' },
+    themeCheck: { t: 'duration', default: '5m', doc: 'how often every theme and rules file is checked as livery check does (0: never)' },
+  }, { doc: 'background jobs: theme refresh, warming after a purge, prefetch, theme checks; on Redis (cache.redis) for livery worker processes, else in-process' }),
   sites: { t: 'array', of: site, min: 1, doc: 'the sites, matched by Host header, then path prefix' },
 })

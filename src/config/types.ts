@@ -31,6 +31,32 @@ export interface ThemeConfig {
   readonly timeout: number
 }
 
+export interface WarmConfig {
+  readonly afterPurge: boolean
+  readonly hotHits: number
+  readonly urls: readonly string[]
+  /** '' for none. */
+  readonly sitemap: string
+  /** ms; 0: prefetch only on demand. */
+  readonly interval: number
+}
+
+export interface WorkerConfig {
+  readonly concurrency: number
+  readonly processes: number
+  readonly port: number
+  readonly attempts: number
+  /** ms */
+  readonly backoff: number
+  /** Fetches per second, all workers together; 0: no limit. */
+  readonly rate: number
+  readonly maxDeadLetters: number
+  /** ms */
+  readonly themeRefreshAhead: number
+  /** ms; 0: off. */
+  readonly themeCheck: number
+}
+
 export interface SiteConfig {
   readonly name: string
   readonly hosts: readonly string[]
@@ -49,6 +75,8 @@ export interface SiteConfig {
   readonly passCookies: readonly string[]
   /** Name of Livery's own targeted cache-control field (RFC 9213); '' for none. */
   readonly targetedField: string
+  /** Always present in a loaded config; optional for hand-built test sites. */
+  readonly warm?: WarmConfig
   readonly theme?: ThemeConfig
 }
 
@@ -103,5 +131,6 @@ export interface Config {
   readonly cache: CacheConfig
   readonly fetch: FetchConfig
   readonly pool: PoolConfig
+  readonly worker: WorkerConfig
   readonly sites: readonly SiteConfig[]
 }

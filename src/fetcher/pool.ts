@@ -165,6 +165,28 @@ export class FetchPool {
     throw r.error
   }
 
+  /**
+   * Refreshes `url` now even if its copy is fresh (a conditional request
+   * when there is one), waiting for the job itself rather than `fetch.wait`:
+   * the worker tier refreshes themes ahead of their expiry this way, so the
+   * request path finds them fresh. Rejects with the job's coded error (or
+   * the backoff or circuit that kept it from running); the old copy stays.
+   */
+  async refresh (url: string): Promise<FetchOutcome> {
+    if (this.#closed) throw liveryError('LIVERY_ERR_CLOSED', 'the fetch pool')
+    const key = normalize(url)
+    const admission = this.#admit(key, this.#now())
+    if (!('job' in admission)) throw admission.error
+    const r = await admission.job.result
+    if (r.ok) return { resource: r.resource, state: 'refreshed' }
+    throw r.error
+  }
+
+  /** The URLs the pool holds copies of. */
+  urls (): string[] {
+    return [...this.#entries.keys()]
+  }
+
   /** The pool as the theme engine's loader. */
   readonly loader: ResourceLoader = async (url, signal) => {
     const { resource } = await this.get(url, { signal })

@@ -13,6 +13,7 @@ import { FetchPool } from '../fetcher/index.ts'
 import { silentLogger } from '../log.ts'
 import { hasCode } from '../errors.ts'
 import { SiteThemer } from './site-themer.ts'
+import { Writable } from 'node:stream'
 
 export async function checkThemes (config: Config, io: { stdout: NodeJS.WritableStream, stderr: NodeJS.WritableStream }): Promise<number> {
   io.stdout.write(`configuration OK: ${config.sites.length} site(s): ${config.sites.map(s => s.name).join(', ')}\n`)
@@ -53,4 +54,21 @@ export async function checkThemes (config: Config, io: { stdout: NodeJS.Writable
   }
   io.stdout.write(problems === 0 ? 'all themes OK\n' : `${problems} problem(s)\n`)
   return badRules ? 2 : problems === 0 ? 0 : 1
+}
+
+/**
+ * The periodic theme check (the worker tier's `theme-check` job): the same
+ * check as `livery check`, its problem lines collected instead of printed.
+ */
+export async function runThemeCheck (config: Config): Promise<{ ok: boolean, at: number, problems: string[] }> {
+  const problems: string[] = []
+  const stdout = new Writable({ write (_chunk, _enc, cb) { cb() } })
+  const stderr = new Writable({
+    write (chunk: Buffer, _enc, cb) {
+      problems.push(...chunk.toString('utf8').split('\n').filter(l => l !== ''))
+      cb()
+    },
+  })
+  const code = await checkThemes(config, { stdout, stderr })
+  return { ok: code === 0, at: Date.now(), problems }
 }

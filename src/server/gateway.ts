@@ -18,6 +18,13 @@ import { newContext, sendError } from './context.ts'
 import { parseTarget } from './request-target.ts'
 import { requestHost } from './request-host.ts'
 import { SiteLayer } from './site-layer.ts'
+import type { WarmOutcome } from './site-handler.ts'
+import { WorkerTier } from '../worker/tier.ts'
+import { HotPages } from '../worker/hot-pages.ts'
+import { instrumentWorker } from '../metrics/instrument-worker.ts'
+import { runThemeCheck } from './check.ts'
+import type { PurgeSelector } from '../cache/store.ts'
+import type { SiteConfig } from '../config/types.ts'
 import { TrustedProxies, isForwardingHeader } from '../proxy/forwarded.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
@@ -48,6 +55,11 @@ export interface GatewayOptions {
   readonly redisProblem?: () => string | undefined
   /** Themers by site name; by default built from each site's `theme` over the gateway's fetch pool. */
   readonly themes?: ReadonlyMap<string, PageThemer>
+  /**
+   * 'gateway' (default): enqueue background jobs, and run them in-process when
+   * there is no Redis. 'worker': `livery worker`, which runs them from Redis.
+   */
+  readonly workerRole?: 'gateway' | 'worker'
 }
 
 /** Node's own limit is what answers 431; 16 KB as the issue and nginx's large_client_header_buffers. */
@@ -83,6 +95,11 @@ export class Gateway {
   #purge: PurgeRoute
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
+  /** The worker tier's queues: background jobs (DESIGN §7). */
+  readonly worker: WorkerTier
+  /** Hits per page of sites with warm.afterPurge, by site name; kept across reloads. */
+  readonly #hot = new Map<string, HotPages>()
+  readonly #uninstrumentWorker: () => void
   #trusted: TrustedProxies
   #draining = false
   #closing: Promise<void> | undefined
@@ -143,6 +160,17 @@ export class Gateway {
       // unthemed. Each probe also starts a due refresh, so the site becomes ready once the theme server answers.
       const unusable = [...themers].filter(([, t]) => t.noUsableTheme).map(([name, t]) => { t.poke(); return name })
       return unusable.length === 0 ? undefined : `no usable theme for ${unusable.join(', ')}`
+    })
+    this.worker = new WorkerTier({
+      config, logger: opts.logger, role: opts.workerRole ?? 'gateway',
+      warm: url => this.warm(url), fetchPool: this.fetchPool, themers,
+      checkThemes: () => runThemeCheck(this.config),
+    })
+    this.#uninstrumentWorker = instrumentWorker(this.metrics, this.worker)
+    this.admin.addPrivate('/jobs', async (_req, res) => {
+      const body = JSON.stringify({ depth: await this.worker.depth(), deadLetters: await this.worker.deadLetters(), themeCheck: this.worker.lastThemeCheck }, null, 2) + '\n'
+      res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
+      res.end(body)
     })
     // Getters, so the gauges follow the current site layer after a reload.
     const gateway = this
@@ -212,7 +240,15 @@ export class Gateway {
   }
 
   #purgeRoute (config: Config): PurgeRoute {
-    return createPurgeRoute({ token: config.admin.token, purge: (sel, o) => this.cache.purge(sel, o), logger: this.#logger })
+    return createPurgeRoute({
+      token: config.admin.token,
+      purge: async (sel, o) => {
+        const purged = await this.cache.purge(sel, o)
+        this.#warmAfterPurge(sel, o.warm === true)
+        return purged
+      },
+      logger: this.#logger,
+    })
   }
 
   #finisher (config: Config): Finisher {
@@ -220,7 +256,42 @@ export class Gateway {
   }
 
   #buildSites (config: Config): SiteLayer {
-    return new SiteLayer(config, { logger: this.#logger, cache: this.cache, fetchPool: this.fetchPool, transformPool: this.transformPool, themes: this.#themes })
+    return new SiteLayer(config, { logger: this.#logger, cache: this.cache, fetchPool: this.fetchPool, transformPool: this.transformPool, themes: this.#themes, hot: site => this.#hotPages(site) })
+  }
+
+  #hotPages (site: SiteConfig): HotPages | undefined {
+    if (site.warm?.afterPurge !== true) return undefined
+    let hot = this.#hot.get(site.name)
+    if (hot === undefined) {
+      hot = new HotPages({ hotHits: site.warm.hotHits })
+      this.#hot.set(site.name, hot)
+    }
+    return hot
+  }
+
+  /**
+   * Warms one page (the `warm` job): routes `url` to its site and fetches it
+   * into the cache unless it is fresh there already.
+   */
+  async warm (url: string): Promise<WarmOutcome> {
+    const u = new URL(url)
+    const handler = this.#sites.router.match(u.host, u.pathname)
+    if (handler === undefined) throw liveryError('LIVERY_ERR_WARM', url, 'no site answers this URL')
+    return await handler.warm(u.host, u.pathname + u.search)
+  }
+
+  /** After a purge: warm the hot pages it covered (sites with warm.afterPurge), and with `warm: true` every URL it named. */
+  #warmAfterPurge (sel: PurgeSelector, warmNamed: boolean): void {
+    const urls = new Set<string>(warmNamed ? sel.urls ?? [] : [])
+    for (const [site, hot] of this.#hot) {
+      if (sel.site !== undefined && sel.site !== site) continue
+      for (const url of hot.take(sel)) urls.add(url)
+    }
+    if (urls.size === 0) return
+    this.worker.enqueueWarm([...urls]).then(
+      added => { this.#logger.info({ urls: urls.size, added }, 'purge: warm jobs enqueued') },
+      (err: unknown) => { this.#logger.warn({ err: (err as Error).message }, 'purge: cannot enqueue warm jobs; the pages fill on their next request') },
+    )
   }
 
   #useSites (layer: SiteLayer): void {
@@ -285,6 +356,7 @@ export class Gateway {
     this.#ready ??= (async () => {
       await Promise.all([this.fetchPool.open(), this.assetPools.theme.open(), this.assetPools.other.open()])
       await this.#sites.load()
+      this.worker.start()
     })()
     return this.#ready
   }
@@ -436,11 +508,14 @@ export class Gateway {
         await new Promise<void>(resolve => { admin.close(() => resolve()); admin.closeAllConnections() })
       }
       this.#uninstrument()
+      this.#uninstrumentWorker()
       this.#reclaimer.stop()
       this.#wsProxy.close()
       // destroy() tears the components down itself; a close() after destroy() rejects in undici.
       if (this.#destroyed) return
       await this.#reloading?.catch(() => undefined)
+      // First: running jobs still use the site layer.
+      await this.worker.close()
       await Promise.all([...this.#retiring].map(layer => layer.close()))
       await this.#sites.close()
       await Promise.all([this.watchdog.close(), this.cache.close()])
@@ -480,6 +555,7 @@ export class Gateway {
       fetch: this.fetchPool.stats(),
       themeAssets: { theme: this.assetPools.theme.stats(), other: this.assetPools.other.stats() },
       transforms: this.transformPool?.stats(),
+      worker: { queue: this.worker.shared ? 'redis' : 'in-process', themeCheck: this.worker.lastThemeCheck },
       watchdog: this.watchdog.stats(),
     }
   }

@@ -18,6 +18,7 @@ import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
 import { newContext, sendError, type RequestContext } from './context.ts'
 import type { PageThemer } from './themer.ts'
 import { passCookieRule, withoutCookie, type CookieRule } from '../cache/pass-cookies.ts'
+import type { HotPages } from '../worker/hot-pages.ts'
 
 export interface SiteHandlerOptions {
   readonly logger: Logger
@@ -26,7 +27,12 @@ export interface SiteHandlerOptions {
   readonly theme?: PageThemer
   /** Largest page buffered for theming; larger pages pass unthemed. */
   readonly maxThemedSize: number
+  /** Counts hits per page for warming after a purge (sites with warm.afterPurge). */
+  readonly hot?: HotPages
 }
+
+/** What warming one page did. */
+export type WarmOutcome = 'hit' | 'stored'
 
 /** What the gateway settled about a request before handing it to its site. */
 export interface SiteRequest {
@@ -49,6 +55,7 @@ export class SiteHandler {
   readonly #cache: HttpCache
   readonly #pool: RequestPool
   readonly #maxThemed: number
+  readonly #hot: HotPages | undefined
   readonly #background = new Set<Promise<void>>()
   readonly #sessionCookie: CookieRule
 
@@ -61,6 +68,7 @@ export class SiteHandler {
     this.#pool = opts.pool
     this.#maxThemed = opts.maxThemedSize
     this.#sessionCookie = passCookieRule(site.passCookies)
+    this.#hot = opts.hot
   }
 
   async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, target: SiteRequest): Promise<void> {
@@ -85,6 +93,7 @@ export class SiteHandler {
     if (r instanceof Promise) r = await r
     switch (r.kind) {
       case 'hit':
+        this.#hot?.hit(r.entry.meta.url)
         ctx.cache = r.xcache
         ctx.bytes = req.method === 'HEAD' ? 0 : r.entry.body.length
         this.#cache.serve(r.entry, req, res, r.xcache)
@@ -106,6 +115,48 @@ export class SiteHandler {
         ctx.cache = 'BYPASS'
         await this.#withSlot(req, res, ctx, signal => this.#pass(req, res, ctx, pathAndQuery, signal, r.invalidate ? creq : undefined))
     }
+  }
+
+  /**
+   * Warming (a worker job): makes sure `pathAndQuery` on `host` is in the
+   * cache as a plain GET would store it, themed where the theme applies.
+   * A page already fresh is left alone ('hit'); otherwise it is fetched
+   * through the same fill a miss uses, inside a pool slot, so the waiting
+   * list, theming and every cache tier are the request path's own. Rejects
+   * when the page could not be stored (the upstream failed or the answer is
+   * not cacheable), so the job is retried.
+   */
+  async warm (host: string, pathAndQuery: string): Promise<WarmOutcome> {
+    const headers = { host, 'user-agent': 'livery-warm' }
+    // Only the headers are read by a fill that has no client response to write.
+    const req = { method: 'GET', headers } as Pick<IncomingMessage, 'method' | 'headers'> as IncomingMessage
+    const creq: CacheRequest = { method: 'GET', url: pathAndQuery, host, headers }
+    let version = this.theme?.currentVersion() ?? ''
+    if (typeof version !== 'string') version = await version
+    let r = this.#cache.lookup(creq, this.site, version)
+    if (r instanceof Promise) r = await r
+    if (r.kind === 'hit') return 'hit'
+    const fill = r.kind === 'miss' ? r.fill : r.kind === 'stale' ? r.refresh : undefined
+    if (fill !== undefined) {
+      const ctx: RequestContext = { ...newContext(pathAndQuery), site: this.site.name, cache: 'MISS' }
+      const client: ClientInfo = { remoteAddress: '127.0.0.1', peer: '127.0.0.1', trusted: false, proto: 'http', hopProto: 'http', host }
+      let ticket: Ticket | undefined
+      try {
+        ticket = await this.#pool.acquire(this.site.name)
+        await this.#fill(fill, req, client, undefined, ctx, pathAndQuery, ticket.signal)
+      } catch (err) {
+        fill.fail(err)
+        throw err
+      } finally {
+        ticket?.release()
+      }
+    }
+    // only-if-cached asks the cache without starting a fill of its own.
+    const check: CacheRequest = { ...creq, headers: { ...headers, 'cache-control': 'only-if-cached' } }
+    let after = this.#cache.lookup(check, this.site, version)
+    if (after instanceof Promise) after = await after
+    if (after.kind === 'hit' || after.kind === 'stale') return 'stored'
+    throw liveryError('LIVERY_ERR_WARM', `http://${host}${pathAndQuery}`, r.kind === 'pass' ? 'the request is not cacheable' : 'the upstream failed or its answer is not cacheable')
   }
 
   /** Runs upstream work inside a pool slot; every failure ends in one coded answer. */

@@ -7,7 +7,8 @@
  * metrics registry live on in the gateway, so a reload drops neither a
  * connection nor a cached object.
  */
-import type { Config } from '../config/types.ts'
+import type { Config, SiteConfig } from '../config/types.ts'
+import type { HotPages } from '../worker/hot-pages.ts'
 import type { Logger } from '../log.ts'
 import type { HttpCache } from '../cache/index.ts'
 import type { FetchPool } from '../fetcher/index.ts'
@@ -24,6 +25,8 @@ export interface SiteLayerDeps {
   readonly transformPool: TransformPool | undefined
   /** Themers given by the caller (tests), by site name; they are not built here. */
   readonly themes?: ReadonlyMap<string, PageThemer>
+  /** Hit counting for warming after a purge (sites with warm.afterPurge); the gateway keeps it across reloads. */
+  readonly hot?: (site: SiteConfig) => HotPages | undefined
 }
 
 export class SiteLayer {
@@ -52,6 +55,7 @@ export class SiteLayer {
       pool: this.pool,
       theme: deps.themes?.get(site.name) ?? themers.get(site.name),
       maxThemedSize: config.cache.memory.maxEntrySize,
+      hot: deps.hot?.(site),
     }))
     this.router = new SiteRouter(this.handlers.map(h => ({ site: h.site, value: h })))
   }

@@ -17,7 +17,7 @@ import { coarseNow } from '../clock.ts'
 import { ThemeEngine, createDefaultLoader, transformCompiled, type ResourceLoader, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
 import type { FetchPool } from '../fetcher/index.ts'
 import type { TransformPool } from '../pool/index.ts'
-import { hasCode } from '../errors.ts'
+import { hasCode, liveryError } from '../errors.ts'
 import type { TransformTask } from './transform-task.ts'
 import type { PageThemer, ThemeOutcome } from './themer.ts'
 
@@ -58,6 +58,11 @@ const cssRefRe = /url\(\s*(?:"([^"]*)"|'([^']*)'|([^)'"\s]*))\s*\)|@import\s+(?:
 
 function escapeRegExp (s: string): string { return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&') }
 function decodeSafe (s: string): string { try { return decodeURIComponent(s) } catch { return s } }
+
+/** Whether the background refresh keeps this copy fresh (see SiteThemer.nextRefreshAt). */
+function refreshedAhead (r: { freshUntil: number, fetchedAt: number }, ahead: number): boolean {
+  return ahead > 0 && r.freshUntil - r.fetchedAt > 2 * ahead
+}
 
 export class SiteThemer implements PageThemer {
   readonly engine: ThemeEngine
@@ -207,6 +212,62 @@ export class SiteThemer implements PageThemer {
       }
     })()
     return this.#refreshing
+  }
+
+  /** The theme pages and the theme assets the fetch pool holds for this site. */
+  #themeUrls (): string[] {
+    const hrefs = this.engine.describe().themes.map(t => t.href)
+    const base = this.#base !== '' ? this.#base : hrefs[0] === undefined ? '' : new URL('.', hrefs[0]).href
+    const assets = /^https?:/i.test(base) ? this.#pool.urls().filter(u => u.startsWith(base) && !hrefs.includes(u)) : []
+    return [...hrefs, ...assets]
+  }
+
+  /**
+   * When the next background refresh is due: `ahead` ms before the first of
+   * the site's theme copies goes stale. Copies that live no longer than
+   * 2 × `ahead` are left to the request path's own refresh (bounded by
+   * fetch.wait): refreshing them ahead would multiply the theme server's
+   * load for little gain. Infinity when nothing qualifies.
+   */
+  nextRefreshAt (ahead: number): number {
+    let at = Infinity
+    for (const url of this.#themeUrls()) {
+      const r = this.#pool.peek(url)
+      if (r === undefined) return coarseNow()
+      if (refreshedAhead(r, ahead)) at = Math.min(at, r.freshUntil - ahead)
+    }
+    return at
+  }
+
+  /**
+   * The theme-refresh job: refreshes every theme page and asset that goes
+   * stale within `ahead` ms, recompiles when a theme page changed, and
+   * rejects naming the URLs that failed (the old copies stay in use), so a
+   * failing theme server shows in the log and the metrics while pages are
+   * still themed from the copies in hand. Resolves how many it refreshed.
+   */
+  async refreshAhead (ahead: number): Promise<number> {
+    // The precise clock: the job was timed with it, and the coarse one may lag the due time.
+    const now = Date.now()
+    const themes = this.engine.describe().themes
+    const due = this.#themeUrls().filter(url => {
+      const r = this.#pool.peek(url)
+      return r === undefined || (refreshedAhead(r, ahead) && r.freshUntil - ahead <= now)
+    })
+    const outcomes = await Promise.allSettled(due.map(url => this.#pool.refresh(url)))
+    const changed = themes.some(t => {
+      const i = due.indexOf(t.href)
+      const o = i === -1 ? undefined : outcomes[i]
+      return !t.available || (o?.status === 'fulfilled' && o.value.resource.version !== t.version)
+    })
+    if (changed) await this.engine.load()
+    this.#scheduleNextCheck()
+    const failed = due.filter((_u, i) => outcomes[i].status === 'rejected')
+    if (failed.length > 0) {
+      const first = outcomes.find(o => o.status === 'rejected') as PromiseRejectedResult
+      throw liveryError('LIVERY_ERR_THEME_REFRESH', failed.join(', '), (first.reason as Error).message)
+    }
+    return due.length
   }
 
   /** Next check when the first theme copy goes stale; never sooner than minTtl after a failure. */

@@ -30,6 +30,8 @@ export interface BullQueueOptions extends QueueOptions {
   readonly logger?: Logger
   /** How long a worker's job lock lasts without renewal, ms; a dead worker's job is retried after it. @default 30000 */
   readonly lockDuration?: number
+  /** How long close() lets running jobs finish before it stops waiting; their locks lapse and another worker retries them. @default 30000 */
+  readonly closeTimeout?: number
 }
 
 function newClient (url: string) {
@@ -42,7 +44,7 @@ export class BullQueue<D> implements WorkQueue<D> {
   readonly kind: string
   readonly #opts: BullQueueOptions
   readonly #log: Logger
-  readonly #queue: Queue
+  #queue: Queue | undefined
   readonly #deadKey: string
   readonly #clients: Client[] = []
   #dead: Client | undefined
@@ -54,8 +56,15 @@ export class BullQueue<D> implements WorkQueue<D> {
     this.#opts = opts
     this.#log = (opts.logger ?? silentLogger).child({ module: 'worker', kind: opts.kind })
     this.#deadKey = `${opts.prefix}:${opts.kind}:dead-letters`
-    this.#queue = new Queue(opts.kind, { connection: this.#client(), prefix: opts.prefix })
-    this.#queue.on('error', (err: Error) => { this.#log.warn({ err: err.message }, 'job queue connection error') })
+  }
+
+  /** Connected on first use: a gateway that never enqueues opens no connection for it. */
+  #producer (): Queue {
+    if (this.#queue === undefined) {
+      this.#queue = new Queue(this.kind, { connection: this.#client(), prefix: this.#opts.prefix })
+      this.#queue.on('error', (err: Error) => { this.#log.warn({ err: err.message }, 'job queue connection error') })
+    }
+    return this.#queue
   }
 
   async enqueue (key: string, data: D): Promise<boolean> {
@@ -63,12 +72,12 @@ export class BullQueue<D> implements WorkQueue<D> {
     const id = jobId(this.kind, key)
     // BullMQ's add is itself a no-op for an id that exists; asking first only
     // lets us tell the caller (and the metrics) which it was.
-    const existing = await this.#queue.getJob(id)
+    const existing = await this.#producer().getJob(id)
     if (existing !== undefined && existing !== null) {
       publishJob({ kind: this.kind, key, event: 'deduplicated', attempt: 0 })
       return false
     }
-    await this.#queue.add(this.kind, { key, data }, {
+    await this.#producer().add(this.kind, { key, data }, {
       jobId: id,
       attempts: this.#opts.attempts,
       backoff: { type: 'exponential', delay: this.#opts.backoff },
@@ -110,7 +119,9 @@ export class BullQueue<D> implements WorkQueue<D> {
       const key = job.data.key
       const t0 = started.get(key)
       started.delete(key)
-      publishJob({ kind: this.kind, key, event: 'done', attempt: job.attemptsStarted, durationMs: t0 === undefined ? 0 : performance.now() - t0 })
+      const durationMs = t0 === undefined ? 0 : performance.now() - t0
+      this.#log.debug({ key, attempt: job.attemptsStarted, durationMs: Math.round(durationMs) }, 'job done')
+      publishJob({ kind: this.kind, key, event: 'done', attempt: job.attemptsStarted, durationMs })
     })
     this.#worker.on('failed', (job, err) => {
       if (job === undefined) return
@@ -130,7 +141,7 @@ export class BullQueue<D> implements WorkQueue<D> {
   }
 
   async depth (): Promise<QueueDepth> {
-    const c = await this.#queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized')
+    const c = await this.#producer().getJobCounts('waiting', 'delayed', 'active', 'prioritized')
     return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), delayed: c.delayed ?? 0, active: c.active ?? 0 }
   }
 
@@ -143,8 +154,18 @@ export class BullQueue<D> implements WorkQueue<D> {
   /** The worker stops fetching jobs and finishes the running ones; then the connections close. Idempotent. */
   close (): Promise<void> {
     this.#closing ??= (async () => {
-      await this.#worker?.close()
-      await this.#queue.close()
+      const worker = this.#worker
+      if (worker !== undefined) {
+        let timer: NodeJS.Timeout | undefined
+        const timedOut = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), this.#opts.closeTimeout ?? 30_000) })
+        const r = await Promise.race([worker.close(), timedOut])
+        clearTimeout(timer)
+        if (r === 'timeout') {
+          this.#log.warn('jobs still running at shutdown; they go back to the queue once their lock lapses')
+          await worker.close(true)
+        }
+      }
+      await this.#queue?.close()
       for (const c of [...this.#clients, this.#dead]) {
         if (c?.isOpen === true) await c.close().catch(() => { /* already gone: nothing left to flush */ })
       }
@@ -154,7 +175,7 @@ export class BullQueue<D> implements WorkQueue<D> {
 
   /** Deletes every key of this queue (tests, `livery worker --obliterate` is not offered). */
   async obliterate (): Promise<void> {
-    await this.#queue.obliterate({ force: true })
+    await this.#producer().obliterate({ force: true })
     const client = await this.#deadClient()
     await client.del(this.#deadKey)
   }

@@ -10,8 +10,8 @@
  * - `retry` — an attempt failed and another is scheduled (`error`);
  * - `dead` — the last attempt failed; the job is on the dead-letter list.
  *
- * `livery:worker:theme` `{ site, ok, error? }` — a theme refresh or theme
- * check finished (`check: true` for a check).
+ * `livery:worker:theme` `{ site, ok, check, refreshed?, error? }` — a theme
+ * refresh or theme check finished (`check: true` for a check).
  */
 import { channel } from 'node:diagnostics_channel'
 
@@ -31,6 +31,8 @@ export interface ThemeJobMessage {
   readonly site: string
   readonly ok: boolean
   readonly check: boolean
+  /** Theme resources a successful refresh fetched (0: none was due yet). */
+  readonly refreshed?: number
   readonly error?: string
 }
 
