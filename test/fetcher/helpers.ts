@@ -168,20 +168,7 @@ export function timerLateness (ms: number): Promise<number> {
   return new Promise(resolve => setTimeout(() => resolve(Math.max(0, performance.now() - start - ms)), ms))
 }
 
-/**
- * Whether `p` settles before a timer of `ms`, started now, fires. Node runs
- * due timers in order of their due time, and after each callback it runs the
- * microtasks that callback queued, so a promise that a Livery timer of at
- * most `ms` settles (one started before this call, with no I/O after it) wins
- * however late both timers fire. An ordering fact, where an elapsed-time
- * bound fails on a loaded machine (issue 10).
- */
-export function settlesWithin (p: Promise<unknown>, ms: number): Promise<boolean> {
-  let settled = false
-  const mark = (): void => { settled = true }
-  p.then(mark, mark)
-  return new Promise(resolve => { setTimeout(() => { resolve(settled) }, ms) })
-}
+export { settlesWithin } from '../helpers/order.ts'
 
 /** Runs `fn` and returns its settled result with the elapsed real time. */
 export async function timed<T> (fn: () => Promise<T>): Promise<{ ms: number, value?: T, error?: unknown }> {
