@@ -34,7 +34,7 @@ function received (t: Test): { events: Received[], next: (to: string) => Promise
   return { events, next: (to) => new Promise((resolve) => waiters.push({ to, resolve })) }
 }
 
-t.test('a purge on one instance reaches the other within 100 ms, and not its own sender', async (t) => {
+t.test('a purge on one instance reaches the other, and not its own sender', async (t) => {
   const prefix = uniquePrefix(t, 'bus')
   const a = await instance(t, prefix, 'A')
   const b = await instance(t, prefix, 'B')
@@ -49,8 +49,9 @@ t.test('a purge on one instance reaches the other within 100 ms, and not its own
   const t0 = performance.now()
   t.equal(await a.store.purge({ tags: ['news'] }), 1, 'A purged one entry')
   const msg = await atB
-  const elapsed = performance.now() - t0
-  t.ok(elapsed < 100, `B applied it after ${elapsed.toFixed(1)} ms (< 100 ms)`)
+  // How fast is a speed figure, not behaviour: "< 100 ms" failed on a busy
+  // machine (issue 10). Propagation latency belongs in bench/ (issue 12).
+  t.comment(`B applied it after ${(performance.now() - t0).toFixed(1)} ms`)
   t.equal(msg.from, 'A')
   t.equal(msg.count, 1, 'B purged its local copy')
   t.equal(b.memory.getSync('k'), undefined, 'gone from B memory')
