@@ -4,8 +4,16 @@
  * its normal latency. A's clients all get the configured answers: 50 run into
  * the deadline (504), 100 time out in the queue (503), 50 find the queue full
  * (503), and every upstream socket A opened is closed again.
+ *
+ * Issue 10: "B's median stays within 3× its baseline" and "no B request took
+ * 1 s" compared wall-clock latencies on a busy machine. Isolation is now
+ * shown by the pool's own events: every B request was admitted at once
+ * (livery:pool:queue-wait reports 0 s for site b), while A was still stuck and
+ * before any of A's queued clients had timed out. The latencies stay as a
+ * comment; bench/isolation measures them.
  */
 import t from 'tap'
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { startUpstream } from '../helpers/servers.ts'
 import { startGateway } from '../helpers/servers.ts'
 import { get, header, startHangingUpstream, tally, type Reply } from './fixture.ts'
@@ -22,7 +30,7 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
     raw: {
       log: { level: 'info', access: false },
       sites: [
-        { name: 'a', hosts: ['a.test'], upstream: hanging.url, pool: { maxConcurrent: 50, maxQueue: 100, queueTimeout: '1s', requestTimeout: '2s', killAfter: '2s' } },
+        { name: 'a', hosts: ['a.test'], upstream: hanging.url, pool: { maxConcurrent: 50, maxQueue: 100, queueTimeout: '3s', requestTimeout: '4s', killAfter: '4s' } },
         { name: 'b', hosts: ['b.test'], upstream: healthy.url },
       ],
     },
@@ -36,26 +44,39 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
   }
 
   // Distinct paths: identical misses would be coalesced into one upstream request.
-  const started = performance.now()
+  let aGaveUp = 0
   const clients: Array<Promise<Reply>> = []
-  for (let i = 0; i < 200; i++) clients.push(get(fx.agent, fx.url, 'a.test', `/hang/${i}`))
+  for (let i = 0; i < 200; i++) {
+    clients.push(get(fx.agent, fx.url, 'a.test', `/hang/${i}`).then(r => {
+      if (header(r, 'x-livery-error') === 'LIVERY_ERR_QUEUE_TIMEOUT') aGaveUp++
+      return r
+    }))
+  }
   await hanging.untilReceived(50)
   t.same(fx.gateway.pool.stats().inFlight, { a: 50, b: 0 }, 'site A holds all 50 of its slots')
 
+  const waits: number[] = []
+  const onWait = (m: unknown): void => {
+    const msg = m as { site: string, seconds: number }
+    if (msg.site === 'b') waits.push(msg.seconds)
+  }
+  subscribe('livery:pool:queue-wait', onWait)
   const during: number[] = []
-  for (let i = 0; i < 30; i++) {
+  // Measured while A's 100 queued clients still wait (their queue timeout is
+  // 3 s, long enough on a busy machine): stop at the first that gives up, and
+  // need at least 5 requests of B.
+  for (let i = 0; i < 30 && aGaveUp === 0; i++) {
     const r = await get(fx.agent, fx.url, 'b.test', `/b/${i}`)
     t.equal(r.status, 200, 'site B answers')
-    during.push(r.ms)
+    if (aGaveUp === 0) during.push(r.ms)
   }
+  unsubscribe('livery:pool:queue-wait', onWait)
   const stats = fx.gateway.pool.stats()
   t.equal(stats.inFlight.a, 50, 'site A was still stuck while B was measured')
-  t.ok(performance.now() - started < 1000, 'B was measured before any of A\'s queued clients gave up')
+  t.ok(during.length >= 5, `B was measured (${during.length} requests) before any of A's queued clients gave up`)
   t.comment(`site B latency: baseline median ${median(baseline).toFixed(1)} ms, while A hangs median ${median(during).toFixed(1)} ms, max ${Math.max(...during).toFixed(1)} ms`)
-  // Bounds loose enough for a shared 2-core machine; a B request that queued
-  // behind A would take at least A's 1 s queue timeout or end in 503.
-  t.ok(median(during) < Math.max(50, 3 * median(baseline)), 'B\'s median latency stays near its baseline')
-  t.ok(Math.max(...during) < 1000, 'no B request waited behind A')
+  // A B request that queued behind A would report a queue wait > 0 (or end in 503).
+  t.ok(waits.length >= during.length && waits.every(w => w === 0), `every B request was admitted at once (${waits.length} admissions, none waited)`)
 
   const replies = await Promise.all(clients)
   t.same(tally(replies), {
@@ -65,7 +86,7 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
   }, 'A\'s clients get the configured answers')
   t.ok(replies.filter(r => r.status === 503).every(r => header(r, 'retry-after') === '1'), 'every 503 carries Retry-After')
   const deadline = replies.filter(r => r.status === 504)
-  t.ok(deadline.every(r => r.ms >= 1900), 'the 504s came at the 2 s deadline')
+  t.ok(deadline.every(r => r.ms >= 3900), 'the 504s came at the 4 s deadline, not before')
   t.equal(hanging.received.length, 50, 'only A\'s 50 slots reached its upstream')
   await hanging.untilAllClosed()
   t.pass('every upstream socket of A was closed')
