@@ -121,15 +121,15 @@ export class Fill {
         return { action: 'serve', entry: stale, xcache: 'REVALIDATED' }
       }
       const fresh = freshen(stale, { reqHeaders: this.#init.reqHeaders, resHeaders: headers, requestTime: this.requestTime, responseTime: now, site: this.#init.site })
-      if (fresh === undefined) {
+      if (fresh === undefined || !fresh.storable) {
         void host.remove(this.key)
         this.#release(kPass)
-        return { action: 'serve', entry: stale, xcache: 'REVALIDATED' }
+        return { action: 'serve', entry: fresh?.entry ?? stale, xcache: 'REVALIDATED' }
       }
-      const stored = host.commit(this.#init.primary, fresh)
-      this.#release({ entry: fresh })
+      const stored = host.commit(this.#init.primary, fresh.entry)
+      this.#release({ entry: fresh.entry })
       void stored
-      return { action: 'serve', entry: fresh, xcache: 'REVALIDATED' }
+      return { action: 'serve', entry: fresh.entry, xcache: 'REVALIDATED' }
     }
     if (stale !== undefined && serverErrors.has(status) && now < stale.meta.errorUntil) {
       this.#done = true

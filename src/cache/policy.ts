@@ -120,7 +120,8 @@ export function decide (input: ResponseInput): Verdict {
     lifetime = Number.isNaN(expires) ? 0 : Math.max(0, expires - date)
   } else {
     const lm = parseHttpDate(lastModified)
-    if (!Number.isNaN(lm) && lm < date && heuristicStatus.has(status)) {
+    // public allows heuristic freshness for any status (RFC 9111 §4.2.2)
+    if (!Number.isNaN(lm) && lm < date && (heuristicStatus.has(status) || isPublic)) {
       lifetime = Math.min(HEURISTIC_CAP, (date - lm) * HEURISTIC_FRACTION)
       heuristic = true
     } else if (site.defaultTtl > 0) {
@@ -368,10 +369,10 @@ export function selects (entry: CacheEntry, rh: Headers): boolean {
 /**
  * Freshens a stored response with a 304 (RFC 9111 §4.3.4, §3.2): the 304's
  * fields replace the stored ones (except those describing the body) and
- * freshness is recomputed from the merged headers. Returns undefined when
- * the merged response is no longer storable.
+ * freshness is recomputed from the merged headers. `storable` is false
+ * when the merged response may no longer be stored (serve it once).
  */
-export function freshen (entry: CacheEntry, input: Omit<ResponseInput, 'status' | 'url' | 'method'>): CacheEntry | undefined {
+export function freshen (entry: CacheEntry, input: Omit<ResponseInput, 'status' | 'url' | 'method'>): { readonly entry: CacheEntry, readonly storable: boolean } | undefined {
   const merged: Record<string, string | string[]> = {}
   const raw = entry.rawHeaders
   for (let i = 0; i < raw.length; i += 2) {
@@ -392,9 +393,20 @@ export function freshen (entry: CacheEntry, input: Omit<ResponseInput, 'status' 
   // a 304 without Age means the age is 0 at its response time
   if (input.resHeaders.age !== undefined) merged.age = first(input.resHeaders.age) ?? '0'
   const v = decide({ ...input, url: entry.meta.url, method: 'GET', status: entry.status, resHeaders: merged })
-  if (!v.store) return undefined
+  if (!v.store) {
+    // Not storable any more (the 304 said no-store, private, …): the client
+    // that asked still gets the body with the updated headers, once.
+    const once: string[] = []
+    for (const n of Object.keys(merged)) {
+      if (n === 'age') continue
+      const val = merged[n]
+      if (typeof val === 'string') once.push(n, val)
+      else for (const x of val) once.push(n, x)
+    }
+    return { entry: entry.withMeta(entry.meta, once), storable: false }
+  }
   // tag fields are not stored, so a 304 without them keeps the old tags
   const meta = v.plan.meta.tags.length === 0 ? { ...v.plan.meta, tags: entry.meta.tags } : v.plan.meta
   const e = buildEntry({ ...v.plan, meta, contentLength: undefined }, entry.body, true)
-  return typeof e === 'string' ? undefined : e
+  return typeof e === 'string' ? undefined : { entry: e, storable: true }
 }

@@ -91,3 +91,22 @@ t.test('request directives: max-stale, min-fresh, max-age, only-if-cached, no-ca
   t.equal((await f.get('/new', { 'cache-control': 'only-if-cached' })).headers['x-cache'], 'HIT', 'only-if-cached with a fresh copy')
   t.equal((await f.get('/new', { pragma: 'no-cache' })).body, 'n4', 'Pragma: no-cache without Cache-Control')
 })
+
+t.test('a 304 that makes the entry unstorable: the client still gets the updated headers, the entry goes', async t => {
+  const f = await cacheFixture(t, {
+    '/gone-private': (req, res, n) => {
+      if (req.headers['if-none-match'] === '"g"') { res.writeHead(304, { etag: '"g"', 'cache-control': 'private', 'x-state': 'private' }).end(); return }
+      res.writeHead(200, { ...text, etag: '"g"', 'cache-control': 'max-age=60', age: '60', 'x-state': 'public' }).end(`g${n}`)
+    },
+    '/public-302': (_q, res, n) => res.writeHead(302, { ...text, location: '/x', 'cache-control': 'public', 'last-modified': new Date(Date.now() - 100 * 86_400_000).toUTCString() }).end(`r${n}`),
+  })
+  await f.get('/gone-private')
+  const r = await f.get('/gone-private')
+  t.equal(r.headers['x-cache'], 'REVALIDATED')
+  t.equal(r.body, 'g1')
+  t.equal(r.headers['x-state'], 'private', 'the 304\'s headers, not the stored ones')
+  t.equal(r.headers['cache-control'], 'private')
+  t.equal(f.entry('/gone-private'), undefined, 'and the entry is no longer stored')
+  await f.get('/public-302')
+  t.equal((await f.get('/public-302')).headers['x-cache'], 'HIT', 'public allows heuristic freshness for any status (§4.2.2)')
+})
