@@ -167,6 +167,23 @@ const ADOPTION_ROUNDS = 8
 const BEFORE_HTML = 0; const BEFORE_HEAD = 1; const IN_HEAD = 2; const AFTER_HEAD = 3; const IN_BODY = 4; const AFTER_BODY = 5
 const AFTER_HTML = 6
 
+/**
+ * Public identifiers that put a document in quirks mode (HTML §13.2.6.4.1, the common ones), where a <table>
+ * does not close an open <p>. No doctype at all (fragments) is quirks mode too.
+ */
+const quirkyIds = /^-\/\/(w3c\/\/dtd html [0-3]|w3c\/\/dtd html 4\.0 (transitional|frameset)|w3c\/\/dtd html experimental|w3c\/\/dtd w3 html|w3o\/\/|ietf\/\/|microsoft\/\/|netscape comm\. corp\.\/\/|softquad|spyglass\/\/|sun microsystems corp\.\/\/|webtechs\/\/|as\/\/dtd html 3\.0|advasoft ltd\/\/|o'reilly and associates\/\/|metrius\/\/)/
+const quirkyWithoutSystem = /^-\/\/w3c\/\/dtd html 4\.01 (transitional|frameset)\/\//
+
+/** Whether a doctype (its text after `<`, e.g. `!DOCTYPE html`) leaves the document in quirks mode. */
+function quirksDoctype (d: string): boolean {
+  const m = /^!doctype\s+([^\s>]+)([^]*)$/i.exec(d)
+  if (m === null || m[1].toLowerCase() !== 'html') return true
+  const ids = /^\s*public\s*(["'])([^]*?)\1\s*(["'])?/i.exec(m[2])
+  if (ids === null) return false
+  const pub = ids[2].toLowerCase()
+  return quirkyIds.test(pub) || (ids[3] === undefined && quirkyWithoutSystem.test(pub))
+}
+
 /** Attribute names the serialiser drops (see html.ts): an element carrying one must be re-serialised. */
 const badAttrName = /[\s"'<>/=]|^$/
 const nonSpace = /[^ \t\n\f\r]/g
@@ -237,6 +254,8 @@ class Builder implements TokenizerCallbacks, ScanSink {
   /** The '>' of `</body>` / `</html>` while nothing has followed them; -1 otherwise. */
   bodyEnd = -1
   htmlEnd = -1
+  /** Quirks mode (no doctype, or a legacy one): a <table> then leaves an open <p> alone. */
+  quirks = true
 
   constructor (src: string, opts: { checkNames: boolean, selfClosing: boolean }) {
     this.src = src
@@ -476,7 +495,7 @@ class Builder implements TokenizerCallbacks, ScanSink {
       const j = (f & IS_LI) !== 0 ? m.list : m.dd
       if (j >= 0 && ((f & IS_LI) !== 0 ? st[j].name === 'li' : (this.infos[j].f & IS_DD) !== 0)) this.popTo(j)
     }
-    if ((f & CLOSES_P) !== 0 && st.length > 0) {
+    if ((f & CLOSES_P) !== 0 && st.length > 0 && !(this.quirks && name === 'table')) {
       const j = this.marks[st.length - 1].p
       if (j >= 0 && (this.infos[j].f & IS_P) !== 0) this.popTo(j)
     }
@@ -766,12 +785,15 @@ class Builder implements TokenizerCallbacks, ScanSink {
     nonSpace.lastIndex = start
     const m = nonSpace.exec(this.src)
     const k = m === null || m.index >= end ? end : m.index
+    // Whitespace before <head> is dropped (as HTML does); after </body> it goes into the current node, outside the
+    // body's source slice.
+    const dropped = mode === BEFORE_HTML || mode === BEFORE_HEAD
+    if (dropped && start < k && this.html !== null) this.html.verbatim = false
     if (k === end) {
-      if (mode === AFTER_BODY && this.bodyEnd >= 0 && this.html !== null) { this.addText(this.html, start, end, null); return true }
-      if (mode === AFTER_HTML && this.htmlEnd >= 0) { this.addText(this.doc, start, end, null); return true }
-      return false
+      if (mode >= AFTER_BODY && this.bodyEnd >= 0 && this.body !== null) this.body.verbatim = false
+      return dropped
     }
-    if (k > start) this.addText(top, start, k, null)
+    if (k > start && !dropped) this.addText(top, start, k, null)
     this.beforeBody('', 0, k)
     this.addText(this.top(), k, end, null)
     return true
@@ -784,8 +806,8 @@ class Builder implements TokenizerCallbacks, ScanSink {
 
   /** Where a comment goes: after `</body>` into <html>, after `</html>` into the document. */
   commentParent (): ParentNode {
-    if (this.mode === AFTER_BODY && this.bodyEnd >= 0 && this.html !== null) return this.html
-    if (this.mode === AFTER_HTML && this.htmlEnd >= 0) return this.doc
+    if (this.mode === AFTER_BODY && this.html !== null) return this.html
+    if (this.mode === AFTER_HTML) return this.doc
     return this.top()
   }
 
@@ -806,6 +828,7 @@ class Builder implements TokenizerCallbacks, ScanSink {
   }
 
   ondeclaration (start: number, end: number): void {
+    if (this.mode === BEFORE_HTML) this.quirks = quirksDoctype('!' + this.src.slice(start, end))
     append(this.mode >= AFTER_BODY ? this.doc : this.top(), new ProcessingInstruction('!doctype', '!' + this.src.slice(start, end)))
     this.taint()
   }

@@ -34,7 +34,7 @@ t.test('content without <html>/<body> gets the implied elements', async t => {
   t.equal(tree('<p>fragment</p>'), inBody('<p>fragment</p>'), 'a fragment')
   t.equal(tree('<title>Not found</title><h1>404</h1>'), inBody('<h1>404</h1>', '<title>Not found</title>'), 'an error page: title in head, the rest in body')
   t.equal(tree('<!DOCTYPE html>\n<meta charset="utf-8"><link rel=x href=y>\n<div>x</div>'),
-    '<!DOCTYPE html>\n<html><head><meta charset="utf-8"><link rel="x" href="y">\n</head><body><div>x</div></body></html>', 'head elements before the first body element')
+    '<!DOCTYPE html><html><head><meta charset="utf-8"><link rel="x" href="y">\n</head><body><div>x</div></body></html>', 'head elements before the first body element; space before them dropped')
   t.equal(tree('<html><head><title>t</title></head>text'), inBody('text', '<title>t</title>'), 'text after </head>')
   t.equal(tree('<html><body><p>x</p></body></html>'), inBody('<p>x</p>'), 'no <head>')
   t.equal(tree(''), inBody(''), 'empty input')
@@ -48,10 +48,14 @@ t.test('content without <html>/<body> gets the implied elements', async t => {
 t.test('start tags that close an open <p>', async t => {
   for (const tag of ['address', 'article', 'aside', 'blockquote', 'center', 'details', 'dialog', 'dir', 'div', 'dl', 'fieldset',
     'figcaption', 'figure', 'footer', 'header', 'hgroup', 'main', 'menu', 'nav', 'ol', 'p', 'search', 'section', 'summary', 'ul',
-    'h1', 'h6', 'pre', 'listing', 'form', 'table']) {
+    'h1', 'h6', 'pre', 'listing', 'form']) {
     t.equal(tree(`<p>a<${tag}>b</${tag}>`), inBody(`<p>a</p><${tag}>b</${tag}>`), tag)
   }
   t.equal(tree('<p>a<hr>b'), inBody('<p>a</p><hr>b'), 'hr')
+  t.equal(tree('<!DOCTYPE html><p>a<table></table>'), `<!DOCTYPE html>${inBody('<p>a</p><table></table>')}`, 'table, in no-quirks mode')
+  t.equal(tree('<p>a<table></table>'), inBody('<p>a<table></table></p>'), 'but not in quirks mode (no doctype)')
+  t.equal(tree('<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN"><p>a<table></table>'),
+    `<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 4.0 Transitional//EN">${inBody('<p>a<table></table></p>')}`, 'or with a legacy doctype')
   t.equal(tree('<p>a<span>b<div>c</div>'), inBody('<p>a<span>b</span></p><div>c</div>'), 'the <p> is closed from inside a <span>')
   t.equal(tree('<p>a<button><div>b</div></button>'), inBody('<p>a<button><div>b</div></button></p>'), 'but not from inside a <button> (button scope)')
   t.equal(tree('<p>a<li>b'), inBody('<p>a</p><li>b</li>'), 'li')
@@ -98,7 +102,7 @@ t.test('a second <body> merges into the first; markup after </body> and </html> 
   t.equal(tree('<html lang="en"><body><p>x</p><html dir="rtl"></body>'), '<html lang="en" dir="rtl"><head></head><body><p>x</p></body></html>', 'second html')
   t.equal(tree('<html><body><p>x</p></body></html><div id="late">y</div>'), inBody('<p>x</p><div id="late">y</div>'), 'after </html>')
   t.equal(tree('<html><body><p>x</p></body><p>z</p></html>'), inBody('<p>x</p><p>z</p>'), 'after </body>')
-  t.equal(tree('<html><body><p>x</p></body>\n<!--a-->\n</html>\n<!--b-->'), '<html><head></head><body><p>x</p></body>\n<!--a-->\n</html>\n<!--b-->', 'comments and space stay outside')
+  t.equal(tree('<html><body><p>x</p></body>\n<!--a-->\n</html>\n<!--b-->'), '<html><head></head><body><p>x</p>\n\n\n</body><!--a--></html><!--b-->', 'space goes into the body, comments after it')
   const doc = parsePage('<html><body><p>x</p></body></html><div id="late">y</div>')
   t.equal(selectNodes({ kind: 'css', src: 'body > #late' }, doc, {}).length, 1)
 })
