@@ -5,7 +5,7 @@
  */
 import type { AnyNode, Document, Element } from 'domhandler'
 import type { Compiled, CompiledTheme, NodeSlot, Seg } from './compile.ts'
-import { attrsHtml, escapeAttr, escapeText, serializeNodes, type ContentMods, type ContentWrap } from './html.ts'
+import { attrsHtml, escapeAttr, serializeNodes, type ContentMods, type ContentWrap } from './html.ts'
 import { parsePage, SourceDocument } from './parse.ts'
 import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
@@ -232,7 +232,7 @@ class Run {
     })
   }
 
-  /** Serialises content nodes (attribute nodes as their text), copying verbatim source where it can. */
+  /** Serialises content nodes, copying verbatim source where it can; attribute nodes go to `sink` (see below). */
   nodesHtml (doc: Document, nodes: readonly XNode[], mods: ContentMods | null, sink?: AttrSink): string {
     const src = doc instanceof SourceDocument ? doc.source : undefined
     let out = ''
