@@ -6,6 +6,7 @@
  * upstream. Only work that goes upstream takes a slot in the request pool,
  * so a site whose upstream is stuck cannot hold back its own cached pages.
  */
+import { channel } from 'node:diagnostics_channel'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { SiteConfig } from '../config/types.ts'
 import type { Logger } from '../log.ts'
@@ -44,6 +45,9 @@ export interface SiteRequest {
   readonly scheme: string
 }
 
+/** A background refresh not started because the site's cap was reached (`{ site, path }`). */
+const refreshDeferredChannel = channel('livery:cache:refresh_deferred')
+
 /** Errors that are the client's own doing or already logged by the pool. */
 const quietCodes: ReadonlySet<ErrorCode> = new Set(['LIVERY_ERR_CLIENT_ABORTED', 'LIVERY_ERR_QUEUE_FULL', 'LIVERY_ERR_QUEUE_TIMEOUT'])
 
@@ -57,6 +61,14 @@ export class SiteHandler {
   readonly #maxThemed: number
   readonly #hot: HotPages | undefined
   readonly #background = new Set<Promise<void>>()
+  /**
+   * Background refreshes this site runs at once: a quarter of its slots. Pages
+   * warmed together expire together, and 1,000 refreshes in one window took
+   * every slot from clients (issue 15, item 9). A refresh over the cap is not
+   * started: the stale copy was already served, and the next request for the
+   * page tries again, so the storm is spread over the following requests.
+   */
+  readonly #maxRefreshes: number
   readonly #sessionCookie: CookieRule
 
   constructor (site: SiteConfig, opts: SiteHandlerOptions) {
@@ -67,6 +79,7 @@ export class SiteHandler {
     this.#cache = opts.cache
     this.#pool = opts.pool
     this.#maxThemed = opts.maxThemedSize
+    this.#maxRefreshes = Math.max(1, Math.floor(site.pool.maxConcurrent / 4))
     this.#sessionCookie = passCookieRule(site.passCookies)
     this.#hot = opts.hot
   }
@@ -305,6 +318,12 @@ export class SiteHandler {
   }
 
   #refreshInBackground (fill: Fill, req: IncomingMessage, path: string): void {
+    if (this.#background.size >= this.#maxRefreshes) {
+      // Releases the waiting list with the stale copy, so the next request may refresh.
+      fill.fail()
+      if (refreshDeferredChannel.hasSubscribers) refreshDeferredChannel.publish({ site: this.site.name, path })
+      return
+    }
     const ctx: RequestContext = { ...newContext(path), site: this.site.name, cache: 'UPDATING' }
     // Taken now: the client's socket may be gone by the time the refresh runs.
     const client = clientInfo(req)

@@ -94,3 +94,35 @@ t.test('keep: expired entries with validators are held for conditional revalidat
   t.equal((await f.get('/kept')).headers['x-cache'], 'HIT')
   t.equal(f.hits('/kept'), 2)
 })
+
+// Issue 15, item 9: pages that expire together must not take every slot with their refreshes.
+t.test('background refreshes are capped at a quarter of the site\'s slots; the rest wait for a later request', async t => {
+  const { subscribe, unsubscribe } = await import('node:diagnostics_channel')
+  const deferred: Array<{ site: string, path: string }> = []
+  const onDeferred = (m: unknown): void => { deferred.push(m as { site: string, path: string }) }
+  subscribe('livery:cache:refresh_deferred', onDeferred)
+  t.teardown(() => unsubscribe('livery:cache:refresh_deferred', onDeferred))
+  let release: (() => void) | undefined
+  const gate = new Promise<void>(resolve => { release = resolve })
+  const page = (_q: unknown, res: import('node:http').ServerResponse, n: number): void => {
+    const send = (): void => { res.writeHead(200, { ...text, 'cache-control': 'max-age=60, stale-while-revalidate=600', age: n === 1 ? '60' : '0' }).end(`v${n}`) }
+    if (n === 1) send()
+    else void gate.then(send)
+  }
+  const paths = ['/r0', '/r1', '/r2', '/r3', '/r4', '/r5']
+  // maxConcurrent 8: at most 2 refreshes at once.
+  const f = await cacheFixture(t, Object.fromEntries(paths.map(p => [p, page])), { site: { pool: { maxConcurrent: 8 } } })
+  for (const p of paths) await f.get(p)
+  const stale = await Promise.all(paths.map(async p => await f.get(p)))
+  t.same(new Set(stale.map(r => r.headers['x-cache'])), new Set(['UPDATING']), 'every stale page is still served at once')
+  await until(() => paths.reduce((n, p) => n + f.hits(p), 0) === paths.length + 2, 5_000, 'two refreshes to reach the upstream')
+  t.equal(deferred.length, 4, 'the other four were deferred, not queued for a slot')
+  t.same(new Set(deferred.map(d => d.site)), new Set(['cached']), 'each deferral names its site')
+  release?.()
+  const refreshed = paths.filter(p => f.hits(p) === 2)
+  await until(() => refreshed.every(p => f.entry(p)?.body.toString() === 'v2'), 5_000, 'the two refreshes to land')
+  const later = paths.find(p => f.hits(p) === 1)!
+  t.equal((await f.get(later)).headers['x-cache'], 'UPDATING', 'a deferred page is refreshed by the next request for it')
+  await until(() => f.entry(later)?.body.toString() === 'v2', 5_000, 'the deferred page\'s refresh')
+  t.equal(f.hits(later), 2, 'one upstream request for it')
+})
