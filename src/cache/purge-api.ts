@@ -43,13 +43,22 @@ export interface PurgeRouteOptions {
   readonly logger?: Logger
   /** @default MAX_PURGE_BODY (1 MiB) */
   readonly maxBody?: number
+  /**
+   * True when the PURGE/BAN method request comes from an allowed address
+   * (`admin.purgeFrom`, Varnish's `acl purge`): no token needed. The POST
+   * API always needs the token.
+   */
+  readonly allowMethod?: (req: IncomingMessage) => boolean
 }
 
 export interface PurgeRoute {
   /** Handles `POST <prefix>/purge`. */
   (req: IncomingMessage, res: ServerResponse): Promise<void>
-  /** Handles the `PURGE` method on `url` (absolute, as cache entries store it) of `site`. */
-  handlePurgeMethod (req: IncomingMessage, res: ServerResponse, url: string, site: string): Promise<void>
+  /**
+   * Handles the `PURGE` (or `BAN`) method on `url` (absolute, as cache
+   * entries store it) of `site`; `selector` replaces the one-URL purge.
+   */
+  handlePurgeMethod (req: IncomingMessage, res: ServerResponse, url: string, site: string, selector?: PurgeSelector): Promise<void>
 }
 
 const fields = new Set(['urls', 'prefixes', 'tags', 'site', 'all', 'soft', 'warm'])
@@ -60,7 +69,8 @@ export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
   // Hashed once: the request path only hashes the presented token.
   const expected = opts.token === '' ? undefined : digest(opts.token)
 
-  function authorize (req: IncomingMessage): LiveryError | undefined {
+  function authorize (req: IncomingMessage, method = false): LiveryError | undefined {
+    if (method && opts.allowMethod?.(req) === true) return undefined
     let reason: string | undefined
     let err: LiveryError | undefined
     if (expected === undefined) {
@@ -124,13 +134,13 @@ export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
     await run(res, parsed.sel, parsed.soft, 'api', parsed.warm)
   }
 
-  const handlePurgeMethod = async (req: IncomingMessage, res: ServerResponse, url: string, site: string): Promise<void> => {
+  const handlePurgeMethod = async (req: IncomingMessage, res: ServerResponse, url: string, site: string, selector?: PurgeSelector): Promise<void> => {
     drain(req, res)
-    const denied = authorize(req)
+    const denied = authorize(req, true)
     if (denied !== undefined) { sendError(res, denied); return }
     const soft = req.headers['soft-purge'] === '1'
-    log.debug({ url, site }, 'PURGE method')
-    await run(res, { urls: [url] }, soft, 'method')
+    log.debug({ url, site, method: req.method }, 'purge by method')
+    await run(res, selector ?? { urls: [url] }, soft, 'method')
   }
 
   return Object.assign(route, { handlePurgeMethod })

@@ -81,6 +81,10 @@ function crossChecks (config: Config, problems: string[]): void {
     const problem = rangeProblem(range)
     if (problem !== undefined) problems.push(`trustedProxies[${i}]: ${show(range)} ${problem}, such as 10.0.0.0/8, 192.0.2.7 or fd00::/8`)
   })
+  config.admin.purgeFrom.forEach((range, i) => {
+    const problem = rangeProblem(range)
+    if (problem !== undefined) problems.push(`admin.purgeFrom[${i}]: ${show(range)} ${problem}, such as 10.0.0.0/8, 192.0.2.7 or fd00::/8`)
+  })
   if (config.fetch.minTtl > config.fetch.ttl) problems.push('fetch.minTtl: must not be longer than fetch.ttl')
   if (config.cache.memory.maxEntrySize > config.cache.memory.maxSize) {
     problems.push('cache.memory.maxEntrySize: must not be larger than cache.memory.maxSize')

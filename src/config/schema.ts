@@ -112,6 +112,11 @@ export const schema: ObjectNode = obj({
     prefix: { t: 'string', default: '/_livery', doc: 'path prefix of the admin routes', pattern: /^\/[A-Za-z0-9_.~-]+$/, patternDoc: 'one path segment starting with "/"' },
     token: { t: 'string', default: '', doc: 'bearer token for the purge API (or LIVERY_ADMIN_TOKEN); empty: purging is off' },
     port: { t: 'int', default: 0, min: 0, max: 65535, doc: 'optional separate admin port serving /metrics (0: none)' },
+    purgeFrom: {
+      t: 'strings',
+      default: [],
+      doc: 'addresses or CIDR ranges whose PURGE and BAN requests are accepted without the token, as Varnish\'s acl purge (the socket\'s peer is checked, never X-Forwarded-For); empty: the token only',
+    },
   }),
   metrics: obj({
     enabled: { t: 'bool', default: true, doc: 'serve the metrics route (LIVERY_METRICS_ENABLED=false turns it off)' },

@@ -121,7 +121,7 @@ export interface Config {
   readonly listen: { readonly host: string, readonly port: number }
   /** `access`: true, false, or a sampling rate in [0, 1]. */
   readonly log: { readonly level: string, readonly access: boolean | number, readonly format: 'json' | 'combined' }
-  readonly admin: { readonly prefix: string, readonly token: string, readonly port: number }
+  readonly admin: { readonly prefix: string, readonly token: string, readonly port: number, readonly purgeFrom: readonly string[] }
   readonly metrics: { readonly enabled: boolean }
   /** Addresses and CIDR ranges whose forwarding headers are believed. */
   readonly trustedProxies: readonly string[]

@@ -8,7 +8,7 @@ import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { createProxyServer } from 'http-proxy-3'
 import type { Config } from '../config/types.ts'
-import { liveryError } from '../errors.ts'
+import { isLiveryError, liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { createMetrics, type Metrics } from '../metrics/metrics.ts'
 import { instrument } from '../metrics/instrument.ts'
@@ -37,6 +37,7 @@ import { type SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute, themeAssetLimits, type ThemeAssetPools } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { checkCacheDirectory, listenError } from './preflight.ts'
+import { methodPurgeSelector } from './purge-method.ts'
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 
@@ -240,6 +241,8 @@ export class Gateway {
   }
 
   #purgeRoute (config: Config): PurgeRoute {
+    // The socket's peer, as Varnish's client.ip: an address a proxy reports is never enough to purge.
+    const purgers = new TrustedProxies(config.admin.purgeFrom)
     return createPurgeRoute({
       token: config.admin.token,
       purge: async (sel, o) => {
@@ -248,6 +251,7 @@ export class Gateway {
         return purged
       },
       logger: this.#logger,
+      allowMethod: req => purgers.trusts(req.socket.remoteAddress ?? ''),
     })
   }
 
@@ -432,11 +436,13 @@ export class Gateway {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(host.raw)))
       return
     }
-    if (req.method === 'PURGE') {
-      // Varnish-style PURGE of one URL, with the admin token.
+    if (req.method === 'PURGE' || req.method === 'BAN') {
+      // Varnish-style PURGE/BAN as CMS plugins send them: the admin token, or an address in admin.purgeFrom.
       ctx.site = handler.site.name
       const url = `${client.proto}://${host.key}${target.pathAndQuery}`
-      this.#purge.handlePurgeMethod(req, res, url, handler.site.name).catch((err: unknown) => sendError(req, res, ctx, err))
+      const selector = methodPurgeSelector(req, host.key, target.pathAndQuery)
+      if (isLiveryError(selector)) { sendError(req, res, ctx, selector); return }
+      this.#purge.handlePurgeMethod(req, res, url, handler.site.name, selector).catch((err: unknown) => sendError(req, res, ctx, err))
       return
     }
     handler.handle(req, res, ctx, { pathAndQuery: target.pathAndQuery, host: host.key, scheme: client.proto }).catch((err: unknown) => {
