@@ -7,6 +7,7 @@ import { request } from 'undici'
 import { startSafetyGateway } from './fixture.ts'
 import { clientAddress } from '../../src/proxy/forwarded.ts'
 import { parseConfig } from '../../src/config/load.ts'
+import { until } from '../gateway-cache/fixture.ts'
 
 const planted = {
   'x-forwarded-for': '203.0.113.7',
@@ -65,6 +66,8 @@ t.test('a trusted proxy\'s headers are kept and extended, and name the client an
   await f.get('www.test', '/untrusted-hop', { 'x-forwarded-for': '198.51.100.3, 192.0.2.99' })
   t.same(seen, ['198.51.100.1', '198.51.100.2', '192.0.2.43', '2001:db9::17', '192.0.2.99'],
     'the client is the rightmost address that is not a trusted proxy (IPv4 and IPv6 ranges)')
+  await until(() => f.logs.find({ type: 'access', path: '/untrusted-hop' }).length === 1, 10_000, 'the access line')
+  t.equal(f.logs.find({ type: 'access', path: '/chain' })[0]?.client, '198.51.100.1', 'the access log names that client')
 
   // The scheme a trusted proxy reports is part of the key: https and http pages never mix.
   const s1 = await f.get('www.test', '/scheme', { 'x-forwarded-proto': 'https' })
