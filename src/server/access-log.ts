@@ -12,6 +12,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { RequestContext } from './context.ts'
+import { accessLineWriter, type AccessValue } from './access-line.ts'
 
 export type AccessLogFormat = 'json' | 'combined'
 
@@ -40,6 +41,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
   const { logger, metrics } = opts
   const combined = opts.format === 'combined'
   const out = opts.out ?? process.stdout
+  const line = accessLineWriter(logger)
   return (req, res, ctx) => {
     const seconds = (performance.now() - ctx.started) / 1000
     const status = res.headersSent ? res.statusCode : 0
@@ -54,25 +56,27 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
       out.write(combinedLine(req, status, ctx, url) + '\n')
       return
     }
-    logger.info({
-      type: 'access',
-      method,
-      host: req.headers.host,
-      path: ctx.path,
-      query: q === -1 ? undefined : url.slice(q + 1),
-      status,
-      bytes: ctx.bytes,
-      duration: Math.round(seconds * 1e6) / 1e3,
-      upstreamTime: ms(ctx.upstreamTime),
-      queueWait: ctx.queueWait === 0 ? undefined : ms(ctx.queueWait),
-      cache: ctx.cache,
-      site: ctx.site,
-      client: ctx.client,
-      userAgent: header(req, 'user-agent'),
-      referer: header(req, 'referer'),
-      completed: res.writableFinished,
-      error: ctx.error?.code,
-    }, 'request')
+    const fields: Array<readonly [string, AccessValue]> = [
+      ['type', 'access'],
+      ['method', method],
+      ['host', req.headers.host],
+      ['path', ctx.path],
+      ['query', q === -1 ? undefined : url.slice(q + 1)],
+      ['status', status],
+      ['bytes', ctx.bytes],
+      ['duration', Math.round(seconds * 1e6) / 1e3],
+      ['upstreamTime', ms(ctx.upstreamTime)],
+      ['queueWait', ctx.queueWait === 0 ? undefined : ms(ctx.queueWait)],
+      ['cache', ctx.cache],
+      ['site', ctx.site],
+      ['client', ctx.client],
+      ['userAgent', header(req, 'user-agent')],
+      ['referer', header(req, 'referer')],
+      ['completed', res.writableFinished],
+      ['error', ctx.error?.code],
+    ]
+    if (line !== undefined) line(fields)
+    else logger.info(Object.fromEntries(fields.filter(([, v]) => v !== undefined)), 'request')
   }
 }
 
