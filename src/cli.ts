@@ -101,12 +101,16 @@ function configFrom (values: { config?: string }, io: CliIo): Config {
  */
 export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}, reload?: () => Config): Promise<{ gateway: Gateway, done: Promise<number> }> {
   let metricsSource: (() => Promise<string>) | undefined
+  let link: import('./pool/cluster-link.ts').ClusterLink | undefined
   if (cluster.isWorker) {
     // In cluster mode the metrics route answers with the sum over all processes.
     const { requestClusterMetrics } = await import('./pool/cluster.ts')
     metricsSource = () => requestClusterMetrics()
+    // Purges reach the sibling processes and a cold miss is fetched once per gateway (docs/architecture.md).
+    const { ClusterLink } = await import('./pool/cluster-link.ts')
+    link = ClusterLink.create({ lockTimeout: config.cache.lockTimeout, logger })
   }
-  const gateway = await Gateway.create(config, { logger, metricsSource })
+  const gateway = await Gateway.create(config, { logger, metricsSource, cluster: link })
   if (cluster.isWorker) {
     const { setupWorkerMetrics } = await import('./pool/cluster.ts')
     setupWorkerMetrics([gateway.metrics.registry])
@@ -167,7 +171,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
           await checkPort(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
           // The primary only supervises: each worker process runs this same command and serves.
           const { runPrimary } = await import('./pool/cluster.ts')
-          const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger })
+          const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger, lockTimeout: config.cache.lockTimeout })
           // Each worker reads the file again and reloads itself; the primary only passes the signal on.
           process.on('SIGHUP', () => {
             const pids = primary.pids()

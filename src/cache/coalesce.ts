@@ -40,6 +40,7 @@ interface Waiter<T> {
 interface Flight<T> {
   waiters: Array<Waiter<T>>
   timer: NodeJS.Timeout
+  lock: Lock<T> | undefined
 }
 
 const kTimeout: Release<never> = { kind: 'timeout' }
@@ -50,6 +51,12 @@ export class Lock<T> {
   readonly #owner: Coalescer<T>
   readonly #flight: Flight<T>
   #released = false
+  /**
+   * Called once when the flight ends (released, timed out or closed): the
+   * gateway-wide and cross-instance waiting lists (miss-lock.ts) hang off
+   * the local leader here, so they end exactly when the local one does.
+   */
+  onEnd: ((r: Release<T>) => void) | undefined
 
   constructor (owner: Coalescer<T>, key: string, flight: Flight<T>) {
     this.#owner = owner
@@ -115,16 +122,21 @@ export class Coalescer<T> {
   /** A lock if nobody is fetching `key`, else undefined (never waits): for background refreshes. */
   tryLead (key: string): Lock<T> | undefined {
     if (this.#flights.has(key) || this.#flights.size >= this.#maxKeys) return undefined
-    const flight: Flight<T> = { waiters: [], timer: undefined as unknown as NodeJS.Timeout }
+    const flight: Flight<T> = { waiters: [], timer: undefined as unknown as NodeJS.Timeout, lock: undefined }
     flight.timer = setTimeout(() => { this.end(key, flight, kTimeout) }, this.#lockTimeout)
     flight.timer.unref()
     this.#flights.set(key, flight)
-    return new Lock(this, key, flight)
+    const lock = new Lock(this, key, flight)
+    flight.lock = lock
+    return lock
   }
 
   /** @internal Ends a flight: resolves its waiters and frees the key if the flight is still current. */
   end (key: string, flight: Flight<T>, r: Release<T>): void {
     clearTimeout(flight.timer)
+    const lock = flight.lock
+    flight.lock = undefined
+    lock?.onEnd?.(r)
     if (this.#flights.get(key) === flight) this.#flights.delete(key)
     const ws = flight.waiters
     flight.waiters = []

@@ -13,14 +13,26 @@ import { DiskStore } from './disk-store.ts'
 import { RedisStore } from './redis-store.ts'
 import { PurgeBus } from './purge-bus.ts'
 import { TieredStore } from './tiered-store.ts'
+import { MissLock } from './miss-lock.ts'
+import type { GatewayLock, PurgePeers } from './peers.ts'
+import { coarseNow } from '../clock.ts'
 
 export interface BuiltStore {
   readonly store: CacheStore
   /** Present when Redis is configured: undefined while it answers, else why not. */
   readonly redisProblem?: () => string | undefined
+  /** The waiting list above this process, when there is a cluster primary or Redis. */
+  readonly missLock?: MissLock
+  /** The Redis tier and purge bus, for status and health. */
+  readonly redis?: { readonly store: RedisStore, readonly bus: PurgeBus }
 }
 
-export async function createCacheStore (config: CacheConfig, logger: Logger): Promise<BuiltStore> {
+export interface CreateStoreOptions {
+  /** In a cluster worker: the link to the primary (sibling purges, the gateway's waiting list). */
+  readonly cluster?: PurgePeers & GatewayLock
+}
+
+export async function createCacheStore (config: CacheConfig, logger: Logger, opts: CreateStoreOptions = {}): Promise<BuiltStore> {
   const memory = new MemoryStore({ maxSize: config.memory.maxSize, maxEntrySize: config.memory.maxEntrySize })
   const tiers: CacheStore[] = [memory]
   if (config.disk.maxSize > 0) {
@@ -31,7 +43,16 @@ export async function createCacheStore (config: CacheConfig, logger: Logger): Pr
       logger,
     }))
   }
-  if (config.redis === undefined) return { store: tiers.length === 1 ? memory : new TieredStore({ tiers, logger }) }
+  const link = opts.cluster
+  // Bans are stamped with the HTTP cache's clock, the one fills are stamped with.
+  const now = coarseNow
+  if (config.redis === undefined) {
+    if (link === undefined) return { store: tiers.length === 1 ? memory : new TieredStore({ tiers, logger, now }) }
+    return {
+      store: new TieredStore({ tiers, peers: [link], logger, now }),
+      missLock: new MissLock({ gateway: link, lockTimeout: config.lockTimeout, logger }),
+    }
+  }
   const redis = new RedisStore({ url: config.redis.url, prefix: config.redis.prefix, timeout: config.redis.timeout, maxEntrySize: config.memory.maxEntrySize, logger })
   tiers.push(redis)
   const bus = new PurgeBus({ url: config.redis.url, prefix: config.redis.prefix, logger })
@@ -39,8 +60,17 @@ export async function createCacheStore (config: CacheConfig, logger: Logger): Pr
   await bus.start(2_000).catch((err: unknown) => {
     logger.warn({ err: (err as Error).message }, 'the purge bus could not subscribe yet; purges from other instances arrive once Redis answers')
   })
+  const store = new TieredStore({ tiers, peers: link === undefined ? [bus] : [link, bus], owned: [bus], logger, now })
+  const missLock = new MissLock({
+    gateway: link,
+    redis: { url: config.redis.url, prefix: config.redis.prefix, timeout: config.redis.timeout, tier: redis, written: (key) => store.written(key) },
+    lockTimeout: config.lockTimeout,
+    logger,
+  })
   return {
-    store: new TieredStore({ tiers, bus, logger }),
+    store,
+    missLock,
+    redis: { store: redis, bus },
     redisProblem: () => redis.ready ? undefined : `Redis at ${config.redis!.url} is not reachable`,
   }
 }

@@ -17,6 +17,7 @@ import { Coalescer, Lock, type Release } from './coalesce.ts'
 import { CacheEntry, F_MUST_REVALIDATE, F_SHARED_AUTH, F_VARY_MARKER } from './entry.ts'
 import { Fill, type FillHost, type Outcome } from './fill.ts'
 import { cacheKey } from './key.ts'
+import type { MissLock } from './miss-lock.ts'
 import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
 import type { CacheStore, PurgeSelector, TierStats } from './store.ts'
 import { ifRangeMatches, parseRange } from './range.ts'
@@ -58,6 +59,8 @@ export interface HttpCacheOptions {
   readonly logger?: Logger
   /** Clock for freshness and Age. @default coarseNow */
   readonly now?: () => number
+  /** The waiting list above this process (gateway primary, Redis): one fetch per gateway / deployment. */
+  readonly missLock?: MissLock
 }
 
 export interface CacheStats {
@@ -89,6 +92,7 @@ export class HttpCache {
   readonly #log: Logger
   readonly #host: FillHost
   readonly #maxEntrySize: number
+  readonly #missLock: MissLock | undefined
   #closed = false
 
   constructor (config: CacheConfig, opts: HttpCacheOptions) {
@@ -96,6 +100,7 @@ export class HttpCache {
     this.#now = opts.now ?? coarseNow
     this.#log = (opts.logger ?? silentLogger).child({ module: 'cache' })
     this.#maxEntrySize = config.memory.maxEntrySize
+    this.#missLock = opts.missLock
     this.#co = new Coalescer<Outcome>({ lockTimeout: config.lockTimeout, hitForMiss: config.hitForMiss, now: this.#now })
     this.#host = {
       now: this.#now,
@@ -228,14 +233,14 @@ export class HttpCache {
     if (this.#closed) return
     this.#closed = true
     this.#co.close()
-    await this.#store.close()
+    await Promise.all([this.#store.close(), this.#missLock?.close()])
   }
 
   async destroy (err?: Error): Promise<void> {
     if (this.#closed) return
     this.#closed = true
     this.#co.close()
-    await this.#store.destroy(err)
+    await Promise.all([this.#store.destroy(err), this.#missLock?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {
@@ -299,8 +304,24 @@ export class HttpCache {
     if (stale === undefined && ctx.req.headers.range !== undefined && ctx.req.method === 'GET') return kPass
     const a = this.#co.acquire(key, ctx.req.signal)
     if (a === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
-    if (a instanceof Lock) return { kind: 'miss', fill: this.#fill(key, stale, ctx, a, false) }
+    if (a instanceof Lock) {
+      if (this.#missLock === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, a, false) }
+      return this.#missAbove(this.#missLock, a, key, stale, ctx)
+    }
     return a.then((r) => this.#afterWait(r, key, stale, ctx))
+  }
+
+  /** This process leads the key: ask the gateway and the other instances whether someone else fetches it. */
+  async #missAbove (ml: MissLock, lock: Lock<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): Promise<LookupResult> {
+    const g = await ml.acquire(key, stale === undefined)
+    if (g.kind === 'entry') {
+      // Kept here too, or this process's next request would miss again.
+      void this.#commit(ctx.primary, g.entry)
+      lock.release({ entry: g.entry })
+      return this.#afterWait({ kind: 'done', value: { entry: g.entry } }, key, stale, ctx)
+    }
+    if (g.kind === 'lead') lock.onEnd = (r) => { g.done(r.kind === 'done' && 'entry' in r.value ? r.value.entry : undefined) }
+    return { kind: 'miss', fill: this.#fill(key, stale, ctx, lock, false) }
   }
 
   #afterWait (r: Release<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult {

@@ -27,6 +27,7 @@ import { isLiveryError, liveryError, type LiveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import type { PurgeSelector } from './store.ts'
+import type { PurgeReport } from './tiered-store.ts'
 
 const purgeChannel = channel('livery:cache:purge')
 const deniedChannel = channel('livery:cache:purge_denied')
@@ -37,9 +38,12 @@ export const MAX_PURGE_BODY = 1024 * 1024
 export interface PurgeRouteOptions {
   /** `admin.token` (or `LIVERY_ADMIN_TOKEN`); '' turns purging off. */
   readonly token: string
-  /** Applies a purge (TieredStore.purge in the gateway); resolves the count affected. */
-  /** `warm`: the body asked for the named URLs to be fetched again (the worker tier's warm jobs). */
-  readonly purge: (selector: PurgeSelector, opts: { soft: boolean, warm?: boolean }) => Promise<number>
+  /**
+   * Applies a purge; resolves the count affected, or (TieredStore.purgeReport)
+   * the count and which other processes and instances acknowledged it.
+   * `warm`: the body asked for the named URLs to be fetched again (the worker tier's warm jobs).
+   */
+  readonly purge: (selector: PurgeSelector, opts: { soft: boolean, warm?: boolean }) => Promise<number | PurgeReport>
   readonly logger?: Logger
   /** @default MAX_PURGE_BODY (1 MiB) */
   readonly maxBody?: number
@@ -95,16 +99,28 @@ export function createPurgeRoute (opts: PurgeRouteOptions): PurgeRoute {
 
   async function run (res: ServerResponse, sel: PurgeSelector, soft: boolean, via: string, warm = false): Promise<void> {
     let purged: number
+    let report: PurgeReport | undefined
     try {
-      purged = await opts.purge(sel, { soft, warm })
+      const r = await opts.purge(sel, { soft, warm })
+      if (typeof r === 'number') purged = r
+      else { report = r; purged = r.purged }
     } catch (err) {
       log.error({ err, selector: sel, soft }, 'purge failed')
       sendError(res, isLiveryError(err) ? err : liveryError('LIVERY_ERR_CACHE_STORE', 'purge', err instanceof Error ? err.message : String(err)))
       return
     }
     if (purgeChannel.hasSubscribers) purgeChannel.publish({ selector: sel, soft, purged, via })
-    log.info({ selector: sel, soft, purged, via }, 'purged')
-    send(res, 200, { purged, soft })
+    if (report === undefined || !report.peers) {
+      log.info({ selector: sel, soft, purged, via }, 'purged')
+      send(res, 200, { purged, soft })
+      return
+    }
+    // Acknowledged: every live process and instance applied it before this
+    // answer, except those listed as missing (their copies may still be served).
+    const missing = report.missing
+    if (missing.length > 0) log.warn({ selector: sel, soft, purged, via, acknowledged: report.acked.length, missing }, 'purged, but not every member acknowledged it')
+    else log.info({ selector: sel, soft, purged, via, acknowledged: report.acked.length }, 'purged')
+    send(res, 200, { purged, soft, acknowledged: report.acked.length, missing })
   }
 
   const route = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {

@@ -3,27 +3,64 @@
  * hit into the faster tiers, writes through to all. Only the first tier's
  * write is awaited; slower tiers are written fire-and-forget, so a response
  * never waits on disk or Redis (their own queues and timeouts bound the
- * backlog), and their failures are counted, not thrown.
+ * backlog), and their failures are counted, not thrown. `written(key)`
+ * lets the one caller that must (the cross-instance miss lock) wait for them.
  *
- * Purges reach every tier and, with a purge bus, every other instance: the
- * bus applies a remote purge to the local tiers only (`purgeLocal`), since
- * the sender already purged the shared ones.
+ * Purges reach every tier and, through its peers (the cluster link to the
+ * sibling processes, the Redis purge bus to everyone), every other process
+ * and instance; a purge heard from a peer is applied to the tiers of this
+ * process only (`purgeLocal`), since the sender purged the shared ones.
+ *
+ * Ordering (docs/architecture.md, "Coherence"): every purge is first entered
+ * in a ban list, as in Varnish. A read that finds an entry in a slower tier
+ * and a write-back of a fill are checked against it before they land: a read
+ * that started before a ban, or that overlaps a purge still running, does
+ * not promote a banned entry (and answers a miss); a fill that started
+ * before a ban is not stored (a soft ban stores it marked stale). Bans are
+ * stamped with this process's own clock when they are entered, and fills
+ * with the same clock when they start, so no two hosts' clocks are compared.
+ * A ban lives `banTtl`; when more than `maxBans` are live the oldest one is
+ * folded into a floor that bans everything older, so the list stays bounded
+ * and never forgets a purge.
  *
  * Metrics (node:diagnostics_channel):
  * - `livery:cache:write_error` `{ tier, error }` — a background write or
  *   promotion into `tier` failed (rejected; a refusal is not an error).
  * - `livery:cache:tier_hit` `{ tier }` — a get was answered by `tier`.
+ * - `livery:cache:banned` `{ op: 'promote' | 'store' }` — a promotion or a
+ *   write-back was stopped by a ban.
  * `stats()` merges every tier's stats, keyed by tier name.
  */
 import { channel } from 'node:diagnostics_channel'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
-import type { CacheEntry } from './entry.ts'
-import type { PurgeBus } from './purge-bus.ts'
-import type { CacheStore, PurgeOptions, PurgeSelector, TierStats } from './store.ts'
+import { randomUUID } from 'node:crypto'
+import { LRUCache } from 'lru-cache'
+import { type CacheEntry, softPurged } from './entry.ts'
+import type { PeerReport, PurgeNotice, PurgePeers } from './peers.ts'
+import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesSelector } from './store.ts'
 
 const writeErrorChannel = channel('livery:cache:write_error')
+const bannedChannel = channel('livery:cache:banned')
+
+/** What a purge did here and who else applied it. */
+export interface PurgeReport extends PeerReport {
+  /** Entries affected in this process's tiers (the largest count of any tier). */
+  readonly purged: number
+  /** False when there is nobody to tell (one process, no Redis): `acked` and `missing` are then empty by definition. */
+  readonly peers: boolean
+}
+
+interface Ban {
+  readonly sel: PurgeSelector
+  readonly soft: boolean
+  readonly gen: number
+  /** This process's clock when the ban was entered. */
+  readonly at: number
+  /** True while the purge is still running in some tier here. */
+  pending: boolean
+}
 
 /**
  * When a slower tier's copy of an entry stops being stored (ms since epoch),
@@ -44,23 +81,47 @@ export interface TieredStoreOptions {
    * @default ['redis']
    */
   readonly shared?: readonly string[]
-  /** Spreads purges to other instances and applies theirs here; closed with the store. */
-  readonly bus?: PurgeBus
+  /** Spread purges to the other processes and instances, and apply theirs here (cluster link, purge bus). */
+  readonly peers?: readonly PurgePeers[]
+  /** Closed with the store (the purge bus, whose connections it owns). */
+  readonly owned?: ReadonlyArray<{ close (): Promise<void>, destroy (): Promise<void> }>
   readonly logger?: Logger
-  /** Clock for promotion ttls. @default Date.now */
+  /**
+   * Clock for promotion ttls and for stamping bans; fills are stamped with
+   * the HTTP cache's clock, so the gateway passes the same one. @default Date.now
+   */
   readonly now?: () => number
+  /** How long a ban is kept, ms: longer than any fill runs (`requestTimeout`). @default 300000 */
+  readonly banTtl?: number
+  /** Most bans kept; older ones fold into a floor. @default 1000 */
+  readonly maxBans?: number
 }
 
 export class TieredStore implements CacheStore {
   readonly name = 'tiered'
-  readonly syncComplete = false
+  readonly syncComplete: boolean
   readonly #tiers: readonly CacheStore[]
   readonly #local: readonly CacheStore[]
-  readonly #bus: PurgeBus | undefined
+  readonly #sharedTiers: readonly CacheStore[]
+  readonly #peers: readonly PurgePeers[]
+  readonly #owned: ReadonlyArray<{ close (): Promise<void>, destroy (): Promise<void> }>
   readonly #log: Logger
   readonly #now: () => number
   /** Background writes in flight; each tier bounds its own backlog, so this set stays small. */
   readonly #inflight = new Set<Promise<unknown>>()
+  /** The same writes by key, for `written(key)`. */
+  readonly #writing = new Map<string, Set<Promise<unknown>>>()
+  readonly #bans: Ban[] = []
+  readonly #banTtl: number
+  readonly #maxBans: number
+  /** Purges heard from peers, by id: IPC and Redis may both deliver one; it is applied once. */
+  readonly #heard = new LRUCache<string, Promise<number>>({ max: 4096 })
+  /** Entries this process wrote to the shared tiers lately: a purge heard meanwhile must purge those too. */
+  readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 30_000, ttlAutopurge: false })
+  #gen = 0
+  /** Everything entered before this generation / clock reading is banned (folded bans). */
+  #floorGen = 0
+  #floorAt = -Infinity
   #writeErrors = 0
   #closed = false
 
@@ -68,11 +129,17 @@ export class TieredStore implements CacheStore {
     if (opts.tiers.length === 0) throw new TypeError('TieredStore needs at least one tier (cache.memory)')
     const shared = new Set(opts.shared ?? ['redis'])
     this.#tiers = opts.tiers
+    // One tier that answers synchronously: the HTTP cache may treat a getSync miss as a miss.
+    this.syncComplete = opts.tiers.length === 1 && opts.tiers[0].syncComplete
     this.#local = opts.tiers.filter((s) => !shared.has(s.name))
-    this.#bus = opts.bus
+    this.#sharedTiers = opts.tiers.filter((s) => shared.has(s.name))
+    this.#peers = opts.peers ?? []
+    this.#owned = opts.owned ?? []
     this.#log = opts.logger ?? silentLogger
     this.#now = opts.now ?? Date.now
-    opts.bus?.onPurge((sel, o) => this.purgeLocal(sel, o))
+    this.#banTtl = opts.banTtl ?? 300_000
+    this.#maxBans = opts.maxBans ?? 1000
+    for (const p of this.#peers) p.onPurge((n) => this.#heardPurge(n))
   }
 
   getSync (key: string): CacheEntry | undefined {
@@ -83,25 +150,58 @@ export class TieredStore implements CacheStore {
   async get (key: string): Promise<CacheEntry | undefined> {
     this.#check()
     const tiers = this.#tiers
+    const gen = this.#gen
     for (let i = 0; i < tiers.length; i++) {
-      const e = await tiers[i].get(key)
+      let e = await tiers[i].get(key)
       if (e === undefined) continue
-      if (tierHitChannel.hasSubscribers) tierHitChannel.publish({ tier: tiers[i].name })
       if (i > 0) {
-        const ttl = remainingTtl(e, this.#now(), storageDeadline.get(e))
+        const screened = this.#screenRead(e, gen)
+        if (screened === undefined) return undefined
+        const deadline = storageDeadline.get(e)
+        e = screened
+        if (tierHitChannel.hasSubscribers) tierHitChannel.publish({ tier: tiers[i].name })
+        const ttl = remainingTtl(e, this.#now(), deadline)
         if (ttl > 0) for (let j = 0; j < i; j++) this.#background(tiers[j], key, e, ttl)
-      }
+      } else if (tierHitChannel.hasSubscribers) tierHitChannel.publish({ tier: tiers[i].name })
       return e
     }
-    return undefined
+    // While the slower tiers were asked, a fill of this key may have been
+    // stored in memory and its waiting list released: without this second
+    // look the request would lead a second fill (issue 12, item 5).
+    return tiers[0].getSync?.(key)
   }
 
-  /** Awaits the first tier only; the result is that tier's answer. */
+  /**
+   * Awaits the first tier only; the result is that tier's answer. An entry
+   * whose fill started before a ban (`meta.requestTime`, on the same clock)
+   * is not stored, or stored soft-purged for a soft ban.
+   */
   async put (key: string, entry: CacheEntry, ttlMs: number): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
-    for (let j = 1; j < this.#tiers.length; j++) this.#background(this.#tiers[j], key, entry, ttlMs)
-    return await this.#tiers[0].put(key, entry, ttlMs)
+    const e = this.#screenWrite(entry)
+    if (e === undefined) return false
+    for (let j = 1; j < this.#tiers.length; j++) this.#background(this.#tiers[j], key, e, ttlMs)
+    if (this.#sharedTiers.length > 0 && this.#peers.length > 0) this.#recent.set(key, e)
+    return await this.#tiers[0].put(key, e, ttlMs)
+  }
+
+  /**
+   * Stores in this process's first tier only: an entry another process of
+   * the gateway fetched, stored and relayed (its slower tiers hold it already).
+   */
+  async adopt (key: string, entry: CacheEntry, ttlMs: number): Promise<boolean> {
+    this.#check()
+    if (!(ttlMs > 0)) return false
+    const e = this.#screenWrite(entry)
+    if (e === undefined) return false
+    return await this.#tiers[0].put(key, e, ttlMs)
+  }
+
+  /** Resolves once the background writes of `key` started so far have finished (never rejects). */
+  async written (key: string): Promise<void> {
+    const set = this.#writing.get(key)
+    if (set !== undefined) await Promise.all([...set])
   }
 
   /** Awaits every tier, so a get after delete never finds an older copy below. */
@@ -124,31 +224,54 @@ export class TieredStore implements CacheStore {
   }
 
   /**
-   * Purges every tier, then tells the other instances. Resolves the largest
-   * count of any tier (the same entry usually sits in several). Throws
-   * LIVERY_ERR_CACHE_STORE after trying every tier if one failed, or if the
-   * other instances could not be told: the operator must retry.
+   * Purges every tier, then tells the other processes and instances and
+   * waits (bounded) for them to apply it. Resolves the largest count of any
+   * tier (the same entry usually sits in several). Throws
+   * LIVERY_ERR_CACHE_STORE after trying every tier if one failed, or if some
+   * peer could not be told: the operator must retry.
    */
   async purge (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<number> {
-    this.#check()
-    const now = opts.now ?? this.#now()
-    const o = { ...opts, now }
-    // Other instances are told only after the shared tier was purged: told
-    // earlier, they drop their memory copy, and a request arriving before
-    // the shared tier's purge promotes the purged entry back from Redis.
-    // They are told even when a tier here failed: each part of the purge
-    // that can happen, happens; the error then asks for a retry.
-    const local = await this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err }))
-    const told = this.#bus === undefined ? true : await this.#bus.publish(sel, o)
-    if ('err' in local) throw local.err
-    if (!told) throw liveryError('LIVERY_ERR_CACHE_STORE', 'purge bus', 'this instance was purged but the other instances could not be told; retry the purge')
-    return local.n
+    const r = await this.purgeReport(sel, opts)
+    if (r.missing.length > 0) {
+      throw liveryError('LIVERY_ERR_CACHE_STORE', `purge not acknowledged by ${r.missing.join(', ')}`, 'this instance was purged but others may still serve the old copy; retry the purge')
+    }
+    return r.purged
   }
 
-  /** Purges the tiers of this instance only (what a remote purge needs). */
+  /** As `purge`, but resolves who acknowledged and who did not instead of throwing for the latter. */
+  async purgeReport (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<PurgeReport> {
+    this.#check()
+    const soft = opts.soft === true
+    const ban = this.#ban(sel, soft)
+    const o = { soft, now: opts.now ?? ban.at }
+    // Each part of the purge that can happen, happens; an error then asks for a retry.
+    const local = await this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err }))
+    ban.pending = false
+    const notice: PurgeNotice = { id: randomUUID(), sel, soft }
+    const reports = await Promise.all(this.#peers.map((p) => p.publish(notice)))
+    if ('err' in local) throw local.err
+    return { purged: local.n, peers: reports.length > 0, ...mergeReports(reports) }
+  }
+
+  /**
+   * Purges the tiers of this process only (what a purge from another member
+   * needs). If this process wrote a matching entry to a shared tier shortly
+   * before (a fill that was storing while the purge travelled), the shared
+   * tiers are purged again here, or that write-back would outlive the purge.
+   */
   async purgeLocal (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<number> {
     this.#check()
-    return await this.#purgeTiers(this.#local, sel, opts)
+    const soft = opts.soft === true
+    const ban = this.#ban(sel, soft)
+    try {
+      // The receiver's own clock marks soft-purged entries stale: the
+      // sender's clock may be skewed against ours.
+      const o = { soft, now: ban.at }
+      const racedWrite = !soft && this.#sharedTiers.length > 0 && [...this.#recent.values()].some((e) => e.meta.requestTime <= ban.at && matchesSelector(e, sel))
+      return await this.#purgeTiers(racedWrite ? this.#tiers : this.#local, sel, o)
+    } finally {
+      ban.pending = false
+    }
   }
 
   async clear (): Promise<void> {
@@ -177,12 +300,18 @@ export class TieredStore implements CacheStore {
     await this.settled()
     // The store owns its bus: left open, its two Redis connections would
     // keep a closed gateway's process alive and keep applying remote purges.
-    await Promise.all([...this.#tiers.map((s) => s.close()), this.#bus?.close()])
+    await Promise.all([...this.#tiers.map((s) => s.close()), ...this.#owned.map((o) => o.close())])
   }
 
   async destroy (err?: Error): Promise<void> {
     this.#closed = true
-    await Promise.all([...this.#tiers.map((s) => s.destroy(err)), this.#bus?.destroy()])
+    await Promise.all([...this.#tiers.map((s) => s.destroy(err)), ...this.#owned.map((o) => o.destroy())])
+  }
+
+  /** Bans live now (for /_livery/status and tests). */
+  get bans (): number {
+    this.#expireBans()
+    return this.#bans.length
   }
 
   #check (): void {
@@ -190,13 +319,82 @@ export class TieredStore implements CacheStore {
   }
 
   #background (tier: CacheStore, key: string, entry: CacheEntry, ttl: number): void {
-    const p = tier.put(key, entry, ttl).catch((err: unknown) => {
+    const p: Promise<unknown> = tier.put(key, entry, ttl).catch((err: unknown) => {
       // A failed cache write never fails the response (STYLE §2.12); count it.
       this.#writeErrors++
       if (writeErrorChannel.hasSubscribers) writeErrorChannel.publish({ tier: tier.name, error: err })
       this.#log.debug({ err, tier: tier.name }, 'background cache write failed')
-    }).finally(() => { this.#inflight.delete(p) })
+    }).finally(() => {
+      this.#inflight.delete(p)
+      const set = this.#writing.get(key)
+      if (set !== undefined) { set.delete(p); if (set.size === 0) this.#writing.delete(key) }
+    })
     this.#inflight.add(p)
+    let set = this.#writing.get(key)
+    if (set === undefined) { set = new Set(); this.#writing.set(key, set) }
+    set.add(p)
+  }
+
+  #heardPurge (n: PurgeNotice): Promise<number> {
+    let p = this.#heard.get(n.id)
+    if (p === undefined) {
+      p = this.#closed ? Promise.resolve(0) : this.purgeLocal(n.sel, { soft: n.soft })
+      // A failed application is not remembered: hearing it again retries it.
+      p.catch(() => { this.#heard.delete(n.id) })
+      this.#heard.set(n.id, p)
+    }
+    return p
+  }
+
+  #ban (sel: PurgeSelector, soft: boolean): Ban {
+    this.#expireBans()
+    const ban: Ban = { sel, soft, gen: ++this.#gen, at: this.#now(), pending: true }
+    this.#bans.push(ban)
+    while (this.#bans.length > this.#maxBans) {
+      const old = this.#bans.shift()!
+      // Folding a still-running or soft ban into the floor would hard-ban more
+      // than it asked for; a floor only ever errs towards a miss.
+      this.#floorGen = Math.max(this.#floorGen, old.gen)
+      this.#floorAt = Math.max(this.#floorAt, old.at)
+    }
+    return ban
+  }
+
+  #expireBans (): void {
+    const horizon = this.#now() - this.#banTtl
+    while (this.#bans.length > 0 && !this.#bans[0].pending && this.#bans[0].at < horizon) this.#bans.shift()
+  }
+
+  /** A slower tier's answer to a read that started at generation `gen`: banned (undefined), soft-purged, or as is. */
+  #screenRead (e: CacheEntry, gen: number): CacheEntry | undefined {
+    if (this.#bans.length === 0 && gen >= this.#floorGen) return e
+    if (gen < this.#floorGen) return this.#stopped('promote')
+    let out = e
+    for (const b of this.#bans) {
+      if ((b.gen <= gen && !b.pending) || !matchesSelector(e, b.sel)) continue
+      if (!b.soft) return this.#stopped('promote')
+      out = softPurged(out, b.at)
+    }
+    return out
+  }
+
+  /** An entry about to be stored by a fill that started at `meta.requestTime`. */
+  #screenWrite (e: CacheEntry): CacheEntry | undefined {
+    if (this.#bans.length === 0 && this.#floorAt === -Infinity) return e
+    const started = e.meta.requestTime
+    if (started < this.#floorAt) return this.#stopped('store')
+    let out = e
+    for (const b of this.#bans) {
+      if (b.at <= started || !matchesSelector(e, b.sel)) continue
+      if (!b.soft) return this.#stopped('store')
+      out = softPurged(out, b.at)
+    }
+    return out
+  }
+
+  #stopped (op: 'promote' | 'store'): undefined {
+    if (bannedChannel.hasSubscribers) bannedChannel.publish({ op })
+    return undefined
   }
 
   async #purgeTiers (tiers: readonly CacheStore[], sel: PurgeSelector, opts: PurgeOptions): Promise<number> {
@@ -215,7 +413,15 @@ export class TieredStore implements CacheStore {
   }
 }
 
-/** How long a promoted copy may live: until the source copy goes, or else the entry's last useful moment. */
+/** Who acknowledged over every transport: a member acknowledged on any of them is not missing. */
+function mergeReports (reports: readonly PeerReport[]): PeerReport {
+  const acked = new Set<string>()
+  for (const r of reports) for (const a of r.acked) acked.add(a)
+  const missing = new Set<string>()
+  for (const r of reports) for (const m of r.missing) if (!acked.has(m)) missing.add(m)
+  return { acked: [...acked], missing: [...missing] }
+}
+
 /**
  * How long a promoted copy may live in the faster tiers: what the lower tier
  * said it has left. When it could not say (Redis's PTTL raced the key's

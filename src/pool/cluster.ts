@@ -21,6 +21,7 @@ import { liveryError, wrapError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
 import { workerExitChannel } from './channels.ts'
+import { ipc, isIpc, type IpcMessage } from './ipc.ts'
 
 export interface RestartPolicy {
   /** First delay before re-forking a crashed worker, ms. @default 100 */
@@ -49,6 +50,10 @@ export interface PrimaryOptions {
   readonly handleSignals?: boolean
   /** Called after a signal-triggered shutdown. @default process.exit */
   readonly exit?: (code: number) => void
+  /** How long a cold miss's waiters wait on the leading process, ms (`cache.lockTimeout`). @default 5000 */
+  readonly lockTimeout?: number
+  /** How long a purge waits for every worker's acknowledgement, ms. @default 2000 */
+  readonly ackTimeout?: number
 }
 
 export interface Primary {
@@ -88,7 +93,10 @@ export function runPrimary (opts: PrimaryOptions): Primary {
   cluster.setupPrimary({
     exec: opts.exec ?? process.argv[1],
     args: [...(opts.workerArgs ?? process.argv.slice(2))],
+    // Structured clone: relayed cache entries cross as bytes (ipc.ts).
+    serialization: 'advanced',
   })
+  const coherence = new Coherence({ lockTimeout: opts.lockTimeout ?? 5000, ackTimeout: opts.ackTimeout ?? 2000, workers: () => slots.flatMap(s => s.worker ?? []) })
 
   const fork = (slot: Slot): void => {
     slot.timer = undefined
@@ -103,6 +111,7 @@ export function runPrimary (opts: PrimaryOptions): Primary {
   const onExit = (slot: Slot, worker: Worker, code: number | null, signal: string | null): void => {
     if (slot.worker !== worker) return
     slot.worker = undefined
+    coherence.gone(worker)
     const pid = worker.process.pid
     if (shuttingDown !== undefined) {
       logger.info({ slot: slot.id, workerPid: pid, code, signal }, 'worker exited')
@@ -121,6 +130,7 @@ export function runPrimary (opts: PrimaryOptions): Primary {
   }
 
   const onMessage = (worker: Worker, message: unknown): void => {
+    if (isIpc(message)) { coherence.receive(worker, message); return }
     if (!isMessage(message, metricsRequest)) return
     const id = message.id
     aggregateMetrics().then(
@@ -195,6 +205,147 @@ export function runPrimary (opts: PrimaryOptions): Primary {
     pids: () => slots.flatMap(slot => slot.worker?.process.pid ?? []),
     shutdown,
   }
+}
+
+interface PurgeRound {
+  readonly origin: Worker
+  /** Workers yet to acknowledge, by worker id. */
+  readonly waiting: Map<number, string>
+  readonly acked: string[]
+  readonly timer: NodeJS.Timeout
+}
+
+interface Held {
+  readonly leader: Worker
+  readonly waiters: Array<{ readonly worker: Worker, readonly id: string }>
+  readonly timer: NodeJS.Timeout
+}
+
+/** Most purges being acknowledged, keys being fetched, and waiters per key: every map here is bounded. */
+const maxRounds = 1000
+const maxHeld = 10_000
+const maxWaitersPerKey = 10_000
+
+/**
+ * The primary's half of cache coherence between its workers
+ * (docs/architecture.md): it broadcasts purges and collects the
+ * acknowledgements, and holds the gateway's waiting list for cold misses,
+ * relaying the leader's entry to the processes that waited. It keeps no
+ * cache of its own, so a primary never holds more than the entries in flight.
+ */
+class Coherence {
+  readonly #rounds = new Map<string, PurgeRound>()
+  readonly #held = new Map<string, Held>()
+  readonly #lockTimeout: number
+  readonly #ackTimeout: number
+  readonly #workers: () => Worker[]
+
+  constructor (opts: { lockTimeout: number, ackTimeout: number, workers: () => Worker[] }) {
+    this.#lockTimeout = opts.lockTimeout
+    this.#ackTimeout = opts.ackTimeout
+    this.#workers = opts.workers
+  }
+
+  receive (worker: Worker, m: IpcMessage): void {
+    switch (m.type) {
+      case ipc.purge: this.#purge(worker, m); return
+      case ipc.purgeApplied: this.#applied(worker, m.id); return
+      case ipc.lock: this.#lock(worker, m.id, m.key); return
+      case ipc.unlock: this.#unlock(worker, m.key, m.entry); return
+      default:
+    }
+  }
+
+  /** A worker died: it acknowledges nothing more, and keys it led are handed back. */
+  gone (worker: Worker): void {
+    for (const [id, round] of this.#rounds) {
+      if (round.origin === worker) { clearTimeout(round.timer); this.#rounds.delete(id); continue }
+      // Its memory tier died with it, so the purge holds there: not missing.
+      if (round.waiting.delete(worker.id)) this.#maybeDone(id, round)
+    }
+    for (const [key, h] of this.#held) {
+      if (h.leader === worker) { this.#end(key, h, undefined); continue }
+      const i = h.waiters.findIndex(w => w.worker === worker)
+      if (i !== -1) h.waiters.splice(i, 1)
+    }
+  }
+
+  #purge (origin: Worker, m: Extract<IpcMessage, { type: typeof ipc.purge }>): void {
+    const id = m.id
+    const others = this.#workers().filter(w => w !== origin && w.isConnected())
+    if (others.length === 0 || this.#rounds.size >= maxRounds) {
+      send(origin, { type: ipc.purgeDone, id, acked: [], missing: others.map(label) })
+      return
+    }
+    const timer = setTimeout(() => { this.#finish(id) }, this.#ackTimeout)
+    timer.unref()
+    const round: PurgeRound = { origin, waiting: new Map(others.map(w => [w.id, label(w)])), acked: [], timer }
+    this.#rounds.set(id, round)
+    const apply: IpcMessage = { type: ipc.purgeApply, id, sel: m.sel, soft: m.soft }
+    for (const w of others) send(w, apply)
+  }
+
+  #applied (worker: Worker, id: string): void {
+    const round = this.#rounds.get(id)
+    if (round === undefined) return
+    const name = round.waiting.get(worker.id)
+    if (name === undefined) return
+    round.waiting.delete(worker.id)
+    round.acked.push(name)
+    this.#maybeDone(id, round)
+  }
+
+  #maybeDone (id: string, round: PurgeRound): void {
+    if (round.waiting.size === 0) this.#finish(id)
+  }
+
+  #finish (id: string): void {
+    const round = this.#rounds.get(id)
+    if (round === undefined) return
+    this.#rounds.delete(id)
+    clearTimeout(round.timer)
+    send(round.origin, { type: ipc.purgeDone, id, acked: round.acked, missing: [...round.waiting.values()] })
+  }
+
+  #lock (worker: Worker, id: string, key: string): void {
+    const h = this.#held.get(key)
+    if (h === undefined) {
+      if (this.#held.size >= maxHeld) { send(worker, { type: ipc.lockGrant, id, lead: true }); return }
+      // The lock times out like a process's own waiting list: the waiters then go upstream alone.
+      const timer = setTimeout(() => { const cur = this.#held.get(key); if (cur !== undefined) this.#end(key, cur, undefined) }, this.#lockTimeout)
+      timer.unref()
+      this.#held.set(key, { leader: worker, waiters: [], timer })
+      send(worker, { type: ipc.lockGrant, id, lead: true })
+      return
+    }
+    if (h.leader === worker || h.waiters.length >= maxWaitersPerKey) {
+      // The leading process asking again means its own lead ended without an unlock (e.g. a lock timeout there).
+      send(worker, { type: ipc.lockGrant, id, lead: false, entry: undefined })
+      return
+    }
+    h.waiters.push({ worker, id })
+  }
+
+  #unlock (worker: Worker, key: string, entry: Uint8Array | undefined): void {
+    const h = this.#held.get(key)
+    if (h === undefined || h.leader !== worker) return
+    this.#end(key, h, entry)
+  }
+
+  #end (key: string, h: Held, entry: Uint8Array | undefined): void {
+    clearTimeout(h.timer)
+    this.#held.delete(key)
+    for (const w of h.waiters) send(w.worker, { type: ipc.lockGrant, id: w.id, lead: false, entry })
+  }
+}
+
+function label (w: Worker): string {
+  return `pid ${String(w.process.pid)}`
+}
+
+function send (w: Worker, m: IpcMessage): void {
+  // A worker that died meanwhile has nobody waiting any more.
+  if (w.isConnected()) w.send(m)
 }
 
 let aggregator: promClient.AggregatorRegistry<promClient.RegistryContentType> | undefined

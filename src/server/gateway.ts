@@ -29,6 +29,9 @@ import { TrustedProxies, isForwardingHeader } from '../proxy/forwarded.ts'
 import type { PageThemer } from './themer.ts'
 import { HttpCache, MemoryStore, type CacheStore } from '../cache/index.ts'
 import { createCacheStore } from '../cache/create-store.ts'
+import type { MissLock } from '../cache/miss-lock.ts'
+import type { GatewayLock, PurgePeers } from '../cache/peers.ts'
+import { TieredStore } from '../cache/tiered-store.ts'
 import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
@@ -61,6 +64,10 @@ export interface GatewayOptions {
    * there is no Redis. 'worker': `livery worker`, which runs them from Redis.
    */
   readonly workerRole?: 'gateway' | 'worker'
+  /** In a cluster worker: the link to the primary (purges reach the siblings; one fetch per gateway). */
+  readonly cluster?: PurgePeers & GatewayLock
+  /** The waiting list above this process (built by Gateway.create). */
+  readonly missLock?: MissLock
 }
 
 /** Node's own limit is what answers 431; 16 KB as the issue and nginx's large_client_header_buffers. */
@@ -94,6 +101,7 @@ export class Gateway {
   readonly #reclaimer = startBufferReclaimer()
   readonly #fetchLock: RedisFetchLock | undefined
   #purge: PurgeRoute
+  readonly #store: CacheStore
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
   /** The worker tier's queues: background jobs (DESIGN §7). */
@@ -124,10 +132,9 @@ export class Gateway {
     this.admin.addReadinessCheck(() => this.#draining ? 'shutting down' : undefined)
     this.watchdog = new Watchdog({ maxEventLoopDelay: config.pool.maxEventLoopDelay, maxHeap: config.pool.maxHeap, logger: opts.logger })
     this.admin.addReadinessCheck(() => this.watchdog.overloaded())
-    this.cache = new HttpCache(config.cache, {
-      store: opts.store ?? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize }),
-      logger: opts.logger,
-    })
+    const store = opts.store ?? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize })
+    this.cache = new HttpCache(config.cache, { store, logger: opts.logger, missLock: opts.missLock })
+    this.#store = store
     if (opts.redisProblem !== undefined) this.admin.addReadinessCheck(opts.redisProblem)
     this.#purge = this.#purgeRoute(config)
     this.admin.add('/purge', this.#purge)
@@ -223,8 +230,8 @@ export class Gateway {
   static async create (config: Config, opts: GatewayOptions): Promise<Gateway> {
     if (opts.store !== undefined) return new Gateway(config, opts)
     await checkCacheDirectory(config.cache.directory)
-    const built = await createCacheStore(config.cache, opts.logger)
-    return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem })
+    const built = await createCacheStore(config.cache, opts.logger, { cluster: opts.cluster })
+    return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem, missLock: built.missLock })
   }
 
   get config (): Config {
@@ -243,10 +250,12 @@ export class Gateway {
   #purgeRoute (config: Config): PurgeRoute {
     // The socket's peer, as Varnish's client.ip: an address a proxy reports is never enough to purge.
     const purgers = new TrustedProxies(config.admin.purgeFrom)
+    // A tiered store reports which other processes and instances acknowledged the purge.
+    const store = this.#store
     return createPurgeRoute({
       token: config.admin.token,
       purge: async (sel, o) => {
-        const purged = await this.cache.purge(sel, o)
+        const purged = store instanceof TieredStore ? await store.purgeReport(sel, o) : await this.cache.purge(sel, o)
         this.#warmAfterPurge(sel, o.warm === true)
         return purged
       },

@@ -13,7 +13,7 @@ async function instance (t: Test, prefix: string, id: string): Promise<Instance>
   const memory = new MemoryStore({ maxSize: 1024 * 1024 })
   const redis = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 500 })
   const bus = new PurgeBus({ url: sharedRedisUrl, prefix, instanceId: id })
-  const store = new TieredStore({ tiers: [memory, redis], bus })
+  const store = new TieredStore({ tiers: [memory, redis], peers: [bus] })
   t.teardown(async () => { await store.destroy(); await bus.destroy() })
   await Promise.all([redis.whenReady(), bus.start()])
   return { memory, store, bus }
@@ -34,7 +34,7 @@ function received (t: Test): { events: Received[], next: (to: string) => Promise
   return { events, next: (to) => new Promise((resolve) => waiters.push({ to, resolve })) }
 }
 
-t.test('a purge on one instance reaches the other, and not its own sender', async (t) => {
+t.test('a purge on one instance reaches the other, acknowledged, and not its own sender', async (t) => {
   const prefix = uniquePrefix(t, 'bus')
   const a = await instance(t, prefix, 'A')
   const b = await instance(t, prefix, 'B')
@@ -46,12 +46,11 @@ t.test('a purge on one instance reaches the other, and not its own sender', asyn
   t.ok(b.memory.getSync('k'), 'B holds the page in memory')
 
   const atB = rx.next('B')
-  const t0 = performance.now()
-  t.equal(await a.store.purge({ tags: ['news'] }), 1, 'A purged one entry')
+  const report = await a.store.purgeReport({ tags: ['news'] })
+  t.equal(report.purged, 1, 'A purged one entry')
+  t.same(report.acked, ['B'], 'B acknowledged before the purge resolved')
+  t.same(report.missing, [], 'nobody missing')
   const msg = await atB
-  // How fast is a speed figure, not behaviour: "< 100 ms" failed on a busy
-  // machine (issue 10). Propagation latency belongs in bench/ (issue 12).
-  t.comment(`B applied it after ${(performance.now() - t0).toFixed(1)} ms`)
   t.equal(msg.from, 'A')
   t.equal(msg.count, 1, 'B purged its local copy')
   t.equal(b.memory.getSync('k'), undefined, 'gone from B memory')
@@ -59,7 +58,7 @@ t.test('a purge on one instance reaches the other, and not its own sender', asyn
   t.notOk(rx.events.some((r) => r.to === 'A'), 'A did not apply its own echo')
 })
 
-t.test('a soft purge travels as soft, with the sender clock', async (t) => {
+t.test('a soft purge travels as soft, and the receiver marks it with its own clock', async (t) => {
   const prefix = uniquePrefix(t, 'bus-soft')
   const a = await instance(t, prefix, 'A')
   const b = await instance(t, prefix, 'B')
@@ -67,14 +66,17 @@ t.test('a soft purge travels as soft, with the sender clock', async (t) => {
   const e = makeEntry('http://a.test/soft', 'soft')
   await b.store.put('k', e, 60_000)
   await b.store.settled()
-  const now = Date.now()
+  // A sender clock an hour behind: B must not keep the page fresh for that hour.
+  const skewed = Date.now() - 3_600_000
   const atB = rx.next('B')
-  await a.store.purge({ urls: ['http://a.test/soft'] }, { soft: true, now })
+  const before = Date.now()
+  await a.store.purge({ urls: ['http://a.test/soft'] }, { soft: true, now: skewed })
   const msg = await atB
   t.equal(msg.soft, true)
   const got = b.memory.getSync('k')
   t.ok(got, 'kept in B')
-  t.ok(got !== undefined && got.meta.freshUntil <= now && got.meta.staleUntil > now, 'stale as of the sender clock, servable while refreshing')
+  t.ok(got !== undefined && got.meta.freshUntil >= before && got.meta.freshUntil <= Date.now(), 'stale as of B\'s own clock at receipt, not the sender\'s')
+  t.ok(got !== undefined && got.meta.staleUntil > Date.now(), 'servable while refreshing')
 })
 
 t.test('malformed messages on the channel are ignored and counted', async (t) => {
@@ -92,7 +94,7 @@ t.test('malformed messages on the channel are ignored and counted', async (t) =>
   const c = createClient({ url: sharedRedisUrl })
   await c.connect()
   t.teardown(() => c.close())
-  await c.sendCommand(['PUBLISH', a.bus.channel, '{"v":1,"from":"X","sel":{"urls":[1]},"soft":false,"now":1}'])
+  await c.sendCommand(['PUBLISH', a.bus.channel, '{"v":2,"type":"purge","from":"X","id":"1","sel":{"urls":[1]},"soft":false}'])
   await seen
   t.ok(errors.length >= 1, 'counted on livery:cache:purge_bus_error')
   t.ok(b.memory.getSync('k'), 'nothing purged')

@@ -81,7 +81,7 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
     // The PURGE method, soft, sent to A; B learns of it through the bus.
     const purge = await fetchTimed(agent, a.url, '/soft', { method: 'PURGE', headers: { host, authorization: `Bearer ${token}`, 'soft-purge': '1' } })
     t.equal(purge.status, 200, 'PURGE answered')
-    t.same(JSON.parse(purge.body), { purged: 1, soft: true }, 'one entry soft-purged')
+    t.same(JSON.parse(purge.body), { purged: 1, soft: true, acknowledged: 1, missing: [] }, 'one entry soft-purged, and B acknowledged it')
 
     const staleOnce = async (base: string, name: string, fromA: boolean): Promise<void> => {
       const before = up.finished('/soft')
