@@ -8,6 +8,7 @@
  */
 import { createClient } from '@redis/client'
 import type { Logger } from './log.ts'
+import { liveryError } from './errors.ts'
 
 export type RedisClient = ReturnType<typeof open>
 
@@ -58,5 +59,32 @@ export function destroyRedisClient (client: RedisClient, logger: Logger): void {
     if (client.isOpen) client.destroy()
   } catch (err) {
     logger.debug({ err }, 'redis destroy failed')
+  }
+}
+
+/**
+ * Runs one command with a deadline that holds even when the command was
+ * already written to a stalled server: @redis/client's abortSignal only
+ * withdraws commands still queued, so the deadline also races the reply.
+ * Rejects with LIVERY_ERR_CACHE_TIMEOUT at `ms`.
+ */
+export async function withDeadline<T> (ms: number, what: string, send: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> {
+  const ac = new AbortController()
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => {
+      const err = liveryError('LIVERY_ERR_CACHE_TIMEOUT', what, `${ms} ms`)
+      ac.abort(err)
+      reject(err)
+    }, ms)
+    timer.unref()
+  })
+  const work = send({ abortSignal: ac.signal })
+  // The command's own late rejection, after the deadline won, is expected and dropped here.
+  work.catch(() => {})
+  try {
+    return await Promise.race([work, deadline])
+  } finally {
+    clearTimeout(timer)
   }
 }

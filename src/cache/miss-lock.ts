@@ -20,7 +20,7 @@
 import { channel } from 'node:diagnostics_channel'
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
+import { closeRedisClient, createRedisClient, destroyRedisClient, withDeadline, type RedisClient } from '../redis-client.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import { type CacheEntry, decodeEntry, encodeEntry } from './entry.ts'
@@ -40,6 +40,8 @@ export type MissGrant =
 
 export interface SharedTier {
   get (key: string): Promise<CacheEntry | undefined>
+  /** False while the tier skips Redis (down, or its breaker open): the lock skips it too. */
+  readonly available: boolean
 }
 
 export interface MissLockOptions {
@@ -67,6 +69,8 @@ export class MissLock {
   readonly #log: Logger
   readonly #client: RedisClient | undefined
   readonly #id = randomUUID()
+  /** After a failed lock command the lock is skipped for a while, like the tier's own breaker. */
+  #skipUntil = 0
   #closed = false
 
   constructor (opts: MissLockOptions) {
@@ -137,13 +141,14 @@ export class MissLock {
   async #redis (key: string): Promise<{ kind: 'won', release: () => void } | { kind: 'entry', entry: CacheEntry } | undefined> {
     const redis = this.#opts.redis
     const c = this.#client
-    if (redis === undefined || c === undefined || this.#closed || !c.isReady) return undefined
+    if (redis === undefined || c === undefined || this.#closed || !c.isReady || !redis.tier.available || this.#skipUntil > Date.now()) return undefined
     const lockKey = `${redis.prefix}lock:${createHash('sha256').update(key).digest('base64url')}`
-    const call = <T>(fn: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => fn({ abortSignal: AbortSignal.timeout(redis.timeout) })
+    const call = <T>(fn: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => withDeadline(redis.timeout, 'miss lock', fn)
     let won: boolean
     try {
       won = String(await call(o => c.sendCommand(['SET', lockKey, this.#id, 'NX', 'PX', String(this.#opts.lockTimeout)], o))) === 'OK'
     } catch (err) {
+      this.#skipUntil = Date.now() + 1000
       this.#log.debug({ err }, 'miss lock: Redis did not answer; fetching alone')
       return undefined
     }

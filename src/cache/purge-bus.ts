@@ -33,7 +33,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { hostname } from 'node:os'
-import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
+import { closeRedisClient, createRedisClient, destroyRedisClient, withDeadline, type RedisClient } from '../redis-client.ts'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
@@ -193,7 +193,7 @@ export class PurgeBus implements PurgePeers {
     const n = this.#prefix.length + 'member:'.length
     let cursor = '0'
     do {
-      const r = await this.#pub.sendCommand(['SCAN', cursor, 'MATCH', globEscape(this.#prefix) + 'member:*', 'COUNT', '1000'], { abortSignal: AbortSignal.timeout(this.#timeout) }) as [string, string[]]
+      const r = await withDeadline(this.#timeout, 'purge bus', (o) => this.#pub.sendCommand(['SCAN', cursor, 'MATCH', globEscape(this.#prefix) + 'member:*', 'COUNT', '1000'], o)) as [string, string[]]
       cursor = String(r[0])
       for (const k of r[1]) out.push(String(k).slice(n))
     } while (cursor !== '0')
@@ -211,7 +211,7 @@ export class PurgeBus implements PurgePeers {
     for (const r of this.#rounds.values()) r.done()
     // Leave at once rather than after three missed heartbeats: purges meanwhile would wait for us.
     if (this.#pub.isReady) {
-      await this.#pub.sendCommand(['DEL', this.#memberKey()], { abortSignal: AbortSignal.timeout(this.#timeout) }).catch((err: unknown) => {
+      await withDeadline(this.#timeout, 'purge bus', (o) => this.#pub.sendCommand(['DEL', this.#memberKey()], o)).catch((err: unknown) => {
         this.#log.debug({ err }, 'purge bus: could not remove the member key (it expires by itself)')
       })
     }
@@ -237,7 +237,7 @@ export class PurgeBus implements PurgePeers {
     // Only a subscribed member may announce itself: a member that cannot hear purges must not be waited for.
     if (this.#closed || !this.#pub.isReady || !this.#sub.isReady) return
     try {
-      await this.#pub.sendCommand(['SET', this.#memberKey(), String(process.pid), 'PX', String(this.#heartbeat * 3)], { abortSignal: AbortSignal.timeout(this.#timeout) })
+      await withDeadline(this.#timeout, 'purge bus', (o) => this.#pub.sendCommand(['SET', this.#memberKey(), String(process.pid), 'PX', String(this.#heartbeat * 3)], o))
     } catch (err) {
       this.#log.debug({ err }, 'purge bus heartbeat failed')
     }
@@ -245,7 +245,7 @@ export class PurgeBus implements PurgePeers {
 
   async #send (msg: string): Promise<boolean> {
     try {
-      await this.#pub.sendCommand(['PUBLISH', this.channel, msg], { abortSignal: AbortSignal.timeout(this.#timeout) })
+      await withDeadline(this.#timeout, 'purge bus', (o) => this.#pub.sendCommand(['PUBLISH', this.channel, msg], o))
       return true
     } catch (err) {
       this.#failed('publish', err)

@@ -133,6 +133,11 @@ export class RedisStore implements CacheStore {
     return this.#client.isReady
   }
 
+  /** True while request-path calls are sent (connected and the breaker closed). */
+  get available (): boolean {
+    return this.#client.isReady && this.#openUntil <= Date.now()
+  }
+
   /**
    * Resolves once the connection is ready (at once if it is), or rejects
    * after `timeoutMs`. The request path never waits on this; startup and
