@@ -147,6 +147,15 @@ export class Coalescer<T> {
     }
   }
 
+  /**
+   * Lets no new request join a flight that is running now (their waiters
+   * still get its outcome): after a purge, a fill that started before it may
+   * bring the purged copy, and a request that arrives after must not wait for it.
+   */
+  detachAll (): void {
+    this.#flights.clear()
+  }
+
   inFlight (key: string): boolean {
     return this.#flights.has(key)
   }

@@ -2,7 +2,8 @@
  * Builds the tiered store from `cache`: memory always, disk when
  * `disk.maxSize` > 0, Redis (with the purge bus) when `redis` is set.
  * A Redis that is down at start-up does not stop the gateway: the tier is
- * skipped until it answers, and readyz says so.
+ * skipped until it answers, and /_livery/status and `livery_redis_up` say so
+ * (never readyz: an outage of Redis is not one of this instance).
  */
 import { join } from 'node:path'
 import type { CacheConfig } from '../config/types.ts'
@@ -16,11 +17,12 @@ import { TieredStore } from './tiered-store.ts'
 import { MissLock } from './miss-lock.ts'
 import type { GatewayLock, PurgePeers } from './peers.ts'
 import { coarseNow } from '../clock.ts'
+import { RedisHealth } from './redis-health.ts'
 
 export interface BuiltStore {
   readonly store: CacheStore
-  /** Present when Redis is configured: undefined while it answers, else why not. */
-  readonly redisProblem?: () => string | undefined
+  /** Whether Redis answers (status, `livery_redis_up`, log lines); never readiness. */
+  readonly redisHealth?: RedisHealth
   /** The waiting list above this process, when there is a cluster primary or Redis. */
   readonly missLock?: MissLock
   /** The Redis tier and purge bus, for status and health. */
@@ -60,7 +62,9 @@ export async function createCacheStore (config: CacheConfig, logger: Logger, opt
   await bus.start(2_000).catch((err: unknown) => {
     logger.warn({ err: (err as Error).message }, 'the purge bus could not subscribe yet; purges from other instances arrive once Redis answers')
   })
-  const store = new TieredStore({ tiers, peers: link === undefined ? [bus] : [link, bus], owned: [bus], logger, now })
+  const redisHealth = new RedisHealth({ tier: redis, url: config.redis.url, logger })
+  const stopHealth = { close: async () => { redisHealth.close() }, destroy: async () => { redisHealth.close() } }
+  const store = new TieredStore({ tiers, peers: link === undefined ? [bus] : [link, bus], owned: [bus, stopHealth], logger, now })
   const missLock = new MissLock({
     gateway: link,
     redis: { url: config.redis.url, prefix: config.redis.prefix, timeout: config.redis.timeout, tier: redis, written: (key) => store.written(key) },
@@ -71,6 +75,6 @@ export async function createCacheStore (config: CacheConfig, logger: Logger, opt
     store,
     missLock,
     redis: { store: redis, bus },
-    redisProblem: () => redis.ready ? undefined : `Redis at ${config.redis!.url} is not reachable`,
+    redisHealth,
   }
 }

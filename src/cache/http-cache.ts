@@ -101,6 +101,12 @@ export class HttpCache {
     this.#log = (opts.logger ?? silentLogger).child({ module: 'cache' })
     this.#maxEntrySize = config.memory.maxEntrySize
     this.#missLock = opts.missLock
+    // A request after a purge must not wait for a fill that started before it (docs/architecture.md, "Coherence").
+    const banned = opts.store as { onBan?: (fn: () => void) => void }
+    banned.onBan?.(() => {
+      this.#co.detachAll()
+      this.#missLock?.detachAll()
+    })
     this.#co = new Coalescer<Outcome>({ lockTimeout: config.lockTimeout, hitForMiss: config.hitForMiss, now: this.#now })
     this.#host = {
       now: this.#now,

@@ -117,6 +117,11 @@ export class MissLock {
     }
   }
 
+  /** After a purge here: the gateway's running flights take no new waiters (they may bring the purged copy). */
+  detachAll (): void {
+    this.#opts.gateway?.detachAll()
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
@@ -153,15 +158,24 @@ export class MissLock {
       return undefined
     }
     if (won) {
+      const release = (): void => {
+        // The write-through first: a loser that finds the lock gone must find the entry too.
+        void redis.written(key).then(() => call(o => c.sendCommand(['EVAL', releaseScript, '1', lockKey, this.#id], o))).catch((err: unknown) => {
+          this.#log.debug({ err }, 'miss lock: could not release the Redis lock (it expires by itself)')
+        })
+      }
+      // The previous holder may have stored the entry and let go between our
+      // read of the tier and our SET: one more read saves a second fetch.
+      const landed = await redis.tier.get(key)
+      if (landed !== undefined) {
+        release()
+        publish('redis', 'entry')
+        return { kind: 'entry', entry: landed }
+      }
       publish('redis', 'lead')
       return {
         kind: 'won',
-        release: () => {
-          // The write-through first: a loser that finds the lock gone must find the entry too.
-          void redis.written(key).then(() => call(o => c.sendCommand(['EVAL', releaseScript, '1', lockKey, this.#id], o))).catch((err: unknown) => {
-            this.#log.debug({ err }, 'miss lock: could not release the Redis lock (it expires by itself)')
-          })
-        }
+        release
       }
     }
     const deadline = Date.now() + this.#opts.lockTimeout

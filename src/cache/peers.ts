@@ -41,4 +41,6 @@ export interface GatewayLock {
   acquire (key: string): Promise<GatewayGrant>
   /** Ends this process's lead on `key`, handing `entry` (encoded) to the processes waiting on it. */
   release (key: string, entry: Uint8Array | undefined): void
+  /** A purge was entered here: flights running now take no new waiters. Ordered before any later `acquire`. */
+  detachAll (): void
 }

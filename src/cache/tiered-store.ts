@@ -118,6 +118,7 @@ export class TieredStore implements CacheStore {
   readonly #heard = new LRUCache<string, Promise<number>>({ max: 4096 })
   /** Entries this process wrote to the shared tiers lately: a purge heard meanwhile must purge those too. */
   readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 30_000, ttlAutopurge: false })
+  readonly #banListeners: Array<() => void> = []
   #gen = 0
   /** Everything entered before this generation / clock reading is banned (folded bans). */
   #floorGen = 0
@@ -308,6 +309,11 @@ export class TieredStore implements CacheStore {
     await Promise.all([...this.#tiers.map((s) => s.destroy(err)), ...this.#owned.map((o) => o.destroy())])
   }
 
+  /** Calls `fn` whenever a purge is entered here (before any tier is purged): waiting lists detach their flights. */
+  onBan (fn: () => void): void {
+    this.#banListeners.push(fn)
+  }
+
   /** Bans live now (for /_livery/status and tests). */
   get bans (): number {
     this.#expireBans()
@@ -350,6 +356,7 @@ export class TieredStore implements CacheStore {
     this.#expireBans()
     const ban: Ban = { sel, soft, gen: ++this.#gen, at: this.#now(), pending: true }
     this.#bans.push(ban)
+    for (const fn of this.#banListeners) fn()
     while (this.#bans.length > this.#maxBans) {
       const old = this.#bans.shift()!
       // Folding a still-running or soft ban into the floor would hard-ban more

@@ -100,6 +100,12 @@ export class ClusterLink implements PurgePeers, GatewayLock {
     this.#send({ type: ipc.unlock, key, entry })
   }
 
+  detachAll (): void {
+    if (this.#closed) return
+    // The same channel as acquire(), so the primary sees this before any later lock request.
+    this.#send({ type: ipc.detach })
+  }
+
   close (): void {
     if (this.#closed) return
     this.#closed = true

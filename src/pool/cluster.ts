@@ -236,6 +236,8 @@ const maxWaitersPerKey = 10_000
 class Coherence {
   readonly #rounds = new Map<string, PurgeRound>()
   readonly #held = new Map<string, Held>()
+  /** Flights a purge detached: they still deliver to their waiters, and take no new ones. */
+  readonly #detached = new Set<Held & { readonly key: string }>()
   readonly #lockTimeout: number
   readonly #ackTimeout: number
   readonly #workers: () => Worker[]
@@ -252,6 +254,7 @@ class Coherence {
       case ipc.purgeApplied: this.#applied(worker, m.id); return
       case ipc.lock: this.#lock(worker, m.id, m.key); return
       case ipc.unlock: this.#unlock(worker, m.key, m.entry); return
+      case ipc.detach: this.#detach(); return
       default:
     }
   }
@@ -268,6 +271,15 @@ class Coherence {
       const i = h.waiters.findIndex(w => w.worker === worker)
       if (i !== -1) h.waiters.splice(i, 1)
     }
+    for (const d of this.#detached) if (d.leader === worker) this.#end(d.key, d, undefined)
+  }
+
+  #detach (): void {
+    for (const [key, h] of this.#held) {
+      if (this.#detached.size >= maxHeld) { this.#end(key, h, undefined); continue }
+      this.#detached.add({ ...h, key })
+    }
+    this.#held.clear()
   }
 
   #purge (origin: Worker, m: Extract<IpcMessage, { type: typeof ipc.purge }>): void {
@@ -312,9 +324,9 @@ class Coherence {
     if (h === undefined) {
       if (this.#held.size >= maxHeld) { send(worker, { type: ipc.lockGrant, id, lead: true }); return }
       // The lock times out like a process's own waiting list: the waiters then go upstream alone.
-      const timer = setTimeout(() => { const cur = this.#held.get(key); if (cur !== undefined) this.#end(key, cur, undefined) }, this.#lockTimeout)
-      timer.unref()
-      this.#held.set(key, { leader: worker, waiters: [], timer })
+      const h: Held = { leader: worker, waiters: [], timer: setTimeout(() => { this.#end(key, h, undefined) }, this.#lockTimeout) }
+      h.timer.unref()
+      this.#held.set(key, h)
       send(worker, { type: ipc.lockGrant, id, lead: true })
       return
     }
@@ -328,13 +340,14 @@ class Coherence {
 
   #unlock (worker: Worker, key: string, entry: Uint8Array | undefined): void {
     const h = this.#held.get(key)
-    if (h === undefined || h.leader !== worker) return
-    this.#end(key, h, entry)
+    if (h !== undefined && h.leader === worker) { this.#end(key, h, entry); return }
+    for (const d of this.#detached) if (d.key === key && d.leader === worker) { this.#end(key, d, entry); return }
   }
 
   #end (key: string, h: Held, entry: Uint8Array | undefined): void {
     clearTimeout(h.timer)
-    this.#held.delete(key)
+    if (this.#held.get(key) === h) this.#held.delete(key)
+    for (const d of this.#detached) if (d.key === key && d.leader === h.leader && d.timer === h.timer) this.#detached.delete(d)
     for (const w of h.waiters) send(w.worker, { type: ipc.lockGrant, id: w.id, lead: false, entry })
   }
 }

@@ -12,6 +12,7 @@
  * | `livery:lock`              | worker → primary  | id, key                             |
  * | `livery:lock:grant`        | primary → worker  | id, lead, entry? (when not leading) |
  * | `livery:unlock`            | worker → primary  | key, entry? (the leader's result)   |
+ * | `livery:detach`            | worker → primary  | (a purge: running flights take no new waiters) |
  */
 import type { PurgeSelector } from '../cache/store.ts'
 
@@ -23,6 +24,7 @@ export const ipc = {
   lock: 'livery:lock',
   lockGrant: 'livery:lock:grant',
   unlock: 'livery:unlock',
+  detach: 'livery:detach',
 } as const
 
 export type IpcMessage =
@@ -33,6 +35,7 @@ export type IpcMessage =
   | { readonly type: typeof ipc.lock, readonly id: string, readonly key: string }
   | { readonly type: typeof ipc.lockGrant, readonly id: string, readonly lead: boolean, readonly entry?: Uint8Array }
   | { readonly type: typeof ipc.unlock, readonly key: string, readonly entry?: Uint8Array }
+  | { readonly type: typeof ipc.detach }
 
 const types: ReadonlySet<string> = new Set(Object.values(ipc))
 

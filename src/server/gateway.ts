@@ -32,6 +32,7 @@ import { createCacheStore } from '../cache/create-store.ts'
 import type { MissLock } from '../cache/miss-lock.ts'
 import type { GatewayLock, PurgePeers } from '../cache/peers.ts'
 import { TieredStore } from '../cache/tiered-store.ts'
+import type { RedisHealth } from '../cache/redis-health.ts'
 import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
@@ -55,8 +56,8 @@ export interface GatewayOptions {
   readonly metricsSource?: () => Promise<string>
   /** The cache's store; defaults to a memory tier sized by cache.memory (Gateway.create builds every configured tier). */
   readonly store?: CacheStore
-  /** Readiness of the Redis tier, when there is one. */
-  readonly redisProblem?: () => string | undefined
+  /** Whether Redis answers, when it is configured: shown in status and metrics, never in readiness. */
+  readonly redisHealth?: RedisHealth
   /** Themers by site name; by default built from each site's `theme` over the gateway's fetch pool. */
   readonly themes?: ReadonlyMap<string, PageThemer>
   /**
@@ -102,6 +103,7 @@ export class Gateway {
   readonly #fetchLock: RedisFetchLock | undefined
   #purge: PurgeRoute
   readonly #store: CacheStore
+  readonly #redisHealth: RedisHealth | undefined
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
   /** The worker tier's queues: background jobs (DESIGN §7). */
@@ -135,7 +137,11 @@ export class Gateway {
     const store = opts.store ?? new MemoryStore({ maxSize: config.cache.memory.maxSize, maxEntrySize: config.cache.memory.maxEntrySize })
     this.cache = new HttpCache(config.cache, { store, logger: opts.logger, missLock: opts.missLock })
     this.#store = store
-    if (opts.redisProblem !== undefined) this.admin.addReadinessCheck(opts.redisProblem)
+    // Not a readiness check (issue 12, item 7): with Redis down this instance
+    // still serves from its own tiers, and one Redis outage must not empty every Service.
+    this.#redisHealth = opts.redisHealth
+    const health = opts.redisHealth
+    if (health !== undefined) this.metrics.gauge('livery_redis_up', '1 while Redis answers, 0 while it is down or stalled (the gateway serves from its local tiers meanwhile)', [], set => set({}, health.check() === 'up' ? 1 : 0))
     this.#purge = this.#purgeRoute(config)
     this.admin.add('/purge', this.#purge)
     // With Redis, one fetch job per URL runs in the whole deployment (DESIGN §3).
@@ -231,7 +237,7 @@ export class Gateway {
     if (opts.store !== undefined) return new Gateway(config, opts)
     await checkCacheDirectory(config.cache.directory)
     const built = await createCacheStore(config.cache, opts.logger, { cluster: opts.cluster })
-    return new Gateway(config, { ...opts, store: built.store, redisProblem: built.redisProblem, missLock: built.missLock })
+    return new Gateway(config, { ...opts, store: built.store, redisHealth: built.redisHealth, missLock: built.missLock })
   }
 
   get config (): Config {
@@ -565,7 +571,12 @@ export class Gateway {
         upstream: site.upstream,
         theme: this.#themeStatus(site.name),
       })),
-      cache: this.cache.stats(),
+      cache: {
+        ...this.cache.stats(),
+        // cache.memory.maxSize holds per process (docs/configuration.md): the gateway's memory tier is that times the processes.
+        memoryBudget: memoryBudget(this.config),
+      },
+      redis: this.#redisHealth?.describe(),
       pool: this.pool.stats(),
       fetch: this.fetchPool.stats(),
       themeAssets: { theme: this.assetPools.theme.stats(), other: this.assetPools.other.stats() },
@@ -659,6 +670,11 @@ function requestLineOverflowed (err: NodeJS.ErrnoException): boolean {
 }
 
 const requestLineStart = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ /
+
+function memoryBudget (config: Config): { perProcess: number, processes: number, total: number } {
+  const processes = config.processes === 0 ? availableParallelism() : config.processes
+  return { perProcess: config.cache.memory.maxSize, processes, total: config.cache.memory.maxSize * processes }
+}
 
 function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {
   return new Promise((resolve, reject) => {

@@ -103,7 +103,9 @@ t.test('two processes, one cache', async t => {
     const bodies = await burst(100)
     t.equal(up.hits('/cold'), 1, 'one upstream request for the whole gateway')
     t.same([...new Set(bodies)], ['v1 /cold'], 'every waiter got the one response')
-    const served = new Set(gw.lines.filter(l => l.type === 'access' && l.path === '/cold').map(l => l.pid))
+    const cold = (): Array<Record<string, unknown>> => gw.lines.filter(l => l.type === 'access' && l.path === '/cold')
+    await gw.waitFor(() => cold().length >= 100)
+    const served = new Set(cold().map(l => l.pid))
     t.equal(served.size, 2, 'and the requests were spread over both processes')
   })
 
