@@ -71,6 +71,7 @@ export class RedisHealth {
   }
 
   describe (): { state: RedisState, since: string, url: string } {
+    this.check()
     return { state: this.#state, since: new Date(this.#since).toISOString(), url: this.#where }
   }
 

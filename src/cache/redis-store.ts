@@ -133,9 +133,13 @@ export class RedisStore implements CacheStore {
     return this.#client.isReady
   }
 
-  /** True while request-path calls are sent (connected and the breaker closed). */
+  /**
+   * True while request-path calls are sent and the last one succeeded: the
+   * miss lock asks Redis only then, so a miss whose read of Redis just timed
+   * out does not wait on Redis a second time.
+   */
   get available (): boolean {
-    return this.#client.isReady && this.#openUntil <= Date.now()
+    return this.#client.isReady && this.#openUntil <= Date.now() && this.#failures === 0
   }
 
   /**

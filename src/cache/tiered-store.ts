@@ -245,6 +245,8 @@ export class TieredStore implements CacheStore {
     const soft = opts.soft === true
     const ban = this.#ban(sel, soft)
     const o = { soft, now: opts.now ?? ban.at }
+    // Our own write-backs are ordered before this purge on our Redis connection: nothing raced here.
+    if (!soft) this.#takeRaced(sel, ban.at)
     // Each part of the purge that can happen, happens; an error then asks for a retry.
     const local = await this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err }))
     ban.pending = false
@@ -257,22 +259,42 @@ export class TieredStore implements CacheStore {
   /**
    * Purges the tiers of this process only (what a purge from another member
    * needs). If this process wrote a matching entry to a shared tier shortly
-   * before (a fill that was storing while the purge travelled), the shared
-   * tiers are purged again here, or that write-back would outlive the purge.
+   * before (a fill that was storing while the purge travelled), that
+   * write-back may have landed after the sender purged the shared tier, and
+   * any member may have promoted it since: the purge is then run again from
+   * here over every tier and every member, before this one acknowledges.
    */
   async purgeLocal (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<number> {
     this.#check()
     const soft = opts.soft === true
     const ban = this.#ban(sel, soft)
+    let raced = false
     try {
       // The receiver's own clock marks soft-purged entries stale: the
       // sender's clock may be skewed against ours.
-      const o = { soft, now: ban.at }
-      const racedWrite = !soft && this.#sharedTiers.length > 0 && [...this.#recent.values()].some((e) => e.meta.requestTime <= ban.at && matchesSelector(e, sel))
-      return await this.#purgeTiers(racedWrite ? this.#tiers : this.#local, sel, o)
+      if (!soft) raced = this.#takeRaced(sel, ban.at)
+      return await this.#purgeTiers(this.#local, sel, { soft, now: ban.at })
     } finally {
       ban.pending = false
+      if (raced) {
+        const r = await this.purgeReport(sel, {}).catch((err: unknown) => {
+          this.#log.warn({ err }, 'purging again after a raced write-back failed')
+          return undefined
+        })
+        if (r !== undefined && r.missing.length > 0) this.#log.warn({ missing: r.missing }, 'purging again after a raced write-back: not every member acknowledged')
+      }
     }
+  }
+
+  /** True (and forgets them) when this process wrote entries matching `sel` to the shared tiers from fills older than `at`. */
+  #takeRaced (sel: PurgeSelector, at: number): boolean {
+    let raced = false
+    for (const [key, e] of this.#recent.entries()) {
+      if (e.meta.requestTime > at || !matchesSelector(e, sel)) continue
+      this.#recent.delete(key)
+      raced = true
+    }
+    return raced
   }
 
   async clear (): Promise<void> {

@@ -132,7 +132,7 @@ export const schema: ObjectNode = obj({
   cache: obj({
     directory: { t: 'path', default: './.livery-cache', doc: 'disk tier and the fetch pool\'s persisted entries' },
     memory: obj({
-      maxSize: { t: 'size', default: '256MB', doc: 'bytes held by the memory tier' },
+      maxSize: { t: 'size', default: '256MB', doc: 'bytes held by the memory tier of each process: a gateway of N processes holds up to N times this (/_livery/status shows cache.memoryBudget)' },
       maxEntrySize: { t: 'size', default: '16MB', doc: 'larger responses are not cached' },
     }),
     disk: obj({

@@ -7,14 +7,17 @@
  * SIGTERM and drain) and stragglers are killed after `shutdownTimeout`.
  *
  * Metrics: this is the one file in src/pool that imports prom-client,
- * because summing the workers' registries IS the metrics aggregation.
- * prom-client's AggregatorRegistry collects every worker's registry over the
- * cluster IPC channel; a worker answers only once it has called
- * setupWorkerMetrics(). A worker serving `/_livery/metrics` calls
- * requestClusterMetrics(), which asks the primary to run aggregateMetrics().
+ * because combining the workers' registries IS the metrics aggregation
+ * (MetricsAggregator below: bounded scrapes, counters kept across worker
+ * restarts, gauges combined by meaning). A worker answers the primary once
+ * it has called setupWorkerMetrics(). A worker serving `/_livery/metrics`
+ * calls requestClusterMetrics(), which asks the primary for the aggregate.
+ *
+ * Coherence: the primary also relays purges and holds the gateway's waiting
+ * list for misses (class Coherence; the worker side is cluster-link.ts).
  */
 import cluster, { type Worker } from 'node:cluster'
-import { availableParallelism } from 'node:os'
+import { availableParallelism, hostname } from 'node:os'
 import { randomUUID } from 'node:crypto'
 import promClient from 'prom-client'
 import { liveryError, wrapError } from '../errors.ts'
@@ -54,6 +57,8 @@ export interface PrimaryOptions {
   readonly lockTimeout?: number
   /** How long a purge waits for every worker's acknowledgement, ms. @default 2000 */
   readonly ackTimeout?: number
+  /** How long a metrics scrape waits for each worker; a late one contributes its last counters, ms. @default 2000 */
+  readonly scrapeTimeout?: number
 }
 
 export interface Primary {
@@ -96,6 +101,7 @@ export function runPrimary (opts: PrimaryOptions): Primary {
     // Structured clone: relayed cache entries cross as bytes (ipc.ts).
     serialization: 'advanced',
   })
+  const metricsAggregator = new MetricsAggregator({ scrapeTimeout: opts.scrapeTimeout ?? 2000, workers: () => slots.flatMap(s => s.worker ?? []) })
   const coherence = new Coherence({ lockTimeout: opts.lockTimeout ?? 5000, ackTimeout: opts.ackTimeout ?? 2000, workers: () => slots.flatMap(s => s.worker ?? []) })
 
   const fork = (slot: Slot): void => {
@@ -112,6 +118,7 @@ export function runPrimary (opts: PrimaryOptions): Primary {
     if (slot.worker !== worker) return
     slot.worker = undefined
     coherence.gone(worker)
+    metricsAggregator.retire(worker)
     const pid = worker.process.pid
     if (shuttingDown !== undefined) {
       logger.info({ slot: slot.id, workerPid: pid, code, signal }, 'worker exited')
@@ -130,10 +137,14 @@ export function runPrimary (opts: PrimaryOptions): Primary {
   }
 
   const onMessage = (worker: Worker, message: unknown): void => {
-    if (isIpc(message)) { coherence.receive(worker, message); return }
+    if (isIpc(message)) {
+      if (message.type === ipc.metricsSnapshot) metricsAggregator.snapshot(worker, message.id, (message.metrics ?? []) as Snapshot)
+      else coherence.receive(worker, message)
+      return
+    }
     if (!isMessage(message, metricsRequest)) return
     const id = message.id
-    aggregateMetrics().then(
+    metricsAggregator.scrape().then(
       metrics => { reply(worker, { type: metricsResponse, id, metrics }) },
       (err: unknown) => { reply(worker, { type: metricsResponse, id, error: err instanceof Error ? err.message : String(err) }) },
     )
@@ -352,8 +363,9 @@ class Coherence {
   }
 }
 
+/** How the Redis purge bus names a member too (`host:pid`), so one acknowledged over either transport counts once. */
 function label (w: Worker): string {
-  return `pid ${String(w.process.pid)}`
+  return `${hostname()}:${String(w.process.pid)}`
 }
 
 function send (w: Worker, m: IpcMessage): void {
@@ -361,12 +373,129 @@ function send (w: Worker, m: IpcMessage): void {
   if (w.isConnected()) w.send(m)
 }
 
-let aggregator: promClient.AggregatorRegistry<promClient.RegistryContentType> | undefined
+/** A worker's registry as JSON (prom-client's getMetricsAsJSON). */
+type Snapshot = Array<{ name: string, type: string, aggregator?: string, values: unknown[] } & Record<string, unknown>>
 
-/** In the primary: every live worker's metrics, summed (prom-client's default per metric). */
-export function aggregateMetrics (): Promise<string> {
-  aggregator ??= new promClient.AggregatorRegistry()
-  return aggregator.clusterMetrics()
+/**
+ * How each gauge is combined over the processes (DESIGN §6: "each gauge is
+ * aggregated as its meaning requires"). Counters and histograms are summed;
+ * gauges not named here are summed too (they count things each process has:
+ * requests in flight, queue lengths, bytes of its own memory tier).
+ */
+const gaugeRules: Readonly<Record<string, 'average' | 'max' | 'min'>> = {
+  // A share of threads busy: the gateway's share is the mean, not the sum.
+  livery_worker_pool_utilization: 'average',
+  // A boolean per origin: open anywhere means open.
+  livery_fetch_circuit_open: 'max',
+  // A boolean: Redis is up for the gateway only if every process reaches it.
+  livery_redis_up: 'min',
+}
+/** Tiers every process sees the same copy of: their bytes are counted once (the largest report), not per process. */
+const sharedTiers: ReadonlySet<string> = new Set(['redis', 'disk'])
+
+/** Workers asked for metrics by one scrape, waiting for their snapshots. */
+interface Scrape { readonly waiting: Map<number, (s: Snapshot | undefined) => void> }
+
+/**
+ * The primary's metrics aggregation. Each scrape asks every live worker for
+ * its registry as JSON and waits at most `scrapeTimeout`; a worker that does
+ * not answer in time (hung, or just killed) contributes its last counters,
+ * so a scrape answers within the bound and never drops. When a worker dies,
+ * its last counters and histograms are kept (`retired`) and added to every
+ * later scrape: counters stay monotonic across restarts, as Prometheus needs
+ * (a drop reads as a counter reset). Counts of a dead worker since its last
+ * scrape are lost, which only ever makes a counter grow by less.
+ */
+class MetricsAggregator {
+  readonly #last = new Map<number, Snapshot>()
+  #retired: Snapshot = []
+  #retiring: Promise<void> = Promise.resolve()
+  readonly #scrapes = new Map<string, Scrape>()
+  readonly #timeout: number
+  readonly #workers: () => Worker[]
+
+  constructor (opts: { scrapeTimeout: number, workers: () => Worker[] }) {
+    this.#timeout = opts.scrapeTimeout
+    this.#workers = opts.workers
+  }
+
+  /** A worker died: keep its last counters. */
+  retire (worker: Worker): void {
+    const last = this.#last.get(worker.id)
+    this.#last.delete(worker.id)
+    for (const scrape of this.#scrapes.values()) scrape.waiting.get(worker.id)?.(undefined)
+    if (last === undefined) return
+    const kept = last.filter(m => m.type === 'counter' || m.type === 'histogram')
+    // Folded into one snapshot, so the retired part stays one registry's size however many workers died.
+    this.#retiring = this.#retiring.then(async () => {
+      this.#retired = await promClient.AggregatorRegistry.aggregate([this.#retired, kept]).getMetricsAsJSON() as unknown as Snapshot
+    })
+  }
+
+  snapshot (worker: Worker, id: string, metrics: Snapshot): void {
+    this.#scrapes.get(id)?.waiting.get(worker.id)?.(metrics)
+  }
+
+  async scrape (): Promise<string> {
+    const id = randomUUID()
+    const scrape: Scrape = { waiting: new Map() }
+    this.#scrapes.set(id, scrape)
+    const workers = this.#workers().filter(w => w.isConnected())
+    let timer: NodeJS.Timeout | undefined
+    try {
+      const answers = workers.map(w => new Promise<Snapshot | undefined>(resolve => {
+        scrape.waiting.set(w.id, s => { scrape.waiting.delete(w.id); resolve(s) })
+        send(w, { type: ipc.metricsCollect, id })
+      }))
+      const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#timeout); timer.unref() })
+      const done = Promise.all(answers)
+      await Promise.race([done, deadline])
+      for (const settle of [...scrape.waiting.values()]) settle(undefined)
+      const got = await done
+      const parts: Snapshot[] = []
+      workers.forEach((w, i) => {
+        const fresh = got[i]
+        if (fresh !== undefined) {
+          this.#last.set(w.id, fresh)
+          parts.push(fresh)
+        } else {
+          // Late or gone: its gauges are unknown now, its counters are not.
+          const last = this.#last.get(w.id)
+          if (last !== undefined) parts.push(last.filter(m => m.type === 'counter' || m.type === 'histogram'))
+        }
+      })
+      await this.#retiring
+      return await combine(parts, this.#retired)
+    } finally {
+      clearTimeout(timer)
+      this.#scrapes.delete(id)
+    }
+  }
+}
+
+async function combine (parts: readonly Snapshot[], retired: Snapshot): Promise<string> {
+  const tierBytes = { name: 'livery_cache_bytes', help: '', type: 'gauge', aggregator: 'sum', values: [] as Array<{ value: number, labels: Record<string, string> }> }
+  const byTier = new Map<string, number[]>()
+  const prepared = parts.map(snap => snap.flatMap(m => {
+    if (m.name === 'livery_cache_bytes') {
+      tierBytes.help = String(m.help)
+      for (const v of m.values as Array<{ value: number, labels: Record<string, string> }>) {
+        const tier = v.labels.tier
+        const list = byTier.get(tier) ?? []
+        list.push(v.value)
+        byTier.set(tier, list)
+      }
+      return []
+    }
+    const rule = m.type === 'gauge' ? gaugeRules[m.name] : undefined
+    return [rule === undefined ? m : { ...m, aggregator: rule }]
+  }))
+  for (const [tier, values] of byTier) {
+    tierBytes.values.push({ labels: { tier }, value: sharedTiers.has(tier) ? Math.max(...values) : values.reduce((a, b) => a + b, 0) })
+  }
+  // One more "registry": the dead workers' counters and the tier bytes, each already combined.
+  prepared.push([...retired, ...(byTier.size > 0 ? [tierBytes] : [])])
+  return await promClient.AggregatorRegistry.aggregate(prepared).metrics()
 }
 
 /**
@@ -374,9 +503,15 @@ export function aggregateMetrics (): Promise<string> {
  * metrics requests, reporting `registries` (default: prom-client's global one).
  */
 export function setupWorkerMetrics (registries?: promClient.Registry[]): void {
-  if (registries !== undefined) promClient.AggregatorRegistry.setRegistries(registries)
-  // The constructor installs the worker's IPC responder; the instance is unused.
-  aggregator ??= new promClient.AggregatorRegistry()
+  const regs = registries ?? [promClient.register]
+  process.on('message', (m: unknown) => {
+    if (!isIpc(m) || m.type !== ipc.metricsCollect) return
+    const id = m.id
+    Promise.all(regs.map(r => r.getMetricsAsJSON())).then(
+      all => { if (process.connected) process.send?.({ type: ipc.metricsSnapshot, id, metrics: all.flat() }) },
+      () => { if (process.connected) process.send?.({ type: ipc.metricsSnapshot, id, metrics: undefined }) },
+    )
+  })
 }
 
 /**
@@ -384,7 +519,7 @@ export function setupWorkerMetrics (registries?: promClient.Registry[]): void {
  * Rejects with LIVERY_ERR_CLUSTER_METRICS outside a cluster worker, on timeout
  * or when a worker failed to report.
  */
-export function requestClusterMetrics (timeout = 10_000): Promise<string> {
+export function requestClusterMetrics (timeout = 5_000): Promise<string> {
   const send = process.send?.bind(process)
   if (!cluster.isWorker || send === undefined) {
     return Promise.reject(liveryError('LIVERY_ERR_CLUSTER_METRICS', 'this process is not a cluster worker'))

@@ -13,6 +13,8 @@
  * | `livery:lock:grant`        | primary → worker  | id, lead, entry? (when not leading) |
  * | `livery:unlock`            | worker → primary  | key, entry? (the leader's result)   |
  * | `livery:detach`            | worker → primary  | (a purge: running flights take no new waiters) |
+ * | `livery:metrics:collect`   | primary → worker  | id                                  |
+ * | `livery:metrics:snapshot`  | worker → primary  | id, metrics (getMetricsAsJSON)      |
  */
 import type { PurgeSelector } from '../cache/store.ts'
 
@@ -25,6 +27,8 @@ export const ipc = {
   lockGrant: 'livery:lock:grant',
   unlock: 'livery:unlock',
   detach: 'livery:detach',
+  metricsCollect: 'livery:metrics:collect',
+  metricsSnapshot: 'livery:metrics:snapshot',
 } as const
 
 export type IpcMessage =
@@ -36,6 +40,8 @@ export type IpcMessage =
   | { readonly type: typeof ipc.lockGrant, readonly id: string, readonly lead: boolean, readonly entry?: Uint8Array }
   | { readonly type: typeof ipc.unlock, readonly key: string, readonly entry?: Uint8Array }
   | { readonly type: typeof ipc.detach }
+  | { readonly type: typeof ipc.metricsCollect, readonly id: string }
+  | { readonly type: typeof ipc.metricsSnapshot, readonly id: string, readonly metrics: readonly unknown[] | undefined }
 
 const types: ReadonlySet<string> = new Set(Object.values(ipc))
 

@@ -17,6 +17,8 @@ import { join } from 'node:path'
 import { startCliGateway } from '../helpers/cli-gateway.ts'
 import { cacheable, countingUpstream, until } from '../gateway-tiers/helpers.ts'
 import { metricValue } from './fixture.ts'
+import { freePort } from '../helpers/redis.ts'
+import { writeFileSync } from 'node:fs'
 
 const token = 'coherence-token'
 const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
@@ -27,14 +29,21 @@ t.test('two processes, one cache', async t => {
     '/cold': (_req, res: ServerResponse, n) => { held.push(() => { res.writeHead(200, cacheable).end(`v${n} /cold`) }) },
   })
   const dir = t.testdir({})
+  // A themed site whose theme server is down: every process opens that origin's circuit (item 6).
+  const deadTheme = `http://127.0.0.1:${await freePort()}/`
+  const rules = join(dir, 'rules.xml')
+  writeFileSync(rules, '<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css"><theme href="theme.html"/></rules>')
   const gw = await startCliGateway(t, dir, 'coherence', [
     'listen: { host: 127.0.0.1, port: 0 }',
     'processes: 2',
     'shutdownTimeout: 1s',
     'log: { level: info, access: true }',
     `admin: { token: ${token} }`,
-    `cache: { directory: ${JSON.stringify(join(dir, 'cache'))}, disk: { maxSize: 0 } }`,
+    'threads: 1',
+    `cache: { directory: ${JSON.stringify(join(dir, 'cache'))}, disk: { maxSize: 0 }, memory: { maxSize: 64MB } }`,
+    'fetch: { circuit: { failures: 1, coolDown: 1h, maxCoolDown: 1h } }',
     'sites:',
+    `  - { name: themed, hosts: [themed.test], upstream: ${JSON.stringify(up.url)}, theme: { rules: ${JSON.stringify(rules)}, base: ${JSON.stringify(deadTheme)} } }`,
     `  - { name: site, hosts: ["*"], upstream: ${JSON.stringify(up.url)} }`,
   ], 2)
   t.equal(gw.workers.length, 2, 'two workers listen')
@@ -115,6 +124,33 @@ t.test('two processes, one cache', async t => {
     const bodies = await burst(100)
     t.equal(up.hits('/cold'), 2, 'one more upstream request after the purge')
     t.same([...new Set(bodies)], ['v2 /cold'], 'every waiter got the new response')
+  })
+
+  await t.test('item 8: the memory budget is per process, and status shows the gateway total', async t => {
+    const status = JSON.parse((await gw.request('/_livery/status')).body) as { cache: { memoryBudget: { perProcess: number, processes: number, total: number } } }
+    t.same(status.cache.memoryBudget, { perProcess: 64 * 1024 * 1024, processes: 2, total: 128 * 1024 * 1024 })
+  })
+
+  await t.test('item 6: gauges combined by meaning; counters survive a dead worker; scrapes answer while it is gone', async t => {
+    const scrape = async (): Promise<string> => {
+      const r = await gw.request('/_livery/metrics')
+      t.equal(r.status, 200, 'the scrape answered')
+      return r.body
+    }
+    // Both processes tried the dead theme server at start and opened its circuit.
+    await until(async () => metricValue(await scrape(), 'livery_fetch_circuit_open') > 0, 30_000, 'the circuit to open')
+    t.equal(metricValue(await scrape(), 'livery_fetch_circuit_open', { origin: deadTheme.slice(0, -1) }), 1, 'livery_fetch_circuit_open is the largest over the processes, not their sum')
+    const before = metricValue(await scrape(), 'livery_http_requests_total', { site: 'site' })
+    t.ok(before > 200, `requests counted so far: ${before}`)
+    const victim = gw.workers[0]
+    process.kill(victim, 'SIGKILL')
+    await gw.waitFor(l => l.workerPid === victim && typeof l.msg === 'string' && l.msg.startsWith('worker exited unexpectedly'))
+    const during = metricValue(await scrape(), 'livery_http_requests_total', { site: 'site' })
+    t.ok(during >= before, `with the worker gone the counter did not drop (${before} → ${during})`)
+    const replacement = await gw.waitFor(l => l.msg === 'worker started' && l.workerPid !== victim && l.slot === 0)
+    await gw.waitFor(l => l.msg === 'livery is listening' && l.pid === replacement.workerPid)
+    const after = metricValue(await scrape(), 'livery_http_requests_total', { site: 'site' })
+    t.ok(after >= during, `after the restart it still did not drop (${during} → ${after})`)
   })
 
   await gw.stop()

@@ -1,0 +1,167 @@
+/**
+ * Issue 12 with Redis: two gateways (`livery serve`, two processes each)
+ * share a test-owned redis-server, which the last test kills and restarts.
+ *
+ * - item 2: concurrent cold misses over both gateways make one upstream
+ *   request in all (root cause: each process had its own waiting list and
+ *   nothing coordinated the instances);
+ * - items 3 and 4: hard purges of a hot page under load on both gateways,
+ *   acknowledged: no request sent after the answer gets the purged copy
+ *   (root causes: the tiers were purged in parallel, so a read of Redis could
+ *   promote the old entry back; and the API answered before the other
+ *   instances had applied the purge);
+ * - item 5: a second request right after a MISS is a hit (root cause: a read
+ *   of Redis raced the memory insert and the release of the waiting list);
+ * - item 7: with Redis dead, readyz stays 200 and the state shows in
+ *   /_livery/status, `livery_redis_up` and one log line each way.
+ */
+import t from 'tap'
+import type { ServerResponse } from 'node:http'
+import { join } from 'node:path'
+import { startRedis } from '../helpers/redis.ts'
+import { startCliGateway, type CliGateway, type CliReply } from '../helpers/cli-gateway.ts'
+import { metricValue } from '../gateway-pool/fixture.ts'
+import { cacheable, countingUpstream, fetchTimed, newAgent, startTierGateway, tempDir, tierConfig, until } from './helpers.ts'
+
+const token = 'coherence-redis-token'
+const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+
+t.test('two gateways of two processes share Redis', async t => {
+  const redis = await startRedis(t)
+  const held: Array<() => void> = []
+  const up = await countingUpstream(t, {
+    '/cold': (_req, res: ServerResponse, n) => { held.push(() => { res.writeHead(200, cacheable).end(`v${n} /cold`) }) },
+  })
+  const dir = t.testdir({})
+  const yaml = (name: string): string[] => [
+    'listen: { host: 127.0.0.1, port: 0 }',
+    'processes: 2',
+    'shutdownTimeout: 1s',
+    'log: { level: info, access: false }',
+    `admin: { token: ${token} }`,
+    // A 50 ms deadline would let a busy 2-core machine skip write-throughs these tests rely on.
+    `cache: { directory: ${JSON.stringify(join(dir, name))}, disk: { maxSize: 0 }, redis: { url: ${JSON.stringify(redis.url)}, prefix: "coh:", timeout: 1s } }`,
+    'sites:',
+    `  - { name: site, hosts: ["*"], upstream: ${JSON.stringify(up.url)} }`,
+  ]
+  const [a, b] = await Promise.all([startCliGateway(t, dir, 'a', yaml('a'), 2), startCliGateway(t, dir, 'b', yaml('b'), 2)])
+  const both = [a, b]
+  const redisState = async (g: CliGateway): Promise<string> => (JSON.parse((await g.request('/_livery/status')).body) as { redis: { state: string } }).redis.state
+  const members = async (): Promise<number> => {
+    const r = await a.request('/_livery/purge', { method: 'POST', headers: auth, body: JSON.stringify({ urls: ['http://site.test/nothing'] }) })
+    return (JSON.parse(r.body) as { acknowledged: number }).acknowledged
+  }
+  // Every process announces itself on the bus once Redis answers; then a purge is acknowledged by the three others.
+  await until(async () => await members() === 3, 20_000, 'all four processes to be members of the purge bus', 50)
+
+  await t.test('item 2: concurrent cold misses over both gateways make one upstream request in all', async t => {
+    const n = 50
+    const replies: Array<Promise<CliReply>> = []
+    for (const g of both) for (let i = 0; i < n; i++) replies.push(g.request('/cold'))
+    for (const g of both) {
+      await until(async () => metricValue((await g.request('/_livery/metrics')).body, 'livery_http_requests_active') >= n + 1, 30_000, 'every request to be waiting')
+    }
+    for (const release of held.splice(0)) release()
+    const got = await Promise.all(replies)
+    t.ok(got.every(r => r.status === 200), 'every request answered 200')
+    t.equal(up.hits('/cold'), 1, 'one upstream request for both gateways')
+    t.same([...new Set(got.map(r => r.body))], ['v1 /cold'], 'every waiter got the one response')
+  })
+
+  await t.test('items 3 and 4: acknowledged hard purges of a hot page under load stick everywhere', async t => {
+    const path = '/hot'
+    const version = (body: string): number => Number(/^v(\d+) /.exec(body)?.[1] ?? 0)
+    interface Seen { readonly gw: string, readonly afterRound: number, readonly version: number }
+    const seen: Seen[] = []
+    let round = 0
+    let stop = false
+    const waiters = new Set<() => void>()
+    const loop = async (g: CliGateway, name: string): Promise<void> => {
+      while (!stop) {
+        const afterRound = round
+        const r = await g.request(path)
+        seen.push({ gw: name, afterRound, version: version(r.body) })
+        for (const w of [...waiters]) w()
+      }
+    }
+    const more = (k: number, r: number): Promise<void> => new Promise(resolve => {
+      const check = (): void => {
+        for (const name of ['a', 'b']) if (seen.filter(s => s.gw === name && s.afterRound >= r).length < k) return
+        waiters.delete(check)
+        resolve()
+      }
+      waiters.add(check)
+      check()
+    })
+    const loops = [...Array.from({ length: 3 }, () => loop(a, 'a')), ...Array.from({ length: 3 }, () => loop(b, 'b'))]
+    const rounds = 6
+    const floors: number[] = []
+    for (let i = 1; i <= rounds; i++) {
+      await more(10, round)
+      const via = i % 2 === 0 ? b : a
+      // Every upstream answer so far is a copy this purge removes.
+      floors[i] = up.hits(path)
+      const r = await via.request('/_livery/purge', { method: 'POST', headers: auth, body: JSON.stringify({ urls: [`http://site.test${path}`] }) })
+      t.equal(r.status, 200, r.body)
+      t.same(JSON.parse(r.body).missing, [], `round ${i}: every process acknowledged`)
+      round = i
+    }
+    await more(10, round)
+    stop = true
+    await Promise.all(loops)
+    const stale = seen.filter(s => s.afterRound > 0 && s.version <= floors[s.afterRound])
+    t.same(stale, [], `no request sent after an answer got a purged copy (${seen.length} requests, ${up.hits(path)} upstream)`)
+  })
+
+  await t.test('item 5: a second request right after a MISS is a hit', async t => {
+    // Each gateway's requests alternate between its two processes.
+    for (let i = 0; i < 10; i++) {
+      const p = `/second/${i}`
+      const first = await a.request(p)
+      t.equal(first.headers['x-cache'], 'MISS')
+      const second = await a.request(p)
+      t.equal(second.body, first.body, `${p}: the second request got the same page`)
+      t.equal(up.hits(p), 1, `${p}: one upstream request`)
+    }
+  })
+
+  await t.test('item 7: a dead Redis is a degraded state, not unreadiness; its return is seen', async t => {
+    t.ok(a.lines.some(l => l.msg === 'Redis is up'), 'Redis up was logged at start')
+    await redis.kill()
+    for (const g of both) {
+      await until(async () => await redisState(g) === 'down', 20_000, 'status to show Redis down', 50)
+      t.equal((await g.request('/_livery/readyz')).status, 200, 'readyz stays 200')
+      t.equal(metricValue((await g.request('/_livery/metrics')).body, 'livery_redis_up'), 0, 'livery_redis_up is 0')
+      t.equal((await g.request('/during-outage')).status, 200, 'pages are served')
+      await g.waitFor(l => typeof l.msg === 'string' && l.msg.startsWith('Redis is down'))
+      t.pass('"Redis is down" was logged')
+    }
+    await redis.restart()
+    for (const g of both) {
+      await g.waitFor(l => typeof l.msg === 'string' && l.msg.startsWith('Redis is back'))
+      t.pass('"Redis is back" was logged')
+      await until(async () => metricValue((await g.request('/_livery/metrics')).body, 'livery_redis_up') === 1, 20_000, 'livery_redis_up back to 1 (the least over the processes)', 50)
+    }
+  })
+
+  await Promise.all(both.map(g => g.stop()))
+})
+
+t.test('item 5, one process: a second request right after a MISS is a hit', async t => {
+  const redis = await startRedis(t)
+  const up = await countingUpstream(t)
+  const gw = await startTierGateway(t, tierConfig(up.url, tempDir(t, 'second'), {
+    cache: { disk: { maxSize: 0 }, redis: { url: redis.url, prefix: 'second:', timeout: '1s' } },
+  }), tempDir(t, 'second-cfg'))
+  const agent = newAgent(t)
+  await until(async () => (JSON.parse((await fetchTimed(agent, gw.url, '/_livery/status', { headers: { host: 'tiers.test' } })).body) as { redis: { state: string } }).redis.state === 'up', 10_000, 'Redis to be up')
+  const repeated: string[] = []
+  for (let i = 0; i < 30; i++) {
+    const p = `/again/${i}`
+    const first = await fetchTimed(agent, gw.url, p, { headers: { host: 'tiers.test' } })
+    t.equal(first.headers['x-cache'], 'MISS')
+    await fetchTimed(agent, gw.url, p, { headers: { host: 'tiers.test' } })
+    if (up.hits(p) !== 1) repeated.push(p)
+  }
+  t.same(repeated, [], 'no URL went upstream twice')
+})
