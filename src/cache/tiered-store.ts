@@ -117,7 +117,7 @@ export class TieredStore implements CacheStore {
   /** Purges heard from peers, by id: IPC and Redis may both deliver one; it is applied once. */
   readonly #heard = new LRUCache<string, Promise<number>>({ max: 4096 })
   /** Entries this process wrote to the shared tiers lately: a purge heard meanwhile must purge those too. */
-  readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 30_000, ttlAutopurge: false })
+  readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 5_000, ttlAutopurge: false })
   readonly #banListeners: Array<() => void> = []
   #gen = 0
   /** Everything entered before this generation / clock reading is banned (folded bans). */
