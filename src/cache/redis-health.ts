@@ -37,7 +37,13 @@ export interface RedisHealthOptions {
   readonly interval?: number
 }
 
-export class RedisHealth {
+/** What the gateway shows of it (status, metric). */
+export interface RedisHealthView {
+  check (): RedisState
+  describe (): { state: RedisState, since: string, url: string }
+}
+
+export class RedisHealth implements RedisHealthView {
   readonly #tier: RedisProbe
   readonly #where: string
   readonly #log: Logger

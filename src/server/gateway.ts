@@ -32,7 +32,7 @@ import { createCacheStore } from '../cache/create-store.ts'
 import type { MissLock } from '../cache/miss-lock.ts'
 import type { GatewayLock, PurgePeers } from '../cache/peers.ts'
 import { TieredStore } from '../cache/tiered-store.ts'
-import type { RedisHealth } from '../cache/redis-health.ts'
+import type { RedisHealthView } from '../cache/redis-health.ts'
 import { createPurgeRoute, type PurgeRoute } from '../cache/purge-api.ts'
 import { RequestPool, TransformPool, Watchdog, resolveThreads } from '../pool/index.ts'
 import { FetchPool } from '../fetcher/index.ts'
@@ -57,7 +57,7 @@ export interface GatewayOptions {
   /** The cache's store; defaults to a memory tier sized by cache.memory (Gateway.create builds every configured tier). */
   readonly store?: CacheStore
   /** Whether Redis answers, when it is configured: shown in status and metrics, never in readiness. */
-  readonly redisHealth?: RedisHealth
+  readonly redisHealth?: RedisHealthView
   /** Themers by site name; by default built from each site's `theme` over the gateway's fetch pool. */
   readonly themes?: ReadonlyMap<string, PageThemer>
   /**
@@ -103,7 +103,7 @@ export class Gateway {
   readonly #fetchLock: RedisFetchLock | undefined
   #purge: PurgeRoute
   readonly #store: CacheStore
-  readonly #redisHealth: RedisHealth | undefined
+  readonly #redisHealth: RedisHealthView | undefined
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
   /** The worker tier's queues: background jobs (DESIGN §7). */
@@ -140,8 +140,6 @@ export class Gateway {
     // Not a readiness check (issue 12, item 7): with Redis down this instance
     // still serves from its own tiers, and one Redis outage must not empty every Service.
     this.#redisHealth = opts.redisHealth
-    const health = opts.redisHealth
-    if (health !== undefined) this.metrics.gauge('livery_redis_up', '1 while Redis answers, 0 while it is down or stalled (the gateway serves from its local tiers meanwhile)', [], set => set({}, health.check() === 'up' ? 1 : 0))
     this.#purge = this.#purgeRoute(config)
     this.admin.add('/purge', this.#purge)
     // With Redis, one fetch job per URL runs in the whole deployment (DESIGN §3).
@@ -196,9 +194,9 @@ export class Gateway {
     this.#accessOut = opts.accessOut
     this.#finish = this.#finisher(config)
     // Registered whatever the config, so dashboards and alert rules always find them (test/deploy/observability.test.ts).
-    const redisProblem = opts.redisProblem
-    this.metrics.gauge('livery_redis_up', '1 while the Redis tier answers, 0 while it is unreachable (no series without Redis)', [], set => {
-      if (redisProblem !== undefined) set({}, redisProblem() === undefined ? 1 : 0)
+    const health = opts.redisHealth
+    this.metrics.gauge('livery_redis_up', '1 while Redis answers, 0 while it is down or stalled and the gateway serves from its local tiers (no series without Redis)', [], set => {
+      if (health !== undefined) set({}, health.check() === 'up' ? 1 : 0)
     })
     this.metrics.gauge('livery_theme_available', '1 while every theme of the site is compiled and in use, 0 while pages are served unthemed for want of one', ['site'], set => {
       for (const [site, themer] of this.#themers) {

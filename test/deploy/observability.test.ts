@@ -34,7 +34,7 @@ t.test('every metric the dashboard and the alert rules query is exported', async
   const dir = t.testdir({ 'rules.xml': '<rules xmlns="http://namespaces.plone.org/diazo"><theme href="theme.html"/></rules>' })
   // A themed site and Redis configured, so every conditional gauge is registered as in production.
   const config = parseConfig({ cache: { directory: dir }, sites: [{ name: 'www', upstream: 'http://127.0.0.1:9', theme: { rules: './rules.xml' } }] }, {}, dir)
-  const gateway = new Gateway(config, { logger: silentLogger, redisProblem: () => undefined })
+  const gateway = new Gateway(config, { logger: silentLogger, redisHealth: { check: () => 'up', describe: () => ({ state: 'up', since: '', url: 'redis://127.0.0.1:6379' }) } })
   t.teardown(() => gateway.destroy())
   const exported = new Set((await gateway.metrics.registry.getMetricsAsJSON()).map(m => m.name))
   const known = (name: string): boolean => exported.has(name) || exported.has(name.replace(/_(bucket|sum|count)$/, ''))
