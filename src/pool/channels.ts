@@ -59,3 +59,6 @@ export const deadlineChannel = channel('livery:pool:deadline')
 export const overloadChannel = channel('livery:pool:overload')
 export const transformTimeoutChannel = channel('livery:pool:transform-timeout')
 export const workerExitChannel = channel('livery:pool:worker-exit')
+
+/** `livery:pool:transform-started` `{ name }` — a thread started a task (its budget begins). */
+export const transformStartedChannel = channel('livery:pool:transform-started')

@@ -5,11 +5,13 @@
  * throwing, because structured clone keeps only an Error's name, message and
  * stack: the `code` a caller branches on would be lost at the thread boundary.
  */
-import { workerData } from 'node:worker_threads'
+import { workerData, type MessagePort } from 'node:worker_threads'
 
 export interface Task {
   readonly name: string
   readonly input: unknown
+  /** Posted to (once) as the task starts: the caller's budget runs from then. */
+  readonly started?: MessagePort
 }
 
 export type Envelope =
@@ -31,6 +33,8 @@ const loaded: Loaded = await import(moduleUrl).then(
 )
 
 export default async function run (task: Task): Promise<Envelope> {
+  task.started?.postMessage(0)
+  task.started?.close()
   if ('error' in loaded) return failure(loaded.error, `cannot load worker module ${moduleUrl}: `)
   const fn = loaded.exports[task.name]
   if (typeof fn !== 'function') {

@@ -6,17 +6,22 @@
  * A task past its time budget is aborted, and piscina terminates the thread
  * it runs on (a synchronous loop cannot be interrupted any other way); with
  * `minThreads` equal to `threads` piscina starts a replacement at once. The
- * budget runs from run(), so time queued for a thread counts: it is the
- * caller's latency budget, and a task that times out while still queued is
- * just dropped from the queue without costing a thread.
+ * budget runs from the moment a thread starts the task (it says so over a
+ * MessagePort), not from run(): time spent waiting for a thread, such as a
+ * replacement loading the theme modules after a termination, is not the
+ * task's fault and must not time it out (and terminate the next thread in
+ * turn). The wait is bounded by the caller's own deadline (`signal`) and the
+ * queue's length; a task aborted while queued leaves the queue without
+ * costing a thread.
  */
 import { availableParallelism } from 'node:os'
+import { MessageChannel } from 'node:worker_threads'
 import { pathToFileURL } from 'node:url'
 import { Piscina } from 'piscina'
 import { errorSpecs, liveryError, wrapError, LiveryError, isLiveryError, type ErrorCode } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
-import { transformTimeoutChannel } from './channels.ts'
+import { transformStartedChannel as startedChannel, transformTimeoutChannel } from './channels.ts'
 import type { Envelope, Task } from './task-worker.ts'
 
 export interface TransformPoolOptions {
@@ -35,7 +40,7 @@ export interface TransformPoolOptions {
 export interface RunOptions {
   /** The exported function of the worker module to call. */
   readonly name: string
-  /** Budget in ms from run() to the result; past it the thread is terminated. */
+  /** Budget in ms from the moment a thread starts the task; past it the thread is terminated. */
   readonly timeout: number
   /** The caller's abort (e.g. the client went away); also terminates a running task. */
   readonly signal?: AbortSignal
@@ -97,14 +102,21 @@ export class TransformPool {
     }
     const controller = new AbortController()
     const timeoutError = liveryError('LIVERY_ERR_TRANSFORM_TIMEOUT', formatDuration(opts.timeout))
-    const timer = setTimeout(() => { controller.abort(timeoutError) }, opts.timeout)
-    timer.unref()
+    let timer: NodeJS.Timeout | undefined
+    // The thread posts once as it starts the task: that is when the budget begins.
+    const { port1, port2 } = new MessageChannel()
+    port1.once('message', () => {
+      timer = setTimeout(() => { controller.abort(timeoutError) }, opts.timeout)
+      timer.unref()
+      if (startedChannel.hasSubscribers) startedChannel.publish({ name: opts.name })
+    })
+    port1.unref()
     const onAbort = (): void => { controller.abort(abortReason(opts.signal as AbortSignal)) }
     opts.signal?.addEventListener('abort', onAbort)
     this.#pending++
     let envelope: Envelope
     try {
-      envelope = await this.#piscina.run({ name: opts.name, input }, { signal: controller.signal })
+      envelope = await this.#piscina.run({ name: opts.name, input, started: port2 }, { signal: controller.signal, transferList: [port2] })
     } catch (err) {
       if (controller.signal.aborted) {
         const reason: unknown = controller.signal.reason
@@ -115,6 +127,7 @@ export class TransformPool {
     } finally {
       this.#pending--
       clearTimeout(timer)
+      port1.close()
       opts.signal?.removeEventListener('abort', onAbort)
     }
     if (envelope.ok) return envelope.value as O

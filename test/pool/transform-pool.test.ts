@@ -51,6 +51,23 @@ t.test('a task past its budget terminates its thread; the pool recovers', async 
   t.equal(pool.stats().timeouts, 1)
 })
 
+t.test('a queued task\'s budget starts when a thread starts it, not while it waits (issue 13)', async t => {
+  keepAlive(t)
+  const pool = makePool(t)
+  const gate = new Int32Array(new SharedArrayBuffer(4))
+  const holding = nextMessage<{ name: string }>('livery:pool:transform-started')
+  const first = pool.run<{ gate: Int32Array }, string>({ gate }, { name: 'hold', timeout: 30_000 })
+  await holding
+  const second = pool.run<{ text: string }, { text: string }>({ text: 'queued' }, { name: 'upper', timeout: 100 })
+  // The property under test is about time: the queued task waits for longer than its own budget.
+  await new Promise(resolve => setTimeout(resolve, 300))
+  Atomics.store(gate, 0, 1)
+  Atomics.notify(gate, 0)
+  t.equal(await first, 'released')
+  t.match(await second, { text: 'QUEUED' }, 'it was not timed out by its wait for the thread')
+  t.equal(pool.stats().timeouts, 0)
+})
+
 t.test('the caller aborting a running task terminates it too', async t => {
   keepAlive(t)
   const pool = makePool(t)
