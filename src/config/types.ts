@@ -29,6 +29,10 @@ export interface ThemeConfig {
   readonly params: readonly string[]
   readonly threshold: number
   readonly timeout: number
+  /** ms; optional for hand-built test configs (0). */
+  readonly inlineBudget?: number
+  /** ms; optional for hand-built test configs (0). */
+  readonly rememberTimeout?: number
 }
 
 export interface WarmConfig {

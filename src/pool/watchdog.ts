@@ -7,7 +7,15 @@
  * Event-loop delay is the worst delay seen by a `monitorEventLoopDelay`
  * histogram during the last sampling window (then reset): a loop blocked for
  * 300 ms shows up as a 300 ms delay in the next sample.
+ *
+ * Shedding is per site when the lag has a known cause (issue 13): inline
+ * theming publishes its cost on `livery:theme:cost`, and a window whose
+ * delay is over the limit sheds only the sites that spent at least a third
+ * of the window's inline theming time, so the cheap hits of other sites go
+ * on. With no such cost seen (GC, a heap limit, something else), every site
+ * is shed as before.
  */
+import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { liveryError, type LiveryError } from '../errors.ts'
@@ -34,7 +42,12 @@ export interface WatchdogStats {
   /** V8 used heap at the last sample, bytes (0 when the heap limit is off). */
   readonly heapUsed: number
   readonly overloaded: string | undefined
+  /** Sites shed while overloaded; empty means every site is. */
+  readonly costlySites: readonly string[]
 }
+
+/** A site whose share of the window's inline theming time is at least this is shed under lag. */
+const costlyShare = 1 / 3
 
 export class Watchdog {
   readonly #maxDelay: number
@@ -45,6 +58,14 @@ export class Watchdog {
   #reason: string | undefined
   #delay = 0
   #heap = 0
+  /** Inline theming ms per site in the current window. */
+  #cost = new Map<string, number>()
+  /** Sites to shed while overloaded; undefined: all of them. */
+  #costly: ReadonlySet<string> | undefined
+  readonly #onCost = (m: unknown): void => {
+    const { site, ms, inline } = m as { site: string, ms: number, inline: boolean }
+    if (inline) this.#cost.set(site, (this.#cost.get(site) ?? 0) + ms)
+  }
 
   constructor (opts: WatchdogOptions) {
     this.#maxDelay = opts.maxEventLoopDelay
@@ -54,6 +75,7 @@ export class Watchdog {
     if (this.#maxDelay > 0) {
       this.#histogram = monitorEventLoopDelay({ resolution: opts.resolution ?? 20 })
       this.#histogram.enable()
+      subscribe('livery:theme:cost', this.#onCost)
     }
     this.#timer = setInterval(() => { this.#sample() }, opts.interval ?? 500)
     this.#timer.unref()
@@ -68,21 +90,23 @@ export class Watchdog {
    * For the server's hot path: undefined when healthy, otherwise a
    * `LIVERY_ERR_OVERLOADED` error with the shed already published.
    */
-  shed (): LiveryError | undefined {
+  shed (site?: string): LiveryError | undefined {
     const reason = this.#reason
     if (reason === undefined) return undefined
-    if (shedChannel.hasSubscribers) shedChannel.publish({ site: undefined, reason: 'overloaded', detail: reason })
+    if (site !== undefined && this.#costly !== undefined && !this.#costly.has(site)) return undefined
+    if (shedChannel.hasSubscribers) shedChannel.publish({ site, reason: 'overloaded', detail: reason })
     return liveryError('LIVERY_ERR_OVERLOADED', reason)
   }
 
   stats (): WatchdogStats {
-    return { eventLoopDelay: this.#delay, heapUsed: this.#heap, overloaded: this.#reason }
+    return { eventLoopDelay: this.#delay, heapUsed: this.#heap, overloaded: this.#reason, costlySites: this.#costly === undefined ? [] : [...this.#costly] }
   }
 
   close (): Promise<void> {
     if (this.#timer !== undefined) clearInterval(this.#timer)
     this.#timer = undefined
     this.#histogram?.disable()
+    unsubscribe('livery:theme:cost', this.#onCost)
     return Promise.resolve()
   }
 
@@ -100,6 +124,15 @@ export class Watchdog {
       if (this.#delay > this.#maxDelay) {
         reason = `event-loop delay ${formatDuration(Math.round(this.#delay))} > ${formatDuration(this.#maxDelay)}`
       }
+      // Only a lag has a cause to pin on a site; a heap limit sheds everyone.
+      let costly: Set<string> | undefined
+      if (reason !== undefined) {
+        let total = 0
+        for (const ms of this.#cost.values()) total += ms
+        for (const [s, ms] of this.#cost) if (total > 0 && ms / total >= costlyShare) (costly ??= new Set()).add(s)
+      }
+      this.#costly = costly
+      this.#cost = new Map()
     }
     if (this.#maxHeap > 0) {
       this.#heap = getHeapStatistics().used_heap_size

@@ -428,14 +428,7 @@ export class Gateway {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_DRAINING'))
       return
     }
-    // shed() rather than a bare error: it publishes the shed, so
-    // livery_requests_shed_total{reason="overloaded"} counts it.
     const isAdmin = this.admin.owns(target.path)
-    const overloaded = isAdmin ? undefined : this.watchdog.shed()
-    if (overloaded !== undefined) {
-      sendError(req, res, ctx, overloaded)
-      return
-    }
     if (isAdmin) {
       countBodyBytes(req, res, ctx)
       this.admin.handle(req, res, target.path, target.pathAndQuery).catch((err: unknown) => {
@@ -447,6 +440,13 @@ export class Gateway {
     const handler = this.#sites.router.match(host.raw, target.path)
     if (handler === undefined) {
       sendError(req, res, ctx, liveryError('LIVERY_ERR_NO_SITE', JSON.stringify(host.raw)))
+      return
+    }
+    // After routing: under event-loop lag the watchdog sheds the sites whose transforms cause it, not the others' hits.
+    // shed() rather than a bare error: it publishes the shed, so livery_requests_shed_total{reason="overloaded"} counts it.
+    const overloaded = this.watchdog.shed(handler.site.name)
+    if (overloaded !== undefined) {
+      sendError(req, res, ctx, overloaded)
       return
     }
     if (req.method === 'PURGE' || req.method === 'BAN') {

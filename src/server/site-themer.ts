@@ -14,11 +14,11 @@ import type { IncomingHttpHeaders } from 'node:http'
 import type { SiteConfig, FetchConfig } from '../config/types.ts'
 import type { Logger } from '../log.ts'
 import { coarseNow } from '../clock.ts'
-import { ThemeEngine, createDefaultLoader, transformCompiled, type ResourceLoader, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
+import { ThemeEngine, createDefaultLoader, type ResourceLoader } from '../theme/index.ts'
+import { TransformScheduler } from './transform-scheduler.ts'
 import type { FetchPool } from '../fetcher/index.ts'
 import type { TransformPool } from '../pool/index.ts'
 import { hasCode, liveryError } from '../errors.ts'
-import type { TransformTask } from './transform-task.ts'
 import type { PageThemer, ThemeOutcome } from './themer.ts'
 
 export interface SiteThemerOptions {
@@ -39,12 +39,6 @@ export interface SiteThemerOptions {
 const taskModule = new URL('./transform-task.ts', import.meta.url)
 export { taskModule as transformTaskModule }
 
-/** Small pages are themed inline (a thread hop costs more than they do); large ones on the worker tier. */
-function threadedRunner (pool: TransformPool, threshold: number, timeout: number): TransformRunner {
-  return (compiled, html, ctx) => html.length < threshold
-    ? transformCompiled(compiled, html, ctx)
-    : pool.run<TransformTask, TransformOutcome>({ compiled, html, ctx }, { name: 'transform', timeout })
-}
 
 const fileLoader = createDefaultLoader()
 
@@ -66,6 +60,8 @@ function refreshedAhead (r: { freshUntil: number, fetchedAt: number }, ahead: nu
 
 export class SiteThemer implements PageThemer {
   readonly engine: ThemeEngine
+  /** Inline or threaded, timed-out pages remembered; only with a transform pool. */
+  readonly scheduler: TransformScheduler | undefined
   readonly #pool: FetchPool
   readonly #minTtl: number
   readonly #logger: Logger
@@ -90,6 +86,12 @@ export class SiteThemer implements PageThemer {
     this.#base = theme.base
     this.#prefix = theme.absolutePrefix !== '' ? theme.absolutePrefix : opts.assetPrefix
     // Rule files are local; everything over http goes through the fetch pool.
+    this.scheduler = opts.transformPool === undefined
+      ? undefined
+      : new TransformScheduler({
+        site: opts.site.name, pool: opts.transformPool, threshold: theme.threshold, timeout: theme.timeout,
+        inlineBudget: theme.inlineBudget ?? 0, rememberTimeout: theme.rememberTimeout ?? 0,
+      })
     const loader: ResourceLoader = (url, signal) => /^https?:/i.test(url) ? opts.fetchPool.loader(url, signal) : fileLoader(url, signal)
     this.engine = new ThemeEngine({
       rulesFile: theme.rules,
@@ -101,7 +103,7 @@ export class SiteThemer implements PageThemer {
       })),
       loader,
       logger: opts.logger,
-      transform: opts.transformPool === undefined ? undefined : threadedRunner(opts.transformPool, theme.threshold, theme.timeout),
+      transform: this.scheduler?.run,
     })
   }
 

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { setTimeout as delay } from 'node:timers/promises'
+import { channel } from 'node:diagnostics_channel'
 import { Watchdog } from '../../src/pool/index.ts'
 import type { OverloadMessage } from '../../src/pool/channels.ts'
 import { keepAlive, nextMessage } from './helpers.ts'
@@ -46,7 +47,27 @@ t.test('heap above its limit sheds', async t => {
 
 t.test('limits of 0 turn the watchdog off', async t => {
   const watchdog = new Watchdog({ maxEventLoopDelay: 0, maxHeap: 0 })
-  t.same(watchdog.stats(), { eventLoopDelay: 0, heapUsed: 0, overloaded: undefined })
+  t.same(watchdog.stats(), { eventLoopDelay: 0, heapUsed: 0, overloaded: undefined, costlySites: [] })
   await watchdog.close()
   await watchdog.close()
+})
+
+t.test('lag caused by one site\'s inline theming sheds that site, not the others (issue 13)', async t => {
+  keepAlive(t)
+  const watchdog = new Watchdog({ maxEventLoopDelay: 100, maxHeap: 0, interval: 50, resolution: 10 })
+  t.teardown(() => watchdog.close())
+  await delay(30)
+  while (watchdog.overloaded() !== undefined) await nextMessage<OverloadMessage>('livery:pool:overload')
+  const overloaded = nextMessage<OverloadMessage>('livery:pool:overload')
+  // What SiteThemer's scheduler publishes after each inline transform: here one site's costly one.
+  const cost = channel('livery:theme:cost')
+  const until = performance.now() + 300
+  while (performance.now() < until) { /* the costly inline transform */ }
+  cost.publish({ site: 'costly', ms: 300, bytes: 60_000, inline: true })
+  cost.publish({ site: 'cheap', ms: 0.2, bytes: 2_000, inline: true })
+  await overloaded
+  t.same(watchdog.stats().costlySites, ['costly'])
+  t.match(watchdog.shed('costly'), { code: 'LIVERY_ERR_OVERLOADED' }, 'the site causing the lag is shed')
+  t.equal(watchdog.shed('cheap'), undefined, 'a cheap site is not')
+  t.equal(watchdog.shed('other'), undefined, 'nor a site that themed nothing')
 })
