@@ -16,7 +16,7 @@ export const errorHelp: Readonly<Record<ErrorCode, string>> = {
   LIVERY_ERR_BAD_REQUEST: 'The client sent a malformed request (control characters in the path, a target that is not a path, a Host that is not host[:port], two Host headers).',
   LIVERY_ERR_METHOD_NOT_ALLOWED: 'A client asked Livery to open a tunnel (CONNECT), as it would ask a forward proxy. Livery only serves its sites; point the client at a forward proxy instead.',
   LIVERY_ERR_DRAINING: 'The gateway is shutting down; the load balancer should send the request elsewhere.',
-  LIVERY_ERR_FORBIDDEN: 'The admin route refused the request (metrics are not served through a load balancer).',
+  LIVERY_ERR_FORBIDDEN: 'The admin route refused the request (metrics and status are not served to requests that came through a proxy: Forwarded, X-Forwarded-*, X-Real-IP or Via).',
   LIVERY_ERR_UNAUTHORIZED: 'The admin token is missing or wrong. Send Authorization: Bearer <admin.token>.',
   LIVERY_ERR_UPSTREAM_CONNECT: 'The upstream refused the connection or its name does not resolve. Check that the CMS runs and sites[].upstream.',
   LIVERY_ERR_UPSTREAM_RESPONSE: 'The upstream sent something that is not valid HTTP (bad status line, NUL in a header, body longer than Content-Length). Fix the upstream.',
