@@ -48,14 +48,20 @@ t.test('without a copy: get rejects within missWait with a coded error', async t
   const server = await startServer(t, hang)
   const cfg = config({ missWait: 300 })
   const pool = makePool(t, cfg)
-  const all = Promise.all(Array.from({ length: 10 }, () => timed(() => pool.get(server.url('/cold.html')))))
+  const first = performance.now()
+  const all = Promise.all(Array.from({ length: 10 }, () => {
+    const offset = performance.now() - first
+    return timed(() => pool.get(server.url('/cold.html'))).then(r => ({ ...r, sinceFirst: offset + r.ms }))
+  }))
   const inTime = settlesWithin(all, cfg.missWait)
   const results = await all
   t.ok(await inTime, 'all 10 rejected no later than a timer of `missWait` started after them')
   for (const r of results) {
     t.ok(hasCode(r.error, 'LIVERY_ERR_FETCH_WAIT'), 'LIVERY_ERR_FETCH_WAIT')
-    // A lower bound holds on any machine: timers never fire early.
-    t.ok(r.ms >= cfg.missWait - 5, `rejected after ${r.ms.toFixed(0)} ms, not before missWait`)
+    // A lower bound holds on any machine, timers never fire early; but the wait is
+    // bounded from the job's start (the first call), so it is measured from there:
+    // a caller that joined later, on a busy machine, waits correspondingly less.
+    t.ok(r.sinceFirst >= cfg.missWait - 5, `rejected ${r.sinceFirst.toFixed(0)} ms after the first call, not before missWait`)
   }
   t.equal(server.requests.length, 1, 'one job for all callers')
 })
