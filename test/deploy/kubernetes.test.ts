@@ -71,3 +71,23 @@ t.test('the autoscaler scales on the gateway\'s own saturation', async t => {
   const value = (await registry.getSingleMetricAsString(series)).split('\n').find(l => l.startsWith(series + ' '))
   t.ok(Number(value?.split(' ')[1]) > 0, 'and counts busy time')
 })
+
+t.test('the worker Deployment runs livery worker and its autoscaler scales on the queue (issue 13)', async t => {
+  const worker = docs.find(d => d.kind === 'Deployment' && at(d, 'metadata', 'name') === 'livery-worker')
+  if (worker === undefined) throw new Error('no livery-worker Deployment')
+  const wpod = at(worker, 'spec', 'template', 'spec') as Doc
+  const wc = at(wpod, 'containers', 0) as Doc
+  t.equal((wc.args as string[])[0], 'worker')
+  const env: NodeJS.ProcessEnv = {}
+  for (const e of wc.env as { name: string, value?: string }[]) env[e.name] = e.value ?? 'from-a-secret'
+  const config = loadConfig({ file: new URL('livery.yaml', deployDir).pathname, env })
+  t.ok(config.cache.redis !== undefined, 'the queue is on Redis')
+  t.equal(at(wc, 'readinessProbe', 'httpGet', 'port'), config.worker.port, 'probes on the worker\'s admin port')
+  t.ok((wpod.terminationGracePeriodSeconds as number) * 1000 > config.shutdownTimeout, 'jobs in flight may finish')
+  const hpa = docs.find(d => d.kind === 'HorizontalPodAutoscaler' && at(d, 'spec', 'scaleTargetRef', 'name') === 'livery-worker')
+  const external = (at(hpa, 'spec', 'metrics') as Doc[]).map(m => at(m, 'external', 'metric', 'name'))
+  t.same(external, ['livery_worker_queue_waiting'])
+  const adapter = parse(readFileSync(new URL('kubernetes/prometheus-adapter.yaml', deployDir), 'utf8')) as Doc
+  const rule = (at(adapter, 'rules', 'external') as Doc[]).find(r => at(r, 'name', 'as') === 'livery_worker_queue_waiting')
+  t.match(rule?.seriesQuery, /^livery_worker_queue_depth\{/, 'served from the depth gauge the worker tier exports')
+})
