@@ -153,6 +153,13 @@ function compileTheme (rs: RuleSet, html: string, prefix: string | undefined, wh
   // a conditional rule wins when it holds, wherever it stands in the file, and an unconditional one is the otherwise.
   const conditionalFirst = (ids: number[]): void => {
     if (ids.length < 2) return
+    // Diazo's compiler stops with "Multiple unconditional replace rules may not match a single theme node" (and the
+    // same for theme-children copies): its xsl:choose has room for one otherwise. Fail the same way, naming both.
+    const plain = ids.filter(id => rs.rules[id].conds.length === 0 && rs.rules[id].op === 'replace')
+    if (plain.length > 1) {
+      throw liveryError('LIVERY_ERR_RULES', `${rs.rules[plain[1]].where}: a second unconditional rule replaces the same node of ${where} as ` +
+        `${rs.rules[plain[0]].where} (Diazo refuses this too); give one of them a condition, or merge them into one rule`)
+    }
     const sorted = [...ids.filter(id => rs.rules[id].conds.length > 0), ...ids.filter(id => rs.rules[id].conds.length === 0)]
     ids.splice(0, ids.length, ...sorted)
   }

@@ -11,6 +11,7 @@ import { evaluate, type XValue } from './xpath.ts'
 import { Document } from 'domhandler'
 import { escapeAttr, escapeText, voidElements } from './html.ts'
 import { cssToXPath } from './css-xpath.ts'
+import { foldStatic, isAvt, parseAvt, type Avt, type Tpl } from './xslt.ts'
 
 export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
 export const CSS_NS = 'http://namespaces.plone.org/diazo/css'
@@ -54,6 +55,11 @@ export interface Rule {
    * where each one's content goes (copied as it is in the content, like xsl:copy-of).
    */
   readonly inlineIncludes: readonly InlineInclude[]
+  /**
+   * Set when the inline body uses XSLT (or attribute value templates): it is then evaluated per request and
+   * `inline` is only a marker (''). Null for every other rule, whose markup is `inline` as it stands.
+   */
+  readonly xsl: readonly Tpl[] | null
   /** For ssi / ssiwait / esi: the URL the include directive names (href as written, plus `;filter_xpath=`). */
   readonly include: string | null
   readonly where: string
@@ -194,8 +200,8 @@ class RulesParser {
         return
       }
       default:
-        this.fail(el, url, `<xsl:${el.local}> is XSLT, and inline XSLT is not supported (Livery themes without XSLT); ` +
-          'only top-level xsl:variable / xsl:param with literal values, xsl:output and xsl:strip-space are accepted')
+        this.fail(el, url, `<xsl:${el.local}> is XSLT Livery does not run: at the top level of a rules file only xsl:variable, ` +
+          'xsl:param, xsl:output and xsl:strip-space are accepted (see docs/rules.md)')
     }
   }
 
@@ -328,10 +334,11 @@ class RulesParser {
     const includes = methodRaw === 'ssi' || methodRaw === 'ssiwait' || methodRaw === 'esi'
     if (includes && (hrefRaw === undefined || hrefRaw === '')) this.fail(el, url, `method="${methodRaw}" needs an href`)
     const inlineIncludes: InlineInclude[] = []
-    const inline = this.inline(el, url, inlineIncludes)
+    const xsl = usesXslt(el) ? this.template(el.children, url, inlineIncludes) : null
+    const inline = xsl !== null ? (xsl.length > 0 ? '' : null) : this.inline(el, url, inlineIncludes)
     const base = {
       id: this.rules.length, theme, themeChildren: themeKids !== null, content, contentChildren: contentKids !== null, toContent, toContentChildren: toKids !== null,
-      attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline, inlineIncludes,
+      attributes, separator: probe.a.get('separator') ?? ' ', conds, where, inline, inlineIncludes, xsl: xsl !== null && xsl.length > 0 ? xsl : null,
       // An include directive is resolved by the edge against the page's URL: it keeps the href as written.
       href: hrefRaw === undefined || hrefRaw === '' ? null : includes || (hrefRaw.startsWith('/') && !hrefRaw.startsWith('//')) ? hrefRaw : new URL(hrefRaw, url).href,
       method: methodRaw as Method,
@@ -401,6 +408,108 @@ class RulesParser {
     return `${href}${href.includes('?') ? '&' : '?'};filter_xpath=${xpath.replace(/ /g, '%20')}`
   }
 
+  /** A selector attribute of an XSLT instruction: `name=` (XPath over the context node) or `css:name=`. */
+  xslSel (el: XmlElement, url: string, name: string, fallback?: string): Sel {
+    const css = el.attrs.find(a => cssNamespaces.has(a.ns) && a.local === name)?.value
+    const xp = el.attrs.find(a => a.ns === '' && a.local === name)?.value ?? (css === undefined ? fallback : undefined)
+    if (css !== undefined && xp !== undefined) this.fail(el, url, `both ${name} and css:${name} are given; use one`)
+    if (css === undefined && xp === undefined) this.fail(el, url, `<xsl:${el.local}> needs ${name}= or css:${name}=`)
+    let sel: Sel
+    try { sel = css !== undefined ? makeSelector('css', css) : makeSelector('xpath', xp as string) } catch (err) { this.fail(el, url, (err as Error).message) }
+    if (sel.kind === 'xpath') this.checkVars(el, url, xpathVariables(sel.ast))
+    return sel
+  }
+
+  checkVars (el: XmlElement, url: string, vars: Iterable<string>): void {
+    for (const v of vars) if (!this.vars.has(v)) this.fail(el, url, `uses undeclared variable $${v}`)
+  }
+
+  avt (el: XmlElement, url: string, src: string): Avt {
+    let a: Avt
+    try { a = parseAvt(src) } catch (err) { this.fail(el, url, (err as Error).message) }
+    for (const p of a) if (typeof p !== 'string') this.checkVars(el, url, xpathVariables(p))
+    return a
+  }
+
+  /** An inline body that uses XSLT, as a program (see xslt.ts). XSLT drops whitespace-only text from a stylesheet. */
+  template (children: readonly XmlChild[], url: string, includes: InlineInclude[], mode: 'markup' | 'raw' | 'attr' = 'markup'): Tpl[] {
+    const raw = mode === 'raw'
+    const out: Tpl[] = []
+    for (const c of children) {
+      if (c.kind === 'text') { if (raw || c.text.trim() !== '') out.push({ k: 'text', text: c.text, raw }); continue }
+      if (c.kind === 'comment') { out.push({ k: 'html', html: `<!--${c.text}-->` }); continue }
+      if (c.ns === XSL_NS) { out.push(this.instruction(c, url, includes)); continue }
+      if (c.local === 'include' && ruleNamespaces.has(c.ns)) {
+        this.inlineInclude(c, url, includes)
+        out.push({ k: 'include', i: includes.length - 1 })
+        continue
+      }
+      if (c.ns !== '' && c.ns !== XHTML_NS && !ruleNamespaces.has(c.ns)) this.fail(c, url, `inline markup must be HTML, not the ${c.ns} namespace`)
+      const name = c.local.toLowerCase()
+      const attrs = c.attrs.filter(a => !cssNamespaces.has(a.ns)).map(a => [a.ns === '' ? a.local : a.qname, this.avt(c, url, a.value)] as const)
+      const body = voidElements.has(name) ? [] : this.template(c.children, url, includes, name === 'script' || name === 'style' ? 'raw' : 'markup')
+      out.push({ k: 'elem', name: [name], attrs, body })
+    }
+    // An attribute's value is text: folding it into markup would lose it.
+    return mode === 'attr' ? out : foldStatic(out)
+  }
+
+  instruction (c: XmlElement, url: string, includes: InlineInclude[]): Tpl {
+    const attr = (n: string): string | undefined => c.attrs.find(a => a.ns === '' && a.local === n)?.value
+    const body = (): Tpl[] => this.template(c.children, url, includes)
+    switch (c.local) {
+      case 'copy-of': return { k: 'copy', sel: this.xslSel(c, url, 'select'), rules: false }
+      case 'apply-templates':
+        if (attr('mode') !== undefined) this.fail(c, url, 'xsl:apply-templates with a mode needs xsl:template, which Livery does not run')
+        if (c.children.some(k => k.kind === 'element')) this.fail(c, url, 'xsl:apply-templates takes no xsl:sort or xsl:with-param here')
+        return { k: 'copy', sel: this.xslSel(c, url, 'select', 'node()'), rules: true }
+      case 'value-of': return { k: 'value', sel: this.xslSel(c, url, 'select') }
+      case 'if': return { k: 'choose', when: [{ test: this.xslSel(c, url, 'test'), body: body() }], otherwise: [] }
+      case 'choose': {
+        const when: Array<{ test: Sel, body: Tpl[] }> = []
+        let otherwise: Tpl[] | null = null
+        for (const k of c.children) {
+          if (k.kind === 'text' && k.text.trim() === '') continue
+          if (k.kind === 'comment') continue
+          if (k.kind !== 'element' || k.ns !== XSL_NS || (k.local !== 'when' && k.local !== 'otherwise') || otherwise !== null) {
+            this.fail(c, url, 'xsl:choose holds xsl:when elements and then at most one xsl:otherwise')
+          }
+          if (k.local === 'when') when.push({ test: this.xslSel(k, url, 'test'), body: this.template(k.children, url, includes) })
+          else otherwise = this.template(k.children, url, includes)
+        }
+        if (when.length === 0) this.fail(c, url, 'xsl:choose needs at least one xsl:when')
+        return { k: 'choose', when, otherwise: otherwise ?? [] }
+      }
+      case 'for-each':
+        if (c.children.some(k => k.kind === 'element' && k.ns === XSL_NS && k.local === 'sort')) this.fail(c, url, 'xsl:sort is not supported')
+        return { k: 'each', sel: this.xslSel(c, url, 'select'), body: body() }
+      case 'attribute': case 'element': {
+        const name = attr('name')
+        if (name === undefined || name.trim() === '') this.fail(c, url, `<xsl:${c.local}> needs a name`)
+        if (attr('namespace') !== undefined) this.fail(c, url, `<xsl:${c.local} namespace=> is not supported (the output is HTML)`)
+        if (c.local === 'attribute') return { k: 'attr', name: this.avt(c, url, name), body: this.template(c.children, url, includes, 'attr') }
+        return { k: 'elem', name: this.avt(c, url, name), attrs: [], body: body() }
+      }
+      case 'text': {
+        if (c.children.some(k => k.kind === 'element')) this.fail(c, url, 'xsl:text holds text only')
+        const txt = c.children.map(k => k.kind === 'text' ? k.text : '').join('')
+        return { k: 'text', text: txt, raw: attr('disable-output-escaping') === 'yes' }
+      }
+      default:
+        this.fail(c, url, `<xsl:${c.local}> is XSLT Livery does not run inside a rule: ${inlineXslNames}`)
+    }
+  }
+
+  inlineInclude (c: XmlElement, url: string, includes: InlineInclude[]): void {
+    // Diazo's inline <include>: a copy of content nodes at this point of the markup.
+    const inc = this.attrsOf(c, url, null, true)
+    const one = this.selector(c, url, inc.a, inc.css, 'content')
+    const kids = this.selector(c, url, inc.a, inc.css, 'content-children')
+    const sel = one ?? kids
+    if (sel === null || (one !== null && kids !== null)) this.fail(c, url, '<include> needs one content or content-children selector')
+    includes.push({ sel, children: kids !== null, conds: this.attrsOf(c, url, { content: sel }).conds })
+  }
+
   inline (el: XmlElement, url: string, includes: InlineInclude[]): string | null {
     let html = ''
     let any = false
@@ -409,16 +518,9 @@ class RulesParser {
         if (c.kind === 'text') { if (c.text.trim() !== '') any = true; html += escapeText(c.text); continue }
         if (c.kind === 'comment') { html += `<!--${c.text}-->`; continue }
         any = true
-        if (c.ns === XSL_NS) this.fail(c, url, 'inline XSLT is not supported (Livery themes without XSLT)')
         if (c.local === 'include' && ruleNamespaces.has(c.ns)) {
-          // Diazo's inline <include>: a copy of content nodes at this point of the markup.
-          const inc = this.attrsOf(c, url, null, true)
-          const one = this.selector(c, url, inc.a, inc.css, 'content')
-          const kids = this.selector(c, url, inc.a, inc.css, 'content-children')
-          const sel = one ?? kids
-          if (sel === null || (one !== null && kids !== null)) this.fail(c, url, '<include> needs one content or content-children selector')
           html += `\u0000${includes.length}\u0000`
-          includes.push({ sel, children: kids !== null, conds: this.attrsOf(c, url, { content: sel }).conds })
+          this.inlineInclude(c, url, includes)
           continue
         }
         // Diazo files usually make its namespace the default, so inline markup lands in it: read it as HTML.
@@ -436,6 +538,19 @@ class RulesParser {
     walk(el.children)
     return any ? html : null
   }
+}
+
+const inlineXslNames = 'rule markup may use xsl:copy-of, value-of, apply-templates, if, choose, for-each, attribute, element and text'
+
+/** Whether a rule body needs the XSLT evaluator: an xsl:* element or an attribute value template anywhere in it. */
+function usesXslt (el: XmlElement): boolean {
+  for (const c of el.children) {
+    if (c.kind !== 'element') continue
+    if (c.ns === XSL_NS) return true
+    if (c.attrs.some(a => a.ns === '' && isAvt(a.value)) && !(c.local === 'include' && ruleNamespaces.has(c.ns))) return true
+    if (usesXslt(c)) return true
+  }
+  return false
 }
 
 /** An expression whose value cannot depend on the document: literals, declared constants and functions of them. */

@@ -11,6 +11,7 @@ import { pathMatches } from './paths.ts'
 import type { Cond, Rule } from './rules.ts'
 import { selectNodes, selectorHolds, type Sel } from './select.ts'
 import { evaluate, toBool, type XNode, type XValue } from './xpath.ts'
+import { runTemplate, type AttrSink, type XslEnv } from './xslt.ts'
 
 export interface TransformContext {
   /** Request path (no query) for `if-path` and `$path`. */
@@ -49,9 +50,6 @@ export function parseHtml (html: string): Document {
   return parsePage(html)
 }
 
-/** Attributes that attribute nodes copied into an element set on it (see nodesHtml). */
-interface AttrSink { readonly attrs: Map<string, string>, open: boolean }
-
 /** Collects one document's content-side results, then freezes them into ContentMods. */
 class ModsBuilder {
   readonly drop = new Set<AnyNode>()
@@ -66,7 +64,9 @@ class ModsBuilder {
     if (!children) {
       if (op === 'before') w.before += html
       else if (op === 'after') w.after += html
-      else if (op === 'replace') w.replace ??= html
+      // Each content-side replace is an XSLT template matching the node: of several that match with one priority,
+      // XSLT 1.0 §5.5 (and libxslt, under Diazo) takes the last in the stylesheet.
+      else if (op === 'replace') w.replace = html
     } else if ('children' in n) {
       if (op === 'before') w.innerBefore += html
       else if (op === 'after') w.innerAfter += html
@@ -171,6 +171,8 @@ class Run {
     let m = this.mods.get(doc)
     if (m !== undefined) return m
     const b = new ModsBuilder()
+    // An xsl:apply-templates inside a content-side rule reads the mods being built: it copies without them.
+    this.mods.set(doc, noMods)
     for (const id of this.c.contentRules) {
       const r = this.c.rules[id]
       if (r.content === null || r.toContent !== null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
@@ -186,7 +188,8 @@ class Run {
           if (r.contentChildren && 'children' in n) for (const ch of n.children) b.strip.add(ch)
           else b.strip.add(n)
         } else if (r.op === 'dropattrs' && r.attributes !== null) b.dropAttrs.set(n, [...(b.dropAttrs.get(n) ?? []), ...r.attributes])
-        else if (r.inline !== null) b.place(n, r.op, r.contentChildren, this.inlineHtml(r))
+        // A content-side rule is a template matching the node: its XSLT runs with that node as the context.
+        else if (r.inline !== null) b.place(n, r.op, r.contentChildren, this.inlineHtml(r, n))
       }
     }
     m = b.finish()
@@ -220,7 +223,8 @@ class Run {
   }
 
   /** A rule's inline markup with its `<include>`s filled from the content, copied untouched (as xsl:copy-of would). */
-  inlineHtml (r: Rule): string {
+  inlineHtml (r: Rule, node: XNode = this.doc, sink?: AttrSink): string {
+    if (r.xsl !== null) return runTemplate(r.xsl, node, this.xsl(r), sink)
     const html = r.inline as string
     if (r.inlineIncludes.length === 0) return html
     return html.replace(/\u0000(\d+)\u0000/g, (_m, i: string) => {
@@ -230,6 +234,22 @@ class Run {
       if (inc.children) nodes = nodes.flatMap(n => n.type !== 'xattr' && 'children' in n ? n.children : [])
       return this.nodesHtml(this.doc, nodes, null)
     })
+  }
+
+  /** The environment one rule's inline XSLT runs in (one per run: a rule's body may run another rule's). */
+  xsl (r: Rule): XslEnv {
+    return {
+      vars: this.vars,
+      select: (sel, doc) => this.select(sel, doc),
+      copy: (nodes, rules, sink) => this.nodesHtml(this.doc, nodes, rules ? this.modsFor(this.doc) : null, sink),
+      include: (i, sink) => {
+        const inc = r.inlineIncludes[i]
+        if (!this.holds(inc.conds)) return ''
+        let nodes = this.select(inc.sel, this.doc)
+        if (inc.children) nodes = nodes.flatMap(n => n.type !== 'xattr' && 'children' in n ? n.children : [])
+        return this.nodesHtml(this.doc, nodes, null, sink)
+      }
+    }
   }
 
   /** Serialises content nodes, copying verbatim source where it can; attribute nodes go to `sink` (see below). */
@@ -268,7 +288,7 @@ class Run {
     if (r.op === 'drop') return ''
     if (r.inline !== null || r.include !== null) {
       this.count(r, false)
-      const html = r.inline !== null ? this.inlineHtml(r) : this.includeHtml(r, r.include as string)
+      const html = r.inline !== null ? this.inlineHtml(r, this.doc, sink) : this.includeHtml(r, r.include as string)
       if (sink !== undefined && html !== '') sink.open = false
       return html
     }

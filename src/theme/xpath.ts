@@ -45,7 +45,8 @@ export function stringValue (n: XNode): string {
   return s
 }
 
-function toStr (v: XValue): string {
+/** XPath's string(): a node-set gives its first node's string value. */
+export function toStr (v: XValue): string {
   if (typeof v === 'string') return v
   if (typeof v === 'boolean') return v ? 'true' : 'false'
   if (typeof v === 'number') return Number.isInteger(v) ? String(v) : Number.isNaN(v) ? 'NaN' : String(v)

@@ -23,7 +23,7 @@ t.test('bad rules name the file, the line and the rule', async t => {
     [`<rules ${NS}>\n<drop/></rules>`, /rules\.xml:2: <drop>: needs exactly one of/],
     [`<rules ${NS}>\n<replace css:theme="#x" css:content="p" method="xslt"/></rules>`, /unsupported method "xslt"/],
     [`<rules ${NS}>\n<replace css:theme="#x" css:content="p" if-content=""/>\n<drop css:theme="#x" if-content=""/></rules>`, /rules\.xml:3: .*empty if-content needs a content selector/],
-    [`<rules ${NS} xmlns:xsl="http://www.w3.org/1999/XSL/Transform">\n<xsl:template match="x"/></rules>`, /rules\.xml:2: <xsl:template .*XSLT is not supported/],
+    [`<rules ${NS} xmlns:xsl="http://www.w3.org/1999/XSL/Transform">\n<xsl:template match="x"/></rules>`, /rules\.xml:2: <xsl:template .*<xsl:template> is XSLT Livery does not run/],
     [`<rules ${NS}>\n<replace css:theme="#x">\n<p>unclosed\n</replace></rules>`, /rules\.xml:3: malformed XML: <p> is not closed/],
     [`<notrules/>`, /rules\.xml:1: <notrules>: the root element must be <rules>/],
     [`<rules ${NS}>\n<theme/></rules>`, /rules\.xml:2: <theme>: <theme> needs an href/],

@@ -449,7 +449,7 @@ t.test('issue 14: real XSLT in a rules file stays a clear compile error', async 
   const bad = async (x: string, re: RegExp): Promise<void> => {
     await t.rejects(compileMem({ 'rules.xml': wrap(x), 'theme.html': '<body></body>' }), { code: 'LIVERY_ERR_RULES', message: re })
   }
-  await bad('<xsl:template match="/"/>', /rules\.xml:2: <xsl:template match="\/">: <xsl:template> is XSLT, and inline XSLT is not supported/)
+  await bad('<xsl:template match="/"/>', /rules\.xml:2: <xsl:template match="\/">: <xsl:template> is XSLT Livery does not run: at the top level/)
   await bad('<xsl:variable name="x"><b>x</b></xsl:variable>', /content must be text/)
   await bad('<xsl:variable name="x" select="$nope"/>', /undeclared variable \$nope/)
   await bad('<rules><xsl:variable name="x" select="1"/></rules>', /only supported at the top level/)
