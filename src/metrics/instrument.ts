@@ -54,7 +54,7 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
     })
   }
 
-  // --- request pool and worker tier ---
+  // --- request pool and transform threads ---
   const shed = metrics.counter('livery_requests_shed_total', 'Requests refused with 503 before any work, by reason', ['reason'])
   const killed = metrics.counter('livery_requests_killed_total', 'Long-running requests aborted to free slots for waiting ones', [])
   // Shed requests are observed too (outcome="shed"): a histogram of admitted

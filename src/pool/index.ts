@@ -1,5 +1,5 @@
 /**
- * The request pool and worker tier (DESIGN §2, §7).
+ * The request pool and the transform threads (DESIGN §2).
  *
  * - RequestPool: admission control per process and per site (bulkheads),
  *   bounded FIFO queues, deadlines, killing long runners under pressure.

@@ -1,5 +1,5 @@
 /**
- * The worker tier on threads (DESIGN §2): CPU-heavy work such as theming runs
+ * The transform threads (DESIGN §2): CPU-heavy work such as theming runs
  * on a piscina pool so a large page cannot stall the event loop. The pool is
  * generic: it runs a named export of a worker module on plain data.
  *

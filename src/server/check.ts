@@ -57,7 +57,7 @@ export async function checkThemes (config: Config, io: { stdout: NodeJS.Writable
 }
 
 /**
- * The periodic theme check (the worker tier's `theme-check` job): the same
+ * The periodic theme check (the worker tier's `theme-check` job, see src/worker/tier.ts): the same
  * check as `livery check`, its problem lines collected instead of printed.
  */
 export async function runThemeCheck (config: Config): Promise<{ ok: boolean, at: number, problems: string[] }> {

@@ -95,7 +95,7 @@ export class Gateway {
   readonly fetchPool: FetchPool
   /** Theme assets, apart from theme pages and rules so that asset traffic can never evict those (theme-assets.ts). */
   readonly assetPools: ThemeAssetPools
-  /** The worker tier for transforms; only when some site is themed. */
+  /** The transform threads; only when some site is themed. */
   readonly transformPool: TransformPool | undefined
   #ready: Promise<void> | undefined
   readonly #uninstrument: () => void

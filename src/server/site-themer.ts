@@ -26,7 +26,7 @@ export interface SiteThemerOptions {
   readonly fetch: FetchConfig
   readonly fetchPool: FetchPool
   readonly logger: Logger
-  /** The worker tier: pages of at least `theme.threshold` bytes are themed there, within `theme.timeout`. */
+  /** The transform threads: pages of at least `theme.threshold` bytes are themed there, within `theme.timeout`. */
   readonly transformPool?: TransformPool
   /**
    * Where the gateway serves this site's theme assets from the fetch pool
@@ -291,7 +291,7 @@ export class SiteThemer implements PageThemer {
     try {
       return await this.engine.apply({ ...input, headers: input.headers as IncomingHttpHeaders })
     } catch (err) {
-      // The worker tier stopped a transform past its budget, or could not take it:
+      // The transform threads stopped a transform past its budget, or could not take it:
       // the page goes out unthemed rather than failing.
       if (hasCode(err, 'LIVERY_ERR_TRANSFORM_TIMEOUT')) return { kind: 'timeout', reason: err.message }
       return { kind: 'unavailable', reason: (err as Error).message }

@@ -1,6 +1,6 @@
 /**
  * What the request path needs from theming. `src/theme`'s ThemeEngine
- * provides it; the worker tier wraps it to run transforms on threads.
+ * provides it; SiteThemer wraps it to run transforms on threads.
  */
 import type { IncomingHttpHeaders } from 'node:http'
 

@@ -1,5 +1,5 @@
 /**
- * The worker tier's task module: runs on a transform thread (loaded by
+ * The transform threads' task module: runs on a transform thread (loaded by
  * src/pool/task-worker.ts). Plain data in, plain data out.
  */
 import { transformCompiled, type Compiled, type TransformContext, type TransformOutcome } from '../theme/index.ts'
