@@ -58,6 +58,7 @@ const site = obj({
   hosts: { t: 'strings', default: ['*'], doc: 'Host headers this site answers: exact names, *.example.org, or "*" for any' },
   pathPrefix: { t: 'string', default: '/', doc: 'only requests under this path go to the site', pattern: /^\/[^\s?#]*$/, patternDoc: 'a path starting with "/"' },
   upstream: { t: 'url', doc: 'the origin server, e.g. http://127.0.0.1:8081' },
+  serverTiming: { t: 'bool', default: false, doc: 'send a Server-Timing header (queue wait, cache lookup, theme fetch, upstream first byte, theming) to every client; it always goes to requests through trustedProxies and to holders of the admin token (X-Livery-Token)' },
   preserveHost: { t: 'bool', default: true, doc: 'send the client\'s Host header upstream (false: the upstream\'s own host)' },
   connections: { t: 'int', default: 128, min: 1, max: 65536, doc: 'keep-alive connections to the upstream per process' },
   timeouts,

@@ -66,6 +66,8 @@ export interface SiteConfig {
   readonly hosts: readonly string[]
   readonly pathPrefix: string
   readonly upstream: string
+  /** Send Server-Timing to every client of the site. */
+  readonly serverTiming: boolean
   readonly preserveHost: boolean
   readonly connections: number
   readonly timeouts: TimeoutsConfig

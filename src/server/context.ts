@@ -17,6 +17,12 @@ export interface RequestContext {
   upstreamTime: number | undefined
   /** Milliseconds spent waiting for a pool slot. */
   queueWait: number
+  /** Milliseconds the theme version took to become known (a theme fetch the request waited for). */
+  themeWait: number | undefined
+  /** Milliseconds of the cache lookup. */
+  cacheLookup: number | undefined
+  /** Milliseconds of theming the page (the fetch of href subrequests included). */
+  transform: number | undefined
   /** Body bytes sent to the client. */
   bytes: number
   /** The client's address (through trusted proxies, when the server knows them); else the socket's peer is logged. */
@@ -26,7 +32,7 @@ export interface RequestContext {
 }
 
 export function newContext (path: string): RequestContext {
-  return { started: performance.now(), path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, client: undefined, error: undefined }
+  return { started: performance.now(), path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, client: undefined, themeWait: undefined, cacheLookup: undefined, transform: undefined, error: undefined }
 }
 
 /** Statuses whose answer tells the client to come back later. */

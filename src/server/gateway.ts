@@ -42,6 +42,7 @@ import { createThemeAssetsRoute, themeAssetLimits, type ThemeAssetPools } from '
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { checkCacheDirectory, listenError } from './preflight.ts'
 import { methodPurgeSelector } from './purge-method.ts'
+import { addServerTiming, takeTimingToken, tokenDigest } from './server-timing.ts'
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 
@@ -104,6 +105,8 @@ export class Gateway {
   #purge: PurgeRoute
   readonly #store: CacheStore
   readonly #redisHealth: RedisHealthView | undefined
+  /** SHA-256 of admin.token, for X-Livery-Token; undefined without a token. */
+  #timingToken: Buffer | undefined
   /** Layers replaced by a reload, still finishing the requests they admitted. */
   readonly #retiring = new Set<SiteLayer>()
   /** The worker tier's queues: background jobs (DESIGN §7). */
@@ -141,6 +144,7 @@ export class Gateway {
     // still serves from its own tiers, and one Redis outage must not empty every Service.
     this.#redisHealth = opts.redisHealth
     this.#purge = this.#purgeRoute(config)
+    this.#timingToken = config.admin.token === '' ? undefined : tokenDigest(config.admin.token)
     this.admin.add('/purge', this.#purge)
     // With Redis, one fetch job per URL runs in the whole deployment (DESIGN §3).
     this.#fetchLock = config.cache.redis === undefined
@@ -343,6 +347,7 @@ export class Gateway {
       this.#trusted = new TrustedProxies(config.trustedProxies)
       this.#useSites(layer)
       this.#purge = this.#purgeRoute(config)
+      this.#timingToken = config.admin.token === '' ? undefined : tokenDigest(config.admin.token)
       this.admin.add('/purge', this.#purge)
       this.#finish = this.#finisher(config)
       this.#retire(old)
@@ -458,6 +463,9 @@ export class Gateway {
       this.#purge.handlePurgeMethod(req, res, url, handler.site.name, selector).catch((err: unknown) => sendError(req, res, ctx, err))
       return
     }
+    // Taken in any case, so the token never travels upstream.
+    const timingToken = takeTimingToken(req, this.#timingToken)
+    if (handler.site.serverTiming || client.trusted || timingToken) addServerTiming(res, ctx)
     handler.handle(req, res, ctx, { pathAndQuery: target.pathAndQuery, host: host.key, scheme: client.proto }).catch((err: unknown) => {
       this.#logger.error({ err }, 'request failed unexpectedly')
       sendError(req, res, ctx, err)

@@ -101,9 +101,17 @@ export class SiteHandler {
     }
     const creq: CacheRequest = { method: req.method ?? 'GET', url: pathAndQuery, host: target.host, scheme: target.scheme, headers: keyed }
     let version = this.theme?.currentVersion() ?? ''
-    if (typeof version !== 'string') version = await version
+    // Two clock reads per request for Server-Timing and the access log; a
+    // pending theme version is the theme fetch this request waits for.
+    const t0 = performance.now()
+    if (typeof version !== 'string') {
+      version = await version
+      ctx.themeWait = performance.now() - t0
+    }
+    const t1 = performance.now()
     let r = this.#cache.lookup(creq, this.site, version)
     if (r instanceof Promise) r = await r
+    ctx.cacheLookup = performance.now() - t1
     switch (r.kind) {
       case 'hit':
         this.#hot?.hit(r.entry.meta.url)
@@ -246,7 +254,9 @@ export class SiteHandler {
     }
     // The stored page is identity-encoded; compression is left to the client side of the response.
     const { ['accept-encoding']: _ae, ...requestHeaders } = req.headers
+    const themeStart = performance.now()
     const page = await this.#applyTheme(up, Buffer.concat(got.chunks), requestHeaders, path, signal)
+    ctx.transform = performance.now() - themeStart
     if (page.unavailable) {
       // Never store an unthemed page under the themed key; stale themed output is better if there is one.
       const stale = fill.fail()
@@ -276,7 +286,9 @@ export class SiteHandler {
     if (this.theme !== undefined && this.theme.shouldTheme({ method: req.method ?? 'GET', url: path, headers: req.headers }, { status: up.status, headers: up.headers })) {
       const got = await collectBody(up.body, this.#maxThemed)
       if (!got.complete) throw liveryError('LIVERY_ERR_UPSTREAM_RESPONSE', this.site.upstream, `the page broke off or is larger than ${this.#maxThemed} bytes, the theming limit`)
+      const themeStart = performance.now()
       const page = await this.#applyTheme(up, Buffer.concat(got.chunks), req.headers, path, signal)
+      ctx.transform = performance.now() - themeStart
       writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'BYPASS' }, page.body)
       return
     }

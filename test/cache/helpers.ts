@@ -20,6 +20,7 @@ export function site (over: Partial<SiteConfig> = {}): SiteConfig {
     pathPrefix: '/',
     upstream: 'http://127.0.0.1:1',
     preserveHost: false,
+    serverTiming: false,
     connections: 10,
     timeouts: { connect: 1000, firstByte: 5000, betweenBytes: 5000 },
     pool: { maxConcurrent: 10, maxQueue: 10, queueTimeout: 1000, requestTimeout: 5000, killAfter: 5000 },

@@ -13,6 +13,7 @@ export function siteConfig (name: string, pool: Partial<SitePoolConfig> = {}): S
     pathPrefix: '/',
     upstream: 'http://127.0.0.1:1',
     preserveHost: false,
+    serverTiming: false,
     connections: 16,
     timeouts: { connect: 3500, firstByte: 60000, betweenBytes: 60000 },
     pool: { maxConcurrent: 256, maxQueue: 256, queueTimeout: 2000, requestTimeout: 120000, killAfter: 10000, ...pool },
