@@ -25,6 +25,8 @@ export interface AccessLogOptions {
   /** Where combined lines go. @default process.stdout */
   readonly out?: NodeJS.WritableStream
   readonly metrics: Metrics
+  /** Called for every request (before sampling), for the operator page's counts. */
+  readonly observe?: (req: IncomingMessage, status: number, ctx: RequestContext) => void
 }
 
 export type Finisher = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => void
@@ -49,6 +51,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     metrics.requests.record(ctx.site, method, status, ctx.cache, seconds, ctx.bytes)
     // Only when the upstream was asked: a miss already costs far more than prom-client's label hashing.
     if (ctx.upstreamTime !== undefined) metrics.upstreamDuration.observe({ site: ctx.site }, ctx.upstreamTime / 1000)
+    opts.observe?.(req, status, ctx)
     if (rate === 0 || (rate < 1 && Math.random() >= rate)) return
     const url = req.url ?? '/'
     const q = url.indexOf('?')

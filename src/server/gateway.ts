@@ -43,6 +43,11 @@ import { startBufferReclaimer } from './buffer-reclaimer.ts'
 import { checkCacheDirectory, listenError } from './preflight.ts'
 import { methodPurgeSelector } from './purge-method.ts'
 import { addServerTiming, takeTimingToken, tokenDigest } from './server-timing.ts'
+import { addOperatorRoutes, RecentErrors, SiteTraffic, type OperatorView } from './operator-page.ts'
+import { timingSafeEqual } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+
+const liveryVersion = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 import { join } from 'node:path'
 import { availableParallelism } from 'node:os'
 
@@ -105,6 +110,8 @@ export class Gateway {
   #purge: PurgeRoute
   readonly #store: CacheStore
   readonly #redisHealth: RedisHealthView | undefined
+  readonly #traffic = new SiteTraffic()
+  readonly #recentErrors = new RecentErrors()
   /** SHA-256 of admin.token, for X-Livery-Token; undefined without a token. */
   #timingToken: Buffer | undefined
   /** Layers replaced by a reload, still finishing the requests they admitted. */
@@ -164,6 +171,18 @@ export class Gateway {
     this.#useSites(this.#sites)
     const themers = this.#themers
     this.admin.addPrefix('/theme/', createThemeAssetsRoute(themers, this.assetPools))
+    addOperatorRoutes(this.admin, {
+      prefix: config.admin.prefix,
+      view: () => this.#operatorView(),
+      tokenConfigured: () => this.#timingToken !== undefined,
+      tokenMatches: token => this.#timingToken !== undefined && timingSafeEqual(tokenDigest(token), this.#timingToken),
+      purge: async (sel, soft) => {
+        const purged = await this.cache.purge(sel, { soft })
+        this.#warmAfterPurge(sel, false)
+        return purged
+      },
+      logger: opts.logger,
+    })
     this.admin.addPrivate('/status', (_req, res) => {
       const body = JSON.stringify(this.status(), null, 2) + '\n'
       res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) })
@@ -273,7 +292,37 @@ export class Gateway {
   }
 
   #finisher (config: Config): Finisher {
-    return createFinisher({ access: config.log.access, format: config.log.format, logger: this.#accessLogger, out: this.#accessOut, metrics: this.metrics })
+    return createFinisher({
+      access: config.log.access, format: config.log.format, logger: this.#accessLogger, out: this.#accessOut, metrics: this.metrics,
+      observe: (req, status, ctx) => {
+        this.#traffic.record(ctx.site, status, ctx.cache)
+        if (ctx.error !== undefined && ctx.error.status !== 499) {
+          this.#recentErrors.add({ time: new Date().toISOString(), site: ctx.site, method: req.method ?? '-', path: ctx.path, status, code: ctx.error.code, message: ctx.error.message })
+        }
+      },
+    })
+  }
+
+  #operatorView (): Omit<OperatorView, 'notice' | 'prefix'> {
+    const traffic = this.#traffic.snapshot()
+    const pool = this.pool.stats()
+    const fetch = this.fetchPool.stats()
+    const redis = this.#redisHealth?.check()
+    return {
+      version: liveryVersion,
+      pid: process.pid,
+      uptime: Math.round(process.uptime()),
+      ready: this.admin.notReady(),
+      sites: this.#config.sites.map(site => ({
+        name: site.name, hosts: site.hosts, upstream: site.upstream,
+        inFlight: pool.inFlight[site.name] ?? 0, queued: pool.queued[site.name] ?? 0,
+        traffic: traffic.get(site.name),
+        theme: this.#themers.get(site.name)?.engine.describe(),
+      })),
+      fetch: { jobsInFlight: fetch.jobsInFlight, jobsQueued: fetch.jobsQueued, circuits: fetch.circuits },
+      redis,
+      errors: this.#recentErrors.list(),
+    }
   }
 
   #buildSites (config: Config): SiteLayer {
