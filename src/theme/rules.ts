@@ -459,6 +459,7 @@ class RulesParser {
     const body = (): Tpl[] => this.template(c.children, url, includes)
     switch (c.local) {
       case 'copy-of': return { k: 'copy', sel: this.xslSel(c, url, 'select'), rules: false }
+      case 'copy': return { k: 'shallow', body: body() }
       case 'apply-templates':
         if (attr('mode') !== undefined) this.fail(c, url, 'xsl:apply-templates with a mode needs xsl:template, which Livery does not run')
         if (c.children.some(k => k.kind === 'element')) this.fail(c, url, 'xsl:apply-templates takes no xsl:sort or xsl:with-param here')
@@ -540,7 +541,7 @@ class RulesParser {
   }
 }
 
-const inlineXslNames = 'rule markup may use xsl:copy-of, value-of, apply-templates, if, choose, for-each, attribute, element and text'
+const inlineXslNames = 'rule markup may use xsl:copy-of, copy, value-of, apply-templates, if, choose, for-each, attribute, element and text'
 
 /** Whether a rule body needs the XSLT evaluator: an xsl:* element or an attribute value template anywhere in it. */
 function usesXslt (el: XmlElement): boolean {

@@ -1,5 +1,5 @@
 /**
- * The inline XSLT subset Diazo rule bodies commonly carry (xsl:copy-of, value-of, apply-templates, if, choose,
+ * The inline XSLT subset Diazo rule bodies commonly carry (xsl:copy-of, copy, value-of, apply-templates, if, choose,
  * for-each, attribute, element, text, and attribute value templates), as plain data evaluated per request
  * against the content page. Only rules whose bodies use it pay for it: every other rule keeps its markup as one
  * precomputed string.
@@ -28,6 +28,8 @@ export type Tpl =
   /** A literal result element with templates in its attributes or XSLT inside, or xsl:element. */
   | { readonly k: 'elem', readonly name: Avt, readonly attrs: ReadonlyArray<readonly [string, Avt]>, readonly body: readonly Tpl[] }
   | { readonly k: 'attr', readonly name: Avt, readonly body: readonly Tpl[] }
+  /** xsl:copy: the context node without its attributes or children, with `body` inside. */
+  | { readonly k: 'shallow', readonly body: readonly Tpl[] }
 
 /**
  * Attributes that attribute nodes (xsl:copy-of of `@x`) or xsl:attribute set on the element being written: as in
@@ -104,7 +106,7 @@ export function foldStatic (tpls: readonly Tpl[]): Tpl[] {
       continue
     }
     if (t.k === 'choose') out.push({ k: 'choose', when: t.when.map(w => ({ test: w.test, body: foldStatic(w.body) })), otherwise: foldStatic(t.otherwise) })
-    else if (t.k === 'each') out.push({ ...t, body: foldStatic(t.body) })
+    else if (t.k === 'each' || t.k === 'shallow') out.push({ ...t, body: foldStatic(t.body) })
     else out.push(t)
   }
   return out
@@ -168,6 +170,18 @@ function run (tpls: readonly Tpl[], ctx: Ctx, env: XslEnv, sink: AttrSink | unde
         wrote(nameRe.test(name) ? elementHtml(name.toLowerCase(), own.attrs, inner) : inner)
         break
       }
+      case 'shallow': {
+        const n = ctx.node
+        if (n.type === 'xattr') { if (sink !== undefined && sink.open) sink.attrs.set(n.name, n.value); break }
+        if (n.type === 'text') { wrote(escapeText(n.data)); break }
+        if (n.type === 'comment') { wrote(`<!--${n.data}-->`); break }
+        if (n.type === 'tag' || n.type === 'script' || n.type === 'style') {
+          const own: AttrSink = { attrs: new Map(), open: true }
+          const inner = run(t.body, ctx, env, own)
+          wrote(elementHtml(n.name, own.attrs, inner))
+        } else out += run(t.body, ctx, env, sink)
+        break
+      }
       case 'attr': {
         const name = avt(t.name, ctx, env).trim()
         // Added to the element being written while it has no children yet; ignored elsewhere (XSLT's recovery).
@@ -188,6 +202,11 @@ function text (tpls: readonly Tpl[], ctx: Ctx, env: XslEnv): string {
       case 'value': out += toStr(value(t.sel, ctx, env)); break
       case 'copy': { const v = value(t.sel, ctx, env); out += Array.isArray(v) ? v.map(stringValue).join('') : toStr(v); break }
       case 'choose': out += text(branch(t, ctx, env), ctx, env); break
+      case 'shallow': {
+        const n = ctx.node
+        out += n.type === 'xattr' ? n.value : n.type === 'text' ? n.data : ''
+        break
+      }
       case 'each': {
         const nodes = nodeSet(value(t.sel, ctx, env))
         for (let i = 0; i < nodes.length; i++) out += text(t.body, { node: nodes[i], pos: i + 1, size: nodes.length }, env)

@@ -136,3 +136,17 @@ t.test('issue 14: of several content-side replace rules on one node, the last wh
   t.same(bodyTree(await themeIt(rules, th, PAGE)), body('<h3>second</h3>'))
   t.same(bodyTree(await themeIt(rules, th, PAGE, { path: '/third' })), body('<h4>third</h4>'))
 })
+
+t.test('issue 14: xsl:copy in a content-side rule rebuilds the matched node (adding an attribute, keeping the rest)', async t => {
+  const th = themeBody('<div id="x"></div>')
+  const rules = xsl(`<replace css:content="#nav a"><xsl:copy><xsl:attribute name="rel">nofollow</xsl:attribute><xsl:copy-of select="@*"/><xsl:apply-templates/></xsl:copy></replace>
+    <replace content="//h1/text()"><xsl:copy/><xsl:text> (updated)</xsl:text></replace>
+    <replace css:theme="#x"><xsl:copy-of select="//h1"/><xsl:copy-of select="//ul"/></replace>`)
+  t.same(bodyTree(await themeIt(rules, th, PAGE)), body(`<h1 id="title">Headline</h1><ul id="nav"><li class="on"><a href="/a" title="A title">Alpha</a></li>
+    <li><a href="/b">Beta</a></li><li><a href="/c">Gamma</a></li></ul>`), 'copy-of copies the content untouched')
+  const applied = xsl(`<replace css:content="#nav a"><xsl:copy><xsl:attribute name="rel">nofollow</xsl:attribute><xsl:copy-of select="@*"/><xsl:apply-templates/></xsl:copy></replace>
+    <replace content="//h1/text()"><xsl:copy/><xsl:text> (updated)</xsl:text></replace>
+    <replace css:theme="#x"><xsl:apply-templates select="//h1 | //ul"/></replace>`)
+  t.same(bodyTree(await themeIt(applied, th, PAGE)), body(`<h1 id="title">Headline (updated)</h1><ul id="nav"><li class="on"><a rel="nofollow" href="/a" title="A title">Alpha</a></li>
+    <li><a rel="nofollow" href="/b">Beta</a></li><li><a rel="nofollow" href="/c">Gamma</a></li></ul>`), 'apply-templates applies the content-side rules')
+})
