@@ -389,6 +389,8 @@ const gaugeRules: Readonly<Record<string, 'average' | 'max' | 'min'>> = {
   livery_fetch_circuit_open: 'max',
   // A boolean: Redis is up for the gateway only if every process reaches it.
   livery_redis_up: 'min',
+  // A boolean per site: a theme is available to the gateway only if every process has it.
+  livery_theme_available: 'min',
 }
 /** Tiers every process sees the same copy of: their bytes are counted once (the largest report), not per process. */
 const sharedTiers: ReadonlySet<string> = new Set(['redis', 'disk'])
