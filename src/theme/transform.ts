@@ -74,6 +74,15 @@ class ModsBuilder {
     }
   }
 
+  copy (): ModsBuilder {
+    const c = new ModsBuilder()
+    for (const n of this.drop) c.drop.add(n)
+    for (const n of this.strip) c.strip.add(n)
+    for (const [n, a] of this.dropAttrs) c.dropAttrs.set(n, a)
+    for (const [n, w] of this.wrap) c.wrap.set(n, { ...w })
+    return c
+  }
+
   finish (): ContentMods {
     if (this.drop.size + this.strip.size + this.dropAttrs.size + this.wrap.size === 0) return noMods
     const touched = new Set<AnyNode>()
@@ -171,8 +180,9 @@ class Run {
     let m = this.mods.get(doc)
     if (m !== undefined) return m
     const b = new ModsBuilder()
-    // An xsl:apply-templates inside a content-side rule reads the mods being built: it copies without them.
     this.mods.set(doc, noMods)
+    const places: Array<[AnyNode, Rule]> = []
+    let xsl = false
     for (const id of this.c.contentRules) {
       const r = this.c.rules[id]
       if (r.content === null || r.toContent !== null || (r.href !== null && this.hrefDoc(r.href) !== doc) || !this.holds(r.conds, id)) continue
@@ -188,10 +198,18 @@ class Run {
           if (r.contentChildren && 'children' in n) for (const ch of n.children) b.strip.add(ch)
           else b.strip.add(n)
         } else if (r.op === 'dropattrs' && r.attributes !== null) b.dropAttrs.set(n, [...(b.dropAttrs.get(n) ?? []), ...r.attributes])
-        // A content-side rule is a template matching the node: its XSLT runs with that node as the context.
-        else if (r.inline !== null) b.place(n, r.op, r.contentChildren, this.inlineHtml(r, n))
+        else if (r.inline !== null) { places.push([n, r]); if (r.xsl !== null) xsl = true }
       }
     }
+    if (xsl) {
+      // An xsl:apply-templates in a content-side rule copies with the content-side rules applied, which are being
+      // computed: it sees every rule except the XSLT ones' own markup.
+      const pre = b.copy()
+      for (const [n, r] of places) if (r.xsl === null) pre.place(n, r.op, r.contentChildren, this.inlineHtml(r, n))
+      this.mods.set(doc, pre.finish())
+    }
+    // A content-side rule is a template matching the node: its XSLT runs with that node as the context.
+    for (const [n, r] of places) b.place(n, r.op, r.contentChildren, this.inlineHtml(r, n))
     m = b.finish()
     this.mods.set(doc, m)
     return m

@@ -150,3 +150,12 @@ t.test('issue 14: xsl:copy in a content-side rule rebuilds the matched node (add
   t.same(bodyTree(await themeIt(applied, th, PAGE)), body(`<h1 id="title">Headline (updated)</h1><ul id="nav"><li class="on"><a rel="nofollow" href="/a" title="A title">Alpha</a></li>
     <li><a rel="nofollow" href="/b">Beta</a></li><li><a rel="nofollow" href="/c">Gamma</a></li></ul>`), 'apply-templates applies the content-side rules')
 })
+
+t.test('issue 14: xsl:apply-templates inside a content-side rule applies the other content-side rules', async t => {
+  const th = themeBody('<div id="x"></div>')
+  const rules = xsl(`<drop css:content="p.ad"/>
+    <replace css:content="p:not(.ad)"><b>p</b></replace>
+    <replace css:content="#main"><section class="wrapped"><xsl:apply-templates/></section></replace>
+    <replace css:theme="#x" css:content="section, #main"/>`)
+  t.same(bodyTree(await themeIt(rules, th, PAGE)), body('<section class="wrapped"><b>p</b><b>p</b></section>'))
+})
