@@ -4,6 +4,7 @@
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { readFileSync, unlinkSync } from 'node:fs'
+import { resolve as resolvePath } from 'node:path'
 import { isLiveryError, liveryError } from './errors.ts'
 import { loadConfig } from './config/load.ts'
 import type { Config } from './config/types.ts'
@@ -99,7 +100,7 @@ function configFrom (values: { config?: string }, io: CliIo): Config {
  * exit code. SIGHUP reloads: `reload` reads the configuration again (by
  * default the running one is reused, which still re-reads the rules files).
  */
-export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}, reload?: () => Config): Promise<{ gateway: Gateway, done: Promise<number> }> {
+export async function serveUntilSignal (config: Config, logger: Logger, listen: { port?: number, host?: string } = {}, reload?: () => Config, configFile?: string): Promise<{ gateway: Gateway, done: Promise<number> }> {
   let metricsSource: (() => Promise<string>) | undefined
   let link: import('./pool/cluster-link.ts').ClusterLink | undefined
   if (cluster.isWorker) {
@@ -119,13 +120,26 @@ export async function serveUntilSignal (config: Config, logger: Logger, listen: 
   logger.info({ address: address.address, port: address.port, sites: config.sites.map(s => s.name) }, 'livery is listening')
   const { createReloader } = await import('./server/reloader.ts')
   const reloader = createReloader({ gateway, logger, load: reload ?? (() => gateway.config) })
-  const onHup = (): void => { reloader().catch((err: unknown) => logger.error({ err }, 'reload failed')) }
+  // watch: true reloads on a change of the config or a rules file; the set of files follows each reload.
+  const { watchFiles } = await import('./server/file-watch.ts')
+  let unwatch = (): void => {}
+  const rewatch = (): void => {
+    unwatch()
+    unwatch = () => {}
+    if (!gateway.config.watch) return
+    const files = [...(configFile === undefined ? [] : [configFile]), ...gateway.config.sites.flatMap(s => s.theme === undefined ? [] : [s.theme.rules])]
+    unwatch = watchFiles({ files, logger, onChange: () => { logger.info('a watched file changed'); reloadNow() } })
+  }
+  const reloadNow = (): void => { reloader().then(rewatch, (err: unknown) => logger.error({ err }, 'reload failed')) }
+  const onHup = (): void => { reloadNow() }
+  rewatch()
   process.on('SIGHUP', onHup)
   const done = new Promise<number>(resolve => {
     const stop = (signal: NodeJS.Signals): void => {
       process.off('SIGTERM', stop)
       process.off('SIGINT', stop)
       process.off('SIGHUP', onHup)
+      unwatch()
       logger.info({ signal, inFlight: gateway.inFlight }, 'shutting down: finishing in-flight requests')
       gateway.close().then(() => {
         logger.info('stopped')
@@ -183,7 +197,7 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
           return await new Promise<number>(() => { /* runPrimary exits the process after a graceful shutdown */ })
         }
         const reread = (): Config => configFrom(values, io)
-        const { done } = await serveUntilSignal(config, logger, listen, reread)
+        const { done } = await serveUntilSignal(config, logger, listen, reread, resolvePath(values.config ?? io.env.LIVERY_CONFIG ?? '.'))
         if (!cluster.isWorker) await writePidFile(values['pid-file'])
         const code = await done
         if (!cluster.isWorker) removePidFile(values['pid-file'])

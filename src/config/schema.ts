@@ -129,6 +129,7 @@ export const schema: ObjectNode = obj({
     default: [],
     doc: 'addresses or CIDR ranges (IPv4, IPv6) of proxies in front of Livery: only from these peers are X-Forwarded-*, Forwarded and X-Real-IP kept and extended, and the client address and scheme taken from them; from anyone else they are dropped (none trusted by default, as nginx\'s set_real_ip_from)',
   },
+  watch: { t: 'bool', default: false, doc: 'reload (as on SIGHUP) when the configuration file or a rules file changes on disk' },
   shutdownTimeout: { t: 'duration', default: '30s', doc: 'on SIGTERM, how long in-flight requests may take to finish' },
   processes: { t: 'int', default: 0, min: 0, max: 1024, doc: 'worker processes for livery serve (LIVERY_PROCESSES); 0 means one per core, 1 means no cluster' },
   threads: { t: 'int', default: 0, min: 0, max: 1024, doc: 'transform threads per process (LIVERY_THREADS); 0 shares the cores between the processes (at least 1)' },

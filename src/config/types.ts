@@ -131,6 +131,8 @@ export interface Config {
   readonly metrics: { readonly enabled: boolean }
   /** Addresses and CIDR ranges whose forwarding headers are believed. */
   readonly trustedProxies: readonly string[]
+  /** Reload when the config or a rules file changes on disk. */
+  readonly watch: boolean
   readonly shutdownTimeout: number
   readonly processes: number
   readonly threads: number

@@ -135,3 +135,23 @@ t.test('cluster mode: the primary passes SIGHUP to every worker', async t => {
   t.equal(await primary.stop(), 0)
   await code
 })
+
+t.test('watch: true picks up a changed rules file without a signal', async t => {
+  const up = await backends(t)
+  const dir = t.testdir({ 'rules.xml': rules('one.html') })
+  const file = join(dir, 'livery.yaml')
+  writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }\nwatch: true\ncache: { directory: ./cache }\nsites:\n  - name: main\n    upstream: ${up.a}\n    theme: { rules: ./rules.xml, base: "${up.theme}/" }\n`)
+  const gateway = new LiveryProcess(['serve', '--config', file])
+  t.teardown(() => gateway.stop())
+  const port = Number((await gateway.waitForLine(l => l.msg === 'livery is listening')).port)
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => agent.destroy())
+  t.match((await get(port, '/', agent)).body, /theme one/)
+  // As an editor saves: a new file renamed over the old one.
+  writeFileSync(join(dir, 'rules.xml.tmp'), rules('two.html'))
+  const { renameSync } = await import('node:fs')
+  renameSync(join(dir, 'rules.xml.tmp'), join(dir, 'rules.xml'))
+  await gateway.waitForLine(l => l.msg === 'a watched file changed')
+  await gateway.waitForLine(reloaded, 'the reload')
+  t.match((await get(port, '/', agent)).body, /theme two/, 'the new rules apply')
+})
