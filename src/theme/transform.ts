@@ -226,7 +226,7 @@ class Run {
       const r = this.c.rules[id]
       if (!this.holds(r.conds, r.id)) continue
       let html: string
-      if (r.inline !== null) html = this.inlineHtml(r)
+      if (r.inline !== null) html = r.xsl !== null ? '' : this.inlineHtml(r)
       else {
         const found = this.contentNodes(r)
         if (found === null || found.nodes.length === 0) { this.count(r, true); continue }
@@ -234,7 +234,8 @@ class Run {
       }
       const targets = this.select(r.toContent as Sel, this.doc)
       this.count(r, targets.length === 0)
-      for (const n of targets) if (n.type !== 'xattr') { b.place(n, r.op, r.toContentChildren, html); any = true }
+      // In Diazo a *-content rule is a template matching its target: inline XSLT runs with the target as context.
+      for (const n of targets) if (n.type !== 'xattr') { b.place(n, r.op, r.toContentChildren, r.xsl !== null ? this.inlineHtml(r, n) : html); any = true }
     }
     if (!any) return null
     return serializeNodes(this.doc.children, b.finish(), this.doc instanceof SourceDocument ? this.doc.source : undefined)

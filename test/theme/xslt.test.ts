@@ -159,3 +159,11 @@ t.test('issue 14: xsl:apply-templates inside a content-side rule applies the oth
     <replace css:theme="#x" css:content="section, #main"/>`)
   t.same(bodyTree(await themeIt(rules, th, PAGE)), body('<section class="wrapped"><b>p</b><b>p</b></section>'))
 })
+
+t.test('issue 14: inline XSLT in a *-content rule runs with each target as context', async t => {
+  const th = themeBody('<div id="x"></div>')
+  const rules = xsl(`<append-content css:to-content="#nav li"><small><xsl:value-of select="a/@href"/></small></append-content>
+    <replace css:theme="#x" css:content="#nav"/>`)
+  t.same(bodyTree(await themeIt(rules, th, PAGE)), body(`<ul id="nav"><li class="on"><a href="/a" title="A title">Alpha</a><small>/a</small></li>
+    <li><a href="/b">Beta</a><small>/b</small></li><li><a href="/c">Gamma</a><small>/c</small></li></ul>`))
+})
