@@ -13,6 +13,8 @@ export interface ShedMessage {
   readonly reason: ShedReason
   /** Human detail: which queue was full, which limit was crossed. */
   readonly detail: string
+  /** Seconds it waited in the queue before it was shed (absent when shed before any queue, by the watchdog). */
+  readonly seconds?: number
 }
 
 export interface KilledMessage {

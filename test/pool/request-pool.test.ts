@@ -81,7 +81,9 @@ t.test('queue timeout → LIVERY_ERR_QUEUE_TIMEOUT', async t => {
   const started = performance.now()
   await t.rejects(pool.acquire('a'), { code: 'LIVERY_ERR_QUEUE_TIMEOUT', status: 503, message: /no slot freed within 50ms/ })
   t.ok(performance.now() - started >= 45, 'the smaller of the site and global queueTimeout applies')
-  t.same(await shed, { site: 'a', reason: 'queue_timeout', detail: 'no slot within 50ms' })
+  const m = await shed
+  t.same({ ...m, seconds: undefined }, { site: 'a', reason: 'queue_timeout', detail: 'no slot within 50ms', seconds: undefined })
+  t.ok((m.seconds ?? 0) >= 0.045, 'the shed carries the time it spent queued (for livery_queue_wait_seconds{outcome="shed"})')
   t.equal(pool.stats().totalQueued, 0)
   ticket.release()
 })
@@ -217,7 +219,7 @@ t.test('overload sheds before queueing', async t => {
   t.teardown(() => pool.destroy())
   const shed = nextMessage<ShedMessage>('livery:pool:shed')
   await t.rejects(pool.acquire('a'), { code: 'LIVERY_ERR_OVERLOADED', status: 503, message: /overloaded \(event-loop delay 1.2s > 1s\)/ })
-  t.same(await shed, { site: 'a', reason: 'overloaded', detail: 'event-loop delay 1.2s > 1s' })
+  t.same(await shed, { site: 'a', reason: 'overloaded', detail: 'event-loop delay 1.2s > 1s', seconds: 0 })
   reason = undefined
   const ticket = await pool.acquire('a')
   ticket.release()
