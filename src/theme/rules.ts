@@ -435,9 +435,25 @@ class RulesParser {
   template (children: readonly XmlChild[], url: string, includes: InlineInclude[], mode: 'markup' | 'raw' | 'attr' = 'markup'): Tpl[] {
     const raw = mode === 'raw'
     const out: Tpl[] = []
+    // Local variables are in scope for the siblings after them, and go out of scope with this body.
+    const locals: string[] = []
+    try { this.body(children, url, includes, raw, out, locals) } finally { for (const v of locals) this.vars.delete(v) }
+    // An attribute's value is text: folding it into markup would lose it.
+    return mode === 'attr' ? out : foldStatic(out)
+  }
+
+  body (children: readonly XmlChild[], url: string, includes: InlineInclude[], raw: boolean, out: Tpl[], locals: string[]): void {
     for (const c of children) {
       if (c.kind === 'text') { if (raw || c.text.trim() !== '') out.push({ k: 'text', text: c.text, raw }); continue }
       if (c.kind === 'comment') { out.push({ k: 'html', html: `<!--${c.text}-->` }); continue }
+      if (c.ns === XSL_NS && c.local === 'variable') {
+        const name = c.attrs.find(a => a.ns === '' && a.local === 'name')?.value
+        if (name === undefined || !/^[A-Za-z_][\w.-]*$/.test(name)) this.fail(c, url, '<xsl:variable> needs a name')
+        if (c.children.some(k => k.kind === 'element' || (k.kind === 'text' && k.text.trim() !== ''))) this.fail(c, url, 'a variable inside a rule needs select= or css:select= (no content)')
+        out.push({ k: 'let', name, sel: this.xslSel(c, url, 'select') })
+        if (!this.vars.has(name)) { this.vars.add(name); locals.push(name) }
+        continue
+      }
       if (c.ns === XSL_NS) { out.push(this.instruction(c, url, includes)); continue }
       if (c.local === 'include' && ruleNamespaces.has(c.ns)) {
         this.inlineInclude(c, url, includes)
@@ -450,8 +466,6 @@ class RulesParser {
       const body = voidElements.has(name) ? [] : this.template(c.children, url, includes, name === 'script' || name === 'style' ? 'raw' : 'markup')
       out.push({ k: 'elem', name: [name], attrs, body })
     }
-    // An attribute's value is text: folding it into markup would lose it.
-    return mode === 'attr' ? out : foldStatic(out)
   }
 
   instruction (c: XmlElement, url: string, includes: InlineInclude[]): Tpl {
@@ -541,7 +555,7 @@ class RulesParser {
   }
 }
 
-const inlineXslNames = 'rule markup may use xsl:copy-of, copy, value-of, apply-templates, if, choose, for-each, attribute, element and text'
+const inlineXslNames = 'rule markup may use xsl:copy-of, copy, value-of, variable (with select=), apply-templates, if, choose, for-each, attribute, element and text'
 
 /** Whether a rule body needs the XSLT evaluator: an xsl:* element or an attribute value template anywhere in it. */
 function usesXslt (el: XmlElement): boolean {

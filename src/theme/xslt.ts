@@ -28,6 +28,8 @@ export type Tpl =
   /** A literal result element with templates in its attributes or XSLT inside, or xsl:element. */
   | { readonly k: 'elem', readonly name: Avt, readonly attrs: ReadonlyArray<readonly [string, Avt]>, readonly body: readonly Tpl[] }
   | { readonly k: 'attr', readonly name: Avt, readonly body: readonly Tpl[] }
+  /** A local xsl:variable: its value is visible to the instructions after it (and inside them). */
+  | { readonly k: 'let', readonly name: string, readonly sel: Sel }
   /** xsl:copy: the context node without its attributes or children, with `body` inside. */
   | { readonly k: 'shallow', readonly body: readonly Tpl[] }
 
@@ -140,11 +142,16 @@ export function runTemplate (tpls: readonly Tpl[], node: XNode, env: XslEnv, sin
   return run(tpls, { node, pos: 1, size: 1 }, env, sink)
 }
 
+function bind (t: Extract<Tpl, { k: 'let' }>, ctx: Ctx, env: XslEnv): XslEnv {
+  return { ...env, vars: { ...env.vars, [t.name]: value(t.sel, ctx, env) } }
+}
+
 function run (tpls: readonly Tpl[], ctx: Ctx, env: XslEnv, sink: AttrSink | undefined): string {
   let out = ''
   const wrote = (s: string): void => { if (s !== '') { out += s; if (sink !== undefined) sink.open = false } }
   for (const t of tpls) {
     switch (t.k) {
+      case 'let': env = bind(t, ctx, env); break
       case 'html': wrote(t.html); break
       case 'text': wrote(t.raw ? t.text : escapeText(t.text)); break
       case 'include': out += env.include(t.i, sink); break
@@ -198,6 +205,7 @@ function text (tpls: readonly Tpl[], ctx: Ctx, env: XslEnv): string {
   let out = ''
   for (const t of tpls) {
     switch (t.k) {
+      case 'let': env = bind(t, ctx, env); break
       case 'text': out += t.text; break
       case 'value': out += toStr(value(t.sel, ctx, env)); break
       case 'copy': { const v = value(t.sel, ctx, env); out += Array.isArray(v) ? v.map(stringValue).join('') : toStr(v); break }

@@ -167,3 +167,13 @@ t.test('issue 14: inline XSLT in a *-content rule runs with each target as conte
   t.same(bodyTree(await themeIt(rules, th, PAGE)), body(`<ul id="nav"><li class="on"><a href="/a" title="A title">Alpha</a><small>/a</small></li>
     <li><a href="/b">Beta</a><small>/b</small></li><li><a href="/c">Gamma</a><small>/c</small></li></ul>`))
 })
+
+t.test('issue 14: a local xsl:variable is visible to what follows it, and only there', async t => {
+  const th = themeBody('<ul id="menu"></ul>')
+  const rules = xsl(`<replace css:theme-children="#menu"><xsl:variable name="count" select="count(//ul[@id='nav']/li)"/>
+      <xsl:for-each select="//ul[@id='nav']/li"><xsl:variable name="label" select="string(a)"/>
+        <li title="{$label} of {$count}"><xsl:value-of select="concat($label, '/', $count)"/></li></xsl:for-each></replace>`)
+  t.same(bodyTree(await themeIt(rules, th, PAGE)), body('<ul id="menu"><li title="Alpha of 3">Alpha/3</li><li title="Beta of 3">Beta/3</li><li title="Gamma of 3">Gamma/3</li></ul>'))
+  const err = await themeIt(xsl('<replace css:theme="#menu"><b><xsl:variable name="v" select="1"/></b><i><xsl:value-of select="$v"/></i></replace>'), th, PAGE).then(() => null, (e: unknown) => e as Error)
+  t.match(err?.message, /<xsl:value-of select="\$v">: uses undeclared variable \$v/, 'out of scope after its parent element')
+})
