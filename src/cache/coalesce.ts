@@ -57,6 +57,12 @@ export class Lock<T> {
    * the local leader here, so they end exactly when the local one does.
    */
   onEnd: ((r: Release<T>) => void) | undefined
+  /**
+   * Purges entered while this flight ran (hard ones as `soft: false`): its
+   * fill started before them, so what it brings is not stored (or stored
+   * soft-purged). Set by the HTTP cache; bounded by the purges of one fill's life.
+   */
+  readonly bans: Array<{ readonly sel: unknown, readonly soft: boolean }> = []
 
   constructor (owner: Coalescer<T>, key: string, flight: Flight<T>) {
     this.#owner = owner
@@ -152,7 +158,8 @@ export class Coalescer<T> {
    * still get its outcome): after a purge, a fill that started before it may
    * bring the purged copy, and a request that arrives after must not wait for it.
    */
-  detachAll (): void {
+  detachAll (ban?: { readonly sel: unknown, readonly soft: boolean }): void {
+    if (ban !== undefined) for (const f of this.#flights.values()) if (f.lock !== undefined && f.lock.bans.length < 100) f.lock.bans.push(ban)
     this.#flights.clear()
   }
 

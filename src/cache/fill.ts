@@ -36,8 +36,12 @@ export type FillDecision =
 export interface FillHost {
   now (): number
   readonly maxEntrySize: number
-  /** Stores under the primary key (and Vary marker); the memory write is done when this returns. */
-  commit (primary: string, entry: CacheEntry): Promise<boolean>
+  /**
+   * Stores under the primary key (and Vary marker); the memory write is done
+   * when this returns. `lock`: the fill's waiting-list lock, which knows the
+   * purges entered while this fill ran (their copies are not stored).
+   */
+  commit (primary: string, entry: CacheEntry, lock?: Lock<Outcome>): Promise<boolean>
   remove (key: string): Promise<void>
   uncacheable (key: string, reason: string): void
   cacheable (key: string): void
@@ -126,7 +130,7 @@ export class Fill {
         this.#release(kPass)
         return { action: 'serve', entry: fresh?.entry ?? stale, xcache: 'REVALIDATED' }
       }
-      const stored = host.commit(this.#init.primary, fresh.entry)
+      const stored = host.commit(this.#init.primary, fresh.entry, this.#init.lock)
       this.#release({ entry: fresh.entry })
       void stored
       return { action: 'serve', entry: fresh.entry, xcache: 'REVALIDATED' }
@@ -166,7 +170,7 @@ export class Fill {
       this.#release(kPass)
       return undefined
     }
-    const stored = this.#init.host.commit(this.#init.primary, e)
+    const stored = this.#init.host.commit(this.#init.primary, e, this.#init.lock)
     this.#release({ entry: e })
     if (await stored) {
       this.#init.host.cacheable(this.key)

@@ -14,12 +14,12 @@ import type { CacheConfig, SiteConfig } from '../config/types.ts'
 import { liveryError } from '../errors.ts'
 import { type Logger, silentLogger } from '../log.ts'
 import { Coalescer, Lock, type Release } from './coalesce.ts'
-import { CacheEntry, F_MUST_REVALIDATE, F_SHARED_AUTH, F_VARY_MARKER } from './entry.ts'
+import { CacheEntry, softPurged, F_MUST_REVALIDATE, F_SHARED_AUTH, F_VARY_MARKER } from './entry.ts'
 import { Fill, type FillHost, type Outcome } from './fill.ts'
 import { cacheKey } from './key.ts'
 import type { MissLock } from './miss-lock.ts'
 import { type Headers, type RequestDirectives, currentAge, notModified, requestCacheControl, varyValue } from './policy.ts'
-import type { CacheStore, PurgeSelector, TierStats } from './store.ts'
+import { type CacheStore, type PurgeSelector, type TierStats, matchesSelector } from './store.ts'
 import { ifRangeMatches, parseRange } from './range.ts'
 
 const hitChannel = channel('livery:cache:hit')
@@ -93,6 +93,8 @@ export class HttpCache {
   readonly #host: FillHost
   readonly #maxEntrySize: number
   readonly #missLock: MissLock | undefined
+  /** Purges entered here so far: an entry another member fetched while one came in is served, not kept. */
+  #purges = 0
   #closed = false
 
   constructor (config: CacheConfig, opts: HttpCacheOptions) {
@@ -102,16 +104,26 @@ export class HttpCache {
     this.#maxEntrySize = config.memory.maxEntrySize
     this.#missLock = opts.missLock
     // A request after a purge must not wait for a fill that started before it (docs/architecture.md, "Coherence").
-    const banned = opts.store as { onBan?: (fn: () => void) => void }
-    banned.onBan?.(() => {
-      this.#co.detachAll()
-      this.#missLock?.detachAll()
+    const banned = opts.store as { onBan?: (fn: (id: string, sel: PurgeSelector, soft: boolean) => void) => void }
+    banned.onBan?.((id, sel, soft) => {
+      this.#purges++
+      this.#co.detachAll({ sel, soft })
+      this.#missLock?.detachAll(id)
     })
     this.#co = new Coalescer<Outcome>({ lockTimeout: config.lockTimeout, hitForMiss: config.hitForMiss, now: this.#now })
     this.#host = {
       now: this.#now,
       maxEntrySize: this.#maxEntrySize,
-      commit: (primary, entry) => this.#commit(primary, entry),
+      commit: (primary, entry, lock) => {
+        // A fill that was running when a purge was entered brings what the purge removed.
+        let e: CacheEntry | undefined = entry
+        for (const b of lock?.bans ?? []) {
+          if (!matchesSelector(entry, b.sel as PurgeSelector)) continue
+          if (!b.soft) { e = undefined; break }
+          e = softPurged(e, this.#now())
+        }
+        return e === undefined ? Promise.resolve(false) : this.#commit(primary, e)
+      },
       remove: async (key) => { await this.#store.delete(key).catch((err: unknown) => { this.#storeError('delete', err) }) },
       uncacheable: (key, reason) => {
         this.#co.markHitForMiss(key)
@@ -319,10 +331,15 @@ export class HttpCache {
 
   /** This process leads the key: ask the gateway and the other instances whether someone else fetches it. */
   async #missAbove (ml: MissLock, lock: Lock<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): Promise<LookupResult> {
+    const purgesBefore = this.#purges
     const g = await ml.acquire(key, stale === undefined)
     if (g.kind === 'entry') {
-      // Kept here too, or this process's next request would miss again.
-      void this.#commit(ctx.primary, g.entry)
+      // Its fill ran on another clock: whether it started before a purge that
+      // came in meanwhile cannot be told by time, so it is not kept then.
+      const keep = g.keep && this.#purges === purgesBefore
+      // Kept here too, or this process's next request would miss again; in
+      // memory only when it can be, since the fetching member wrote the slower tiers.
+      if (keep) void this.#adopt(ctx.primary, g.entry)
       lock.release({ entry: g.entry })
       return this.#afterWait({ kind: 'done', value: { entry: g.entry } }, key, stale, ctx)
     }
@@ -372,6 +389,13 @@ export class HttpCache {
       void this.#put(primary, marker, ttl)
     }
     return this.#put(variantKey(primary, m.varyValues), entry, ttl)
+  }
+
+  #adopt (primary: string, entry: CacheEntry): Promise<boolean> {
+    const store = this.#store as CacheStore & { adopt?: (key: string, e: CacheEntry, ttl: number) => Promise<boolean> }
+    const ttl = entry.meta.holdUntil - this.#now()
+    if (store.adopt === undefined || entry.meta.vary.length > 0 || !(ttl > 0)) return this.#commit(primary, entry)
+    return store.adopt(primary, entry, ttl).catch((err: unknown) => { this.#storeError('put', err); return false })
   }
 
   #put (key: string, entry: CacheEntry, ttl: number): Promise<boolean> {

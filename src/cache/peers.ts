@@ -34,13 +34,22 @@ export interface PurgePeers {
 export type GatewayGrant =
   /** This process leads: it fetches and must call `release`. */
   | { readonly lead: true }
-  /** Another process led: its encoded entry, or undefined when it stored nothing (go upstream alone). */
-  | { readonly lead: false, readonly entry: Uint8Array | undefined }
+  /**
+   * Another process led: its encoded entry, or undefined when it stored
+   * nothing (go upstream alone). `keep` is false when a purge came while it
+   * fetched: the entry may answer the requests that waited, and is not stored.
+   */
+  | { readonly lead: false, readonly entry: Uint8Array | undefined, readonly keep: boolean }
 
 export interface GatewayLock {
   acquire (key: string): Promise<GatewayGrant>
   /** Ends this process's lead on `key`, handing `entry` (encoded) to the processes waiting on it. */
   release (key: string, entry: Uint8Array | undefined): void
-  /** A purge was entered here: flights running now take no new waiters. Ordered before any later `acquire`. */
-  detachAll (): void
+  /**
+   * Purge `purgeId` was entered here: flights running now take no new
+   * waiters. Ordered before any later `acquire`; only the first process of
+   * the gateway to enter a purge detaches (the later ones would detach the
+   * fresh fills started since).
+   */
+  detachAll (purgeId: string): void
 }

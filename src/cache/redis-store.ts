@@ -210,6 +210,8 @@ export class RedisStore implements CacheStore {
     const now = opts.now ?? Date.now()
     const keys = new Set<string>()
     const indexes: string[] = []
+    /** What each index set held when read: only those members are removed from it. */
+    const read = new Map<string, string[]>()
     if (sel.all === true) {
       for await (const batch of this.#scan(this.#prefix + 'e:*')) for (const k of batch) keys.add(k)
     } else {
@@ -221,7 +223,10 @@ export class RedisStore implements CacheStore {
       }
       for (const idx of indexes) {
         const members = await this.#admin('smembers', (o) => this.#client.sendCommand(['SMEMBERS', idx], o))
-        if (Array.isArray(members)) for (const m of members) keys.add(this.#entryKey(String(m)))
+        if (!Array.isArray(members)) continue
+        const list = members.map(String)
+        read.set(idx, list)
+        for (const m of list) keys.add(this.#entryKey(m))
       }
     }
     let count = 0
@@ -233,8 +238,14 @@ export class RedisStore implements CacheStore {
         const n = await this.#admin('unlink', (o) => this.#client.sendCommand(['UNLINK', ...list.slice(i, i + 500)], o))
         count += typeof n === 'number' ? n : 0
       }
-      // The index sets of what was purged are empty of live members now.
-      if (sel.all !== true && indexes.length > 0) await this.#admin('unlink', (o) => this.#client.sendCommand(['UNLINK', ...indexes], o))
+      // Only the members read above leave the index sets: deleting the sets
+      // whole would orphan an entry written between the read and the delete
+      // (a write-back racing the purge), which no later purge could find.
+      for (const [idx, list] of read) {
+        for (let i = 0; i < list.length; i += 500) {
+          await this.#admin('srem', (o) => this.#client.sendCommand(['SREM', idx, ...list.slice(i, i + 500)], o))
+        }
+      }
     }
     return count
   }

@@ -118,7 +118,7 @@ export class TieredStore implements CacheStore {
   readonly #heard = new LRUCache<string, Promise<number>>({ max: 4096 })
   /** Entries this process wrote to the shared tiers lately: a purge heard meanwhile must purge those too. */
   readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 5_000, ttlAutopurge: false })
-  readonly #banListeners: Array<() => void> = []
+  readonly #banListeners: Array<(id: string, sel: PurgeSelector, soft: boolean) => void> = []
   #gen = 0
   /** Everything entered before this generation / clock reading is banned (folded bans). */
   #floorGen = 0
@@ -243,14 +243,15 @@ export class TieredStore implements CacheStore {
   async purgeReport (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<PurgeReport> {
     this.#check()
     const soft = opts.soft === true
-    const ban = this.#ban(sel, soft)
+    const id = randomUUID()
+    const ban = this.#ban(sel, soft, id)
     const o = { soft, now: opts.now ?? ban.at }
     // Our own write-backs are ordered before this purge on our Redis connection: nothing raced here.
     if (!soft) this.#takeRaced(sel, ban.at)
     // Each part of the purge that can happen, happens; an error then asks for a retry.
     const local = await this.#purgeTiers(this.#tiers, sel, o).then((n) => ({ n }), (err: unknown) => ({ err }))
     ban.pending = false
-    const notice: PurgeNotice = { id: randomUUID(), sel, soft }
+    const notice: PurgeNotice = { id, sel, soft }
     const reports = await Promise.all(this.#peers.map((p) => p.publish(notice)))
     if ('err' in local) throw local.err
     return { purged: local.n, peers: reports.length > 0, ...mergeReports(reports) }
@@ -264,10 +265,10 @@ export class TieredStore implements CacheStore {
    * any member may have promoted it since: the purge is then run again from
    * here over every tier and every member, before this one acknowledges.
    */
-  async purgeLocal (sel: PurgeSelector, opts: PurgeOptions = {}): Promise<number> {
+  async purgeLocal (sel: PurgeSelector, opts: PurgeOptions & { readonly id?: string } = {}): Promise<number> {
     this.#check()
     const soft = opts.soft === true
-    const ban = this.#ban(sel, soft)
+    const ban = this.#ban(sel, soft, opts.id ?? randomUUID())
     let raced = false
     try {
       // The receiver's own clock marks soft-purged entries stale: the
@@ -331,8 +332,12 @@ export class TieredStore implements CacheStore {
     await Promise.all([...this.#tiers.map((s) => s.destroy(err)), ...this.#owned.map((o) => o.destroy())])
   }
 
-  /** Calls `fn` whenever a purge is entered here (before any tier is purged): waiting lists detach their flights. */
-  onBan (fn: () => void): void {
+  /**
+   * Calls `fn` with the purge's id whenever a purge is entered here (before
+   * any tier is purged): waiting lists detach their flights. One purge heard
+   * by several processes has one id everywhere.
+   */
+  onBan (fn: (id: string, sel: PurgeSelector, soft: boolean) => void): void {
     this.#banListeners.push(fn)
   }
 
@@ -366,7 +371,7 @@ export class TieredStore implements CacheStore {
   #heardPurge (n: PurgeNotice): Promise<number> {
     let p = this.#heard.get(n.id)
     if (p === undefined) {
-      p = this.#closed ? Promise.resolve(0) : this.purgeLocal(n.sel, { soft: n.soft })
+      p = this.#closed ? Promise.resolve(0) : this.purgeLocal(n.sel, { soft: n.soft, id: n.id })
       // A failed application is not remembered: hearing it again retries it.
       p.catch(() => { this.#heard.delete(n.id) })
       this.#heard.set(n.id, p)
@@ -374,11 +379,11 @@ export class TieredStore implements CacheStore {
     return p
   }
 
-  #ban (sel: PurgeSelector, soft: boolean): Ban {
+  #ban (sel: PurgeSelector, soft: boolean, id: string): Ban {
     this.#expireBans()
     const ban: Ban = { sel, soft, gen: ++this.#gen, at: this.#now(), pending: true }
     this.#bans.push(ban)
-    for (const fn of this.#banListeners) fn()
+    for (const fn of this.#banListeners) fn(id, sel, soft)
     while (this.#bans.length > this.#maxBans) {
       const old = this.#bans.shift()!
       // Folding a still-running or soft ban into the floor would hard-ban more

@@ -87,7 +87,7 @@ export class ClusterLink implements PurgePeers, GatewayLock {
     return new Promise<GatewayGrant>(resolve => {
       const timer = setTimeout(() => {
         this.#locks.delete(id)
-        resolve({ lead: false, entry: undefined })
+        resolve({ lead: false, entry: undefined, keep: false })
       }, this.#lockTimeout + 1000)
       timer.unref()
       this.#locks.set(id, { resolve, timer })
@@ -100,10 +100,10 @@ export class ClusterLink implements PurgePeers, GatewayLock {
     this.#send({ type: ipc.unlock, key, entry })
   }
 
-  detachAll (): void {
+  detachAll (purgeId: string): void {
     if (this.#closed) return
     // The same channel as acquire(), so the primary sees this before any later lock request.
-    this.#send({ type: ipc.detach })
+    this.#send({ type: ipc.detach, id: purgeId })
   }
 
   close (): void {
@@ -145,7 +145,7 @@ export class ClusterLink implements PurgePeers, GatewayLock {
         if (p === undefined) return
         this.#locks.delete(m.id)
         clearTimeout(p.timer)
-        p.resolve(m.lead ? { lead: true } : { lead: false, entry: m.entry })
+        p.resolve(m.lead ? { lead: true } : { lead: false, entry: m.entry, keep: m.purged !== true })
         return
       }
       default:

@@ -249,6 +249,8 @@ class Coherence {
   readonly #held = new Map<string, Held>()
   /** Flights a purge detached: they still deliver to their waiters, and take no new ones. */
   readonly #detached = new Set<Held & { readonly key: string }>()
+  /** Purges some worker already detached for (insertion-ordered, bounded). */
+  readonly #purgesSeen = new Set<string>()
   readonly #lockTimeout: number
   readonly #ackTimeout: number
   readonly #workers: () => Worker[]
@@ -265,7 +267,7 @@ class Coherence {
       case ipc.purgeApplied: this.#applied(worker, m.id); return
       case ipc.lock: this.#lock(worker, m.id, m.key); return
       case ipc.unlock: this.#unlock(worker, m.key, m.entry); return
-      case ipc.detach: this.#detach(); return
+      case ipc.detach: this.#detach(m.id); return
       default:
     }
   }
@@ -285,7 +287,11 @@ class Coherence {
     for (const d of this.#detached) if (d.leader === worker) this.#end(d.key, d, undefined)
   }
 
-  #detach (): void {
+  #detach (purgeId: string): void {
+    // Only the first process to enter a purge detaches: flights started after that are fresh fills.
+    if (this.#purgesSeen.has(purgeId)) return
+    this.#purgesSeen.add(purgeId)
+    if (this.#purgesSeen.size > maxRounds) this.#purgesSeen.delete(this.#purgesSeen.values().next().value as string)
     for (const [key, h] of this.#held) {
       if (this.#detached.size >= maxHeld) { this.#end(key, h, undefined); continue }
       this.#detached.add({ ...h, key })
@@ -358,8 +364,10 @@ class Coherence {
   #end (key: string, h: Held, entry: Uint8Array | undefined): void {
     clearTimeout(h.timer)
     if (this.#held.get(key) === h) this.#held.delete(key)
-    for (const d of this.#detached) if (d.key === key && d.leader === h.leader && d.timer === h.timer) this.#detached.delete(d)
-    for (const w of h.waiters) send(w.worker, { type: ipc.lockGrant, id: w.id, lead: false, entry })
+    let detached = false
+    for (const d of this.#detached) if (d.key === key && d.leader === h.leader && d.timer === h.timer) { this.#detached.delete(d); detached = true }
+    // A detached flight started before a purge: its waiters may serve what it brought, never keep it.
+    for (const w of h.waiters) send(w.worker, { type: ipc.lockGrant, id: w.id, lead: false, entry, ...(detached ? { purged: true } : {}) })
   }
 }
 

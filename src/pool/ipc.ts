@@ -10,9 +10,9 @@
  * | `livery:purge:applied`     | worker → primary  | id, count, error?                   |
  * | `livery:purge:done`        | primary → worker  | id, acked, missing (pids as text)   |
  * | `livery:lock`              | worker → primary  | id, key                             |
- * | `livery:lock:grant`        | primary → worker  | id, lead, entry? (when not leading) |
+ * | `livery:lock:grant`        | primary → worker  | id, lead, entry? (when not leading), purged? (a purge came meanwhile: serve, do not keep) |
  * | `livery:unlock`            | worker → primary  | key, entry? (the leader's result)   |
- * | `livery:detach`            | worker → primary  | (a purge: running flights take no new waiters) |
+ * | `livery:detach`            | worker → primary  | id (a purge: running flights take no new waiters) |
  * | `livery:metrics:collect`   | primary → worker  | id                                  |
  * | `livery:metrics:snapshot`  | worker → primary  | id, metrics (getMetricsAsJSON)      |
  */
@@ -37,9 +37,9 @@ export type IpcMessage =
   | { readonly type: typeof ipc.purgeApplied, readonly id: string, readonly count: number, readonly error?: string }
   | { readonly type: typeof ipc.purgeDone, readonly id: string, readonly acked: readonly string[], readonly missing: readonly string[] }
   | { readonly type: typeof ipc.lock, readonly id: string, readonly key: string }
-  | { readonly type: typeof ipc.lockGrant, readonly id: string, readonly lead: boolean, readonly entry?: Uint8Array }
+  | { readonly type: typeof ipc.lockGrant, readonly id: string, readonly lead: boolean, readonly entry?: Uint8Array, readonly purged?: boolean }
   | { readonly type: typeof ipc.unlock, readonly key: string, readonly entry?: Uint8Array }
-  | { readonly type: typeof ipc.detach }
+  | { readonly type: typeof ipc.detach, readonly id: string }
   | { readonly type: typeof ipc.metricsCollect, readonly id: string }
   | { readonly type: typeof ipc.metricsSnapshot, readonly id: string, readonly metrics: readonly unknown[] | undefined }
 
