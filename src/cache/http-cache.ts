@@ -299,7 +299,9 @@ export class HttpCache {
     let wantsFresher = false
     if (rd !== undefined) {
       if (rd.noCache) return this.#miss(key, e, ctx)
-      if (rd.maxAge !== undefined && currentAge(m, now) > rd.maxAge) { fresh = false; wantsFresher = true }
+      // max-age=0 (a browser's reload) asks for age ≤ 0: a stored response is
+      // always older than the request, even when the coarse clock has not moved.
+      if (rd.maxAge !== undefined && (rd.maxAge === 0 || currentAge(m, now) > rd.maxAge)) { fresh = false; wantsFresher = true }
       if (rd.minFresh !== undefined && m.freshUntil - now < rd.minFresh) { fresh = false; wantsFresher = true }
       if (!fresh && !wantsFresher && rd.maxStale !== undefined && (m.flags & F_MUST_REVALIDATE) === 0 && now - m.freshUntil <= rd.maxStale) {
         return { kind: 'hit', entry: e, xcache: 'STALE' }
