@@ -86,6 +86,11 @@ export class TransformPool {
       maxQueue: this.#maxQueue,
       resourceLimits: heapMb !== undefined ? { maxOldGenerationSizeMb: heapMb } : undefined,
     })
+    // piscina emits 'error' for a thread that fails outside a task (e.g. while the pool closes
+    // with a terminated thread's replacement still starting); unhandled, it would end the process.
+    this.#piscina.on('error', (err: unknown) => {
+      this.#logger.warn({ err: err instanceof Error ? err.message : String(err) }, 'a transform thread failed outside a task')
+    })
   }
 
   /**

@@ -17,6 +17,7 @@ import { asForwarded, clientInfo, collectBody, earlyHintsTo, forwardRequest, new
 import { clientResponseHeaders } from '../proxy/headers.ts'
 import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
 import { newContext, sendError, type RequestContext } from './context.ts'
+import { decide } from '../cache/policy.ts'
 import type { PageThemer } from './themer.ts'
 import { passCookieRule, withoutCookie, type CookieRule } from '../cache/pass-cookies.ts'
 import type { HotPages } from '../worker/hot-pages.ts'
@@ -257,6 +258,23 @@ export class SiteHandler {
     const themeStart = performance.now()
     const page = await this.#applyTheme(up, Buffer.concat(got.chunks), requestHeaders, path, signal)
     ctx.transform = performance.now() - themeStart
+    if (page.unavailable && page.timedOut && this.#storeTimedOut(fill, up, requestHeaders)) {
+      // A page whose transform ran past its budget: its unthemed copy is stored for the theme's
+      // rememberTimeout only (Livery's own targeted field caps the freshness), so the clients
+      // hammering it get HITs instead of an upstream fetch each (issue 13).
+      // No validators either: a 304 must not renew the unthemed copy for the page's full lifetime.
+      const policy = { ...up.headers, etag: undefined, 'last-modified': undefined, [this.site.targetedField.toLowerCase()]: `max-age=${Math.ceil((this.theme?.unthemedTtl ?? 0) / 1000)}` }
+      const { etag: _etag, 'last-modified': _lm, ...stored } = page.headers
+      const decision = fill.response(up.status, policy, stored)
+      if (decision.action === 'store') await fill.finish(page.body, await this.#framedWell(framing))
+      else if (decision.action === 'serve') {
+        ctx.cache = decision.xcache
+        if (res !== undefined) this.#cache.serve(decision.entry, req, res, decision.xcache)
+        return
+      }
+      if (res !== undefined) writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'MISS' }, page.body)
+      return
+    }
     if (page.unavailable) {
       // Never store an unthemed page under the themed key; stale themed output is better if there is one.
       const stale = fill.fail()
@@ -279,6 +297,13 @@ export class SiteHandler {
     if (res !== undefined) writeBuffered(req, res, ctx, up.status, { ...page.headers, 'x-cache': 'MISS' }, page.body)
   }
 
+  /** Whether a timed-out page's unthemed copy may be stored briefly: the theme asks for it and the upstream's answer is storable at all. */
+  #storeTimedOut (fill: Fill, up: UpstreamResponse, requestHeaders: IncomingMessage['headers']): boolean {
+    const ttl = this.theme?.unthemedTtl ?? 0
+    if (ttl < 1000 || this.site.targetedField === '') return false
+    return decide({ url: '', method: 'GET', reqHeaders: requestHeaders, status: up.status, resHeaders: up.headers, requestTime: fill.requestTime, responseTime: Date.now(), site: this.site }).store
+  }
+
   /** Pass mode: the request is not cacheable; forward it, theme HTML answers, stream the rest. */
   async #pass (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, path: string, signal: AbortSignal, invalidate: CacheRequest | undefined): Promise<void> {
     const up = await forwardRequest(this.upstream, asForwarded(req, res), path, signal, ctx)
@@ -295,7 +320,7 @@ export class SiteHandler {
     await streamResponse(this.upstream, up, res, signal, ctx, { 'x-cache': 'BYPASS' })
   }
 
-  async #applyTheme (up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean }> {
+  async #applyTheme (up: UpstreamResponse, body: Buffer, requestHeaders: IncomingMessage['headers'], path: string, signal: AbortSignal): Promise<{ headers: Record<string, string | string[]>, body: Buffer, unavailable: boolean, timedOut?: boolean }> {
     const theme = this.theme!
     const base = clientResponseHeaders(up.headers, this.upstream.consumedFields)
     // Root-relative href subrequests resolve against this URL: they must go to
@@ -312,7 +337,7 @@ export class SiteHandler {
       this.#logger.warn({ reason: result.reason, path }, result.kind === 'timeout' ? 'theming took too long; page served unthemed' : 'theme unavailable; page served unthemed')
       base['x-livery-theme'] = result.kind === 'timeout' ? 'timeout' : 'unavailable'
       base['content-length'] = String(body.length)
-      return { headers: base, body, unavailable: true }
+      return { headers: base, body, unavailable: true, timedOut: result.kind === 'timeout' }
     }
     base['content-length'] = String(body.length)
     return { headers: base, body, unavailable: false }

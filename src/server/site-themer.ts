@@ -64,6 +64,7 @@ export class SiteThemer implements PageThemer {
   readonly scheduler: TransformScheduler | undefined
   readonly #pool: FetchPool
   readonly #minTtl: number
+  readonly #unthemedTtl: number
   readonly #logger: Logger
   readonly #base: string
   /** Where theme-relative links point after compiling (the gateway's asset route, or theme.absolutePrefix). */
@@ -82,6 +83,7 @@ export class SiteThemer implements PageThemer {
     if (theme === undefined) throw new TypeError(`site ${opts.site.name} has no theme`)
     this.#pool = opts.fetchPool
     this.#minTtl = opts.fetch.minTtl
+    this.#unthemedTtl = theme.rememberTimeout ?? 0
     this.#logger = opts.logger.child({ site: opts.site.name, module: 'theme' })
     this.#base = theme.base
     this.#prefix = theme.absolutePrefix !== '' ? theme.absolutePrefix : opts.assetPrefix
@@ -182,6 +184,11 @@ export class SiteThemer implements PageThemer {
   /** Starts a theme refresh if one is due (readiness probes call it, so a site with no usable theme keeps retrying). */
   poke (): void {
     void this.currentVersion()
+  }
+
+  /** theme.rememberTimeout: a timed-out page's unthemed copy is stored this long (see SiteHandler). */
+  get unthemedTtl (): number {
+    return this.#unthemedTtl
   }
 
   get version (): string {

@@ -16,6 +16,8 @@ export type ThemeOutcome =
 export interface PageThemer {
   /** Rules + current theme versions; part of the cache key of themed pages. */
   readonly version: string
+  /** How long a page whose transform timed out is stored unthemed (ms); 0 or absent: never. */
+  readonly unthemedTtl?: number
   /** The version to key this request with; a promise only while a due theme refresh runs (bounded by fetch.wait). */
   currentVersion (): string | Promise<string>
   shouldTheme (req: { method: string, url: string, headers: IncomingHttpHeaders }, res: { status: number, headers: IncomingHttpHeaders | Record<string, string | string[] | undefined> }): boolean

@@ -113,3 +113,30 @@ t.test('a small page that themed slowly inline sends the site\'s next pages to a
   t.equal(header(await get(fx.agent, fx.url, 'site.test', '/b'), 'x-livery-theme'), undefined, 'themed')
   t.match(costs[1], { site: 'rules-heavy', inline: false }, 'the next page of that size went to a thread')
 })
+
+t.test('a cacheable page that timed out is stored unthemed for rememberTimeout: the next requests are HITs', async t => {
+  const timeouts = count('livery:pool:transform-timeout', t)
+  const dir = t.testdir({ 'rules.xml': rules, 'theme.html': theme })
+  const huge = page(20_000)
+  let upstreamHits = 0
+  const up = await startUpstream(t, (_req, res) => {
+    upstreamHits++
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'max-age=3600' }).end(huge)
+  })
+  const fx = await startGateway(t, {
+    raw: {
+      log: { level: 'info', access: false },
+      threads: 1,
+      sites: [{ name: 'costly', hosts: ['*'], upstream: up.url, theme: { rules: join(dir, 'rules.xml'), timeout: '300ms', rememberTimeout: '60s' } }],
+    },
+  })
+  const first = await get(fx.agent, fx.url, 'site.test', '/huge')
+  t.match([header(first, 'x-cache'), header(first, 'x-livery-theme')], ['MISS', 'timeout'])
+  for (let i = 0; i < 5; i++) {
+    const r = await get(fx.agent, fx.url, 'site.test', '/huge')
+    t.same([r.status, header(r, 'x-cache'), header(r, 'x-livery-theme')], [200, 'HIT', 'timeout'], 'served from the cache, unthemed')
+  }
+  t.equal(upstreamHits, 1, 'the upstream was asked once')
+  t.equal(timeouts.n, 1)
+  t.notOk(header(first, 'livery-cache-control'), 'the targeted field that capped its freshness is not sent')
+})
