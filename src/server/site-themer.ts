@@ -270,7 +270,10 @@ export class SiteThemer implements PageThemer {
       return !t.available || (o?.status === 'fulfilled' && o.value.resource.version !== t.version)
     })
     if (changed) await this.engine.load()
-    this.#scheduleNextCheck()
+    // Only a refresh moves the request path's next check: with nothing due
+    // (copies too short-lived to refresh ahead), rescheduling would push a
+    // stale theme's check back by minTtl without refreshing it (issue 10).
+    if (due.length > 0) this.#scheduleNextCheck()
     const failed = due.filter((_u, i) => outcomes[i].status === 'rejected')
     if (failed.length > 0) {
       const first = outcomes.find(o => o.status === 'rejected') as PromiseRejectedResult

@@ -28,7 +28,10 @@ t.test('a changed theme replaces the old one once its ttl runs out, for cached a
   const theme = await startThemeServer(t, 'ok', 'old')
   const content = await startContent(t, path => path.startsWith('/cached') ? 'max-age=600' : 'no-store')
   const dir = tempDir(t)
-  const config = themedConfig(dir, [{ name: 'change', upstream: content.url, rules: writeRules(dir), base: `${theme.origin}/` }], { wait: '150ms' })
+  // A 3 s ttl: the set-up below (start, two requests) must end while the old
+  // copy is still fresh even on a busy machine, or a refresh released by the
+  // wait would already be under way and the themer's next check pushed back.
+  const config = themedConfig(dir, [{ name: 'change', upstream: content.url, rules: writeRules(dir), base: `${theme.origin}/` }], { wait: '150ms', ttl: '3s' })
   const { ttl } = config.fetch
   const href = `${theme.origin}/theme.html`
   const gw = await startGateway(t, config)
@@ -41,6 +44,7 @@ t.test('a changed theme replaces the old one once its ttl runs out, for cached a
   const copy = gw.gateway.fetchPool.peek(href)!
   theme.set('ok', 'new')
   const changedAt = Date.now()
+  t.ok(coarseNow() < copy.freshUntil && gw.gateway.fetchPool.stats().jobsInFlight === 0, 'the change comes while the old copy is fresh, with no refresh under way')
   t.ok(copy.freshUntil <= changedAt + ttl, 'the old copy expires within ttl of the change')
 
   // The fetch pool's own events: when each job for the theme started and ended.
