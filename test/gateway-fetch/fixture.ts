@@ -101,13 +101,17 @@ export function writeRules (dir: string, extra = '', name = 'rules.xml'): string
   return file
 }
 
-/** Short durations: ttl 1 s, minTtl 500 ms, wait 150 ms, missWait 1 s. */
+/**
+ * Short durations: ttl 1 s, minTtl 500 ms, wait 150 ms. missWait is a safety
+ * net of 30 s: on a busy machine the cold theme fetch at start-up outlasted
+ * 1 s and the first page came back unthemed (issue 10); tests of missWait set it.
+ */
 export const fetchDefaults = {
   concurrency: 2,
   ttl: '1s',
   minTtl: '500ms',
   wait: '150ms',
-  missWait: '1s',
+  missWait: '30s',
   staleWhileRevalidate: '1h',
   staleIfError: '1h',
   timeouts: { connect: '1s', firstByte: '5s', betweenBytes: '5s', total: '5s' },
