@@ -395,6 +395,7 @@ export class Gateway {
       this.#config = config
       this.#trusted = new TrustedProxies(config.trustedProxies)
       this.#useSites(layer)
+      this.worker.sitesChanged(config)
       this.#purge = this.#purgeRoute(config)
       this.#timingToken = config.admin.token === '' ? undefined : tokenDigest(config.admin.token)
       this.admin.add('/purge', this.#purge)

@@ -69,11 +69,18 @@ export class WorkerTier {
   readonly #log: Logger
   readonly #timers = new Set<NodeJS.Timeout>()
   #lastCheck: ThemeCheckResult | undefined
+  /** The current configuration: a reload replaces the sites. */
+  #config: Config
+  /** Sites whose theme refresh is scheduled. */
+  readonly #scheduled = new Set<string>()
+  #started = false
+  #refreshConsuming = false
   #closed = false
 
   constructor (opts: WorkerTierOptions) {
     const { config } = opts
     this.#opts = opts
+    this.#config = config
     this.#log = opts.logger.child({ module: 'worker' })
     const w = config.worker
     const base: QueueOptions = { attempts: w.attempts, backoff: w.backoff, rate: 0, maxDeadLetters: w.maxDeadLetters }
@@ -91,6 +98,7 @@ export class WorkerTier {
   /** Starts the consumers and schedules this process runs. */
   start (): void {
     const { config, role } = this.#opts
+    this.#started = true
     const concurrency = this.#opts.concurrency ?? config.worker.concurrency
     const consumeShared = role === 'worker' ? this.shared : !this.shared
     if (consumeShared) {
@@ -105,12 +113,34 @@ export class WorkerTier {
     }
     if (this.#opts.themers.size > 0) {
       this.themeRefresh.process(async job => { await this.#refreshTheme(job.data.site) }, { concurrency: 2 })
+      this.#refreshConsuming = true
       for (const site of this.#opts.themers.keys()) this.#scheduleThemeRefresh(site)
+      this.#scheduled.clear()
+      for (const site of this.#opts.themers.keys()) this.#scheduled.add(site)
       const check = this.#opts.checkThemes
       if (check !== undefined && config.worker.themeCheck > 0) {
         this.themeCheck.process(async () => { await this.#check(check) }, { concurrency: 1 })
         this.#every(config.worker.themeCheck, () => this.themeCheck.enqueue('all', { site: '' }))
       }
+    }
+  }
+
+  /**
+   * After a reload: the new configuration's sites are the ones prefetch
+   * reads, and themed sites the reload added get their refresh schedule (the
+   * themers map is the gateway's, already holding the new layer's themers).
+   */
+  sitesChanged (config: Config): void {
+    this.#config = config
+    if (!this.#started) return
+    if (this.#opts.themers.size > 0 && !this.#refreshConsuming) {
+      this.themeRefresh.process(async job => { await this.#refreshTheme(job.data.site) }, { concurrency: 2 })
+      this.#refreshConsuming = true
+    }
+    for (const site of this.#opts.themers.keys()) {
+      if (this.#scheduled.has(site)) continue
+      this.#scheduled.add(site)
+      this.#scheduleThemeRefresh(site)
     }
   }
 
@@ -161,8 +191,12 @@ export class WorkerTier {
 
   #scheduleThemeRefresh (site: string): void {
     const themer = this.#opts.themers.get(site)
-    if (themer === undefined) return
-    const { worker, fetch } = this.#opts.config
+    if (themer === undefined) {
+      // The site lost its theme in a reload.
+      this.#scheduled.delete(site)
+      return
+    }
+    const { worker, fetch } = this.#config
     if (worker.themeRefreshAhead <= 0) return
     const at = themer.nextRefreshAt(worker.themeRefreshAhead)
     // Nothing long-lived enough to refresh ahead: look again after a default lifetime.
@@ -176,9 +210,12 @@ export class WorkerTier {
 
   async #refreshTheme (site: string): Promise<void> {
     const themer = this.#opts.themers.get(site)
-    if (themer === undefined) return
+    if (themer === undefined) {
+      this.#scheduled.delete(site)
+      return
+    }
     try {
-      const refreshed = await themer.refreshAhead(this.#opts.config.worker.themeRefreshAhead)
+      const refreshed = await themer.refreshAhead(this.#config.worker.themeRefreshAhead)
       if (themeJobChannel.hasSubscribers) themeJobChannel.publish({ site, ok: true, check: false, refreshed })
     } catch (err) {
       const error = (err as Error).message
@@ -201,7 +238,7 @@ export class WorkerTier {
   }
 
   async #prefetch (job: PrefetchJob): Promise<void> {
-    const site = this.#opts.config.sites.find(s => s.name === job.site)
+    const site = this.#config.sites.find(s => s.name === job.site)
     if (site === undefined) throw liveryError('LIVERY_ERR_WARM', job.site, 'no such site')
     const urls = (job.urls ?? (job.sitemap === undefined ? site.warm?.urls ?? [] : [])).map(u => absoluteUrl(site, u))
     const sitemap = job.sitemap ?? (job.urls === undefined ? site.warm?.sitemap ?? '' : '')

@@ -63,3 +63,17 @@ t.test('the theme server goes down between two scheduled refreshes: the failure 
   t.equal(unthemed.length, 0, `all ${replies.length} pages themed, before and after the failure`)
   t.equal(g.logs.find({ msg: 'theme unavailable; page served unthemed' }).length, 0, 'no page went out unthemed')
 })
+
+t.test('a themed site added by a reload gets its background refresh too', async t => {
+  const dir = tempDir(t)
+  const theme = await startThemeServer(t, 'ok', 'v1')
+  const content = await startContent(t, 'no-store')
+  const rules = writeRules(dir)
+  const site = (name: string, hosts: string[]): { name: string, hosts: string[], upstream: string, rules: string, base: string } => ({ name, hosts, upstream: content.url, rules, base: `${theme.origin}/` })
+  const top = { worker: { themeRefreshAhead: '600ms', themeCheck: '0s' } }
+  const g = await startGateway(t, themedConfig(dir, [site('first', ['first.test'])], { ttl: '2s', minTtl: '500ms' }, top))
+  const added = nextThemeJob(m => m.site === 'second' && !m.check && m.ok && (m.refreshed ?? 0) >= 1)
+  const result = await g.gateway.reload(themedConfig(dir, [site('first', ['first.test']), site('second', ['second.test'])], { ttl: '2s', minTtl: '500ms' }, top))
+  t.equal(result.applied, true)
+  t.match(await added, { site: 'second', ok: true }, 'the new site\'s theme was refreshed ahead of its expiry')
+})
