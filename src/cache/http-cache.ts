@@ -151,7 +151,7 @@ export class HttpCache {
     if (store.getSync !== undefined) {
       const e = store.getSync(primary)
       if (e !== undefined) {
-        if (h['cache-control'] === undefined && h.pragma === undefined && h.authorization === undefined && (e.meta.flags & F_VARY_MARKER) === 0 && this.#now() < e.meta.freshUntil) {
+        if (h['cache-control'] === undefined && h.pragma === undefined && h.authorization === undefined && (e.meta.flags & F_VARY_MARKER) === 0 && residentNow(this.#now(), e.meta) < e.meta.freshUntil) {
           return { kind: 'hit', entry: e, xcache: 'HIT' }
         }
         return this.#found(e, this.#ctx(req, site, primary, base))
@@ -170,7 +170,7 @@ export class HttpCache {
   serve (entry: CacheEntry, req: IncomingMessage, res: ServerResponse, xcache: XCache): void {
     const h = req.headers
     const m = entry.meta
-    const ms = m.initialAge + this.#now() - m.responseTime
+    const ms = m.initialAge + residentNow(this.#now(), m) - m.responseTime
     const age = ms > 0 ? String(Math.floor(ms / 1000)) : '0'
     if (xcache === 'HIT') {
       if (hitChannel.hasSubscribers) hitChannel.publish({ tier: entry.tier })
@@ -294,7 +294,7 @@ export class HttpCache {
     const m = e.meta
     // RFC 9111 §3.5: not revalidated either, or a 304 would hand this entry over all the same.
     if ((m.flags & F_SHARED_AUTH) === 0 && ctx.req.headers.authorization !== undefined) return kPass
-    const now = this.#now()
+    const now = residentNow(this.#now(), m)
     let fresh = now < m.freshUntil
     let wantsFresher = false
     if (rd !== undefined) {
@@ -352,7 +352,11 @@ export class HttpCache {
   #afterWait (r: Release<Outcome>, key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult {
     if (r.kind === 'done') {
       const v = r.value
-      if ('entry' in v && varyMatches(v.entry, ctx.req.headers) && answersAuth(v.entry, ctx.req.headers)) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
+      // Only a fresh entry answers a waiter: one stale on arrival (Age at or past
+      // max-age, max-age=0, no-cache) may not be reused (RFC 9111 §4), so the
+      // waiter asks the upstream itself, as nginx's proxy_cache_lock waiters do.
+      if ('entry' in v && varyMatches(v.entry, ctx.req.headers) && answersAuth(v.entry, ctx.req.headers) &&
+        residentNow(this.#now(), v.entry.meta) < v.entry.meta.freshUntil) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
       if ('stale' in v && answersAuth(v.stale, ctx.req.headers)) return { kind: 'hit', entry: v.stale, xcache: 'STALE' }
     }
     // uncacheable, another variant, lock timeout or client gone: go upstream alone
@@ -424,4 +428,16 @@ function varyMatches (e: CacheEntry, h: Headers): boolean {
   const names = e.meta.vary
   for (let i = 0; i < names.length; i++) if (varyValue(h[names[i]]) !== e.meta.varyValues[i]) return false
   return true
+}
+
+/**
+ * `now`, but never before the entry's response time. RFC 9111 §4.2.3's
+ * resident time (now − response_time) cannot be negative; a clock that reads
+ * earlier than the moment the entry was stored is another process's or a
+ * coarser clock (the coarse clock lags by up to 100 ms, and a disk or Redis
+ * entry may come from another process). Without this, a response stale on
+ * arrival (Age equal to max-age) was a HIT with Age 59 on the next request.
+ */
+function residentNow (now: number, m: { readonly responseTime: number }): number {
+  return now > m.responseTime ? now : m.responseTime
 }
