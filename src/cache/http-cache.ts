@@ -341,7 +341,7 @@ export class HttpCache {
       const keep = g.keep && this.#purges === purgesBefore
       // Kept here too, or this process's next request would miss again; in
       // memory only when it can be, since the fetching member wrote the slower tiers.
-      if (keep) void this.#adopt(ctx.primary, g.entry)
+      if (keep) void this.#adopt(ctx.primary, g.entry, g.from === 'redis')
       lock.release({ entry: g.entry })
       return this.#afterWait({ kind: 'done', value: { entry: g.entry } }, key, stale, ctx)
     }
@@ -397,11 +397,11 @@ export class HttpCache {
     return this.#put(variantKey(primary, m.varyValues), entry, ttl)
   }
 
-  #adopt (primary: string, entry: CacheEntry): Promise<boolean> {
-    const store = this.#store as CacheStore & { adopt?: (key: string, e: CacheEntry, ttl: number) => Promise<boolean> }
+  #adopt (primary: string, entry: CacheEntry, screen: boolean): Promise<boolean> {
+    const store = this.#store as CacheStore & { adopt?: (key: string, e: CacheEntry, ttl: number, screen: boolean) => Promise<boolean> }
     const ttl = entry.meta.holdUntil - this.#now()
     if (store.adopt === undefined || entry.meta.vary.length > 0 || !(ttl > 0)) return this.#commit(primary, entry)
-    return store.adopt(primary, entry, ttl).catch((err: unknown) => { this.#storeError('put', err); return false })
+    return store.adopt(primary, entry, ttl, screen).catch((err: unknown) => { this.#storeError('put', err); return false })
   }
 
   #put (key: string, entry: CacheEntry, ttl: number): Promise<boolean> {

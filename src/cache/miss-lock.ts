@@ -34,7 +34,7 @@ export type MissGrant =
   /** Fetch, then call `done` with what was stored (undefined: nothing). */
   | { readonly kind: 'lead', done (entry: CacheEntry | undefined): void }
   /** Another process or instance fetched it; `keep`: store it here too (false when a purge came meanwhile). */
-  | { readonly kind: 'entry', readonly entry: CacheEntry, readonly keep: boolean }
+  | { readonly kind: 'entry', readonly entry: CacheEntry, readonly keep: boolean, readonly from: 'gateway' | 'redis' }
   /** Nobody will hand an entry over: fetch, and tell nobody. */
   | { readonly kind: 'alone' }
 
@@ -93,7 +93,7 @@ export class MissLock {
       if (!g.lead) {
         const entry = g.entry === undefined ? undefined : this.#decode(g.entry, key)
         publish('gateway', entry === undefined ? 'alone' : 'entry')
-        return entry === undefined ? { kind: 'alone' } : { kind: 'entry', entry, keep: g.keep }
+        return entry === undefined ? { kind: 'alone' } : { kind: 'entry', entry, keep: g.keep, from: 'gateway' }
       }
       publish('gateway', 'lead')
       releaseGateway = (entry) => { gw.release(key, entry === undefined ? undefined : encodeEntry(entry)) }
@@ -143,7 +143,7 @@ export class MissLock {
   }
 
   /** The cross-instance step: won (with its release), the winner's entry, or undefined (fetch alone). */
-  async #redis (key: string): Promise<{ kind: 'won', release: () => void } | { kind: 'entry', entry: CacheEntry, keep: boolean } | undefined> {
+  async #redis (key: string): Promise<{ kind: 'won', release: () => void } | { kind: 'entry', entry: CacheEntry, keep: boolean, from: 'redis' } | undefined> {
     const redis = this.#opts.redis
     const c = this.#client
     if (redis === undefined || c === undefined || this.#closed || !c.isReady || !redis.tier.available || this.#skipUntil > Date.now()) return undefined
@@ -170,7 +170,7 @@ export class MissLock {
       if (landed !== undefined) {
         release()
         publish('redis', 'entry')
-        return { kind: 'entry', entry: landed, keep: true }
+        return { kind: 'entry', entry: landed, keep: true, from: 'redis' }
       }
       publish('redis', 'lead')
       return {
@@ -183,7 +183,7 @@ export class MissLock {
     while (Date.now() < deadline && !this.#closed) {
       await sleep(interval, undefined, { ref: false })
       const e = await redis.tier.get(key)
-      if (e !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: e, keep: true } }
+      if (e !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: e, keep: true, from: 'redis' } }
       let held: unknown
       try {
         held = await call(o => c.sendCommand(['EXISTS', lockKey], o))
@@ -193,7 +193,7 @@ export class MissLock {
       if (held === 0) {
         // Gone: the winner's write-through finished before it let go, so one more read is decisive.
         const last = await redis.tier.get(key)
-        if (last !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: last, keep: true } }
+        if (last !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: last, keep: true, from: 'redis' } }
         break
       }
     }

@@ -188,13 +188,19 @@ export class TieredStore implements CacheStore {
   }
 
   /**
-   * Stores in this process's first tier only: an entry another process of
-   * the gateway fetched, stored and relayed (its slower tiers hold it already).
+   * Stores in this process's first tier only: an entry another process or
+   * instance fetched and stored (its slower tiers hold it already). The
+   * caller adopts only when no purge was entered here while it waited for it
+   * (HttpCache). An entry relayed by the cluster primary is then ordered
+   * after every ban by the primary itself, so `screen: false` skips the time
+   * check, whose clocks (another process's) could only reject it wrongly; an
+   * entry read from Redis may be a write-back that raced a purge, so it is
+   * screened.
    */
-  async adopt (key: string, entry: CacheEntry, ttlMs: number): Promise<boolean> {
+  async adopt (key: string, entry: CacheEntry, ttlMs: number, screen = true): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
-    const e = this.#screenWrite(entry)
+    const e = screen ? this.#screenWrite(entry) : entry
     if (e === undefined) return false
     return await this.#tiers[0].put(key, e, ttlMs)
   }
