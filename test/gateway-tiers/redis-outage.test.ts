@@ -55,9 +55,13 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
     t.same(bad.map(x => `${x.path} ${x.r.status}`), [], `${phase}: every request answered 200`)
     const hitsOk = replies.filter(x => x.path.startsWith('/c/')).every(x => x.r.headers['x-cache'] === 'HIT')
     t.ok(hitsOk, `${phase}: cached pages are still HITs`)
-    const slow = replies.filter(x => x.r.ms > bound).map(x => `${x.path} ${x.r.ms.toFixed(1)} ms`)
+    // Was "no request slower than timeout + 150 ms", a wall-clock bound that a
+    // busy machine breaks (issue 10). What it guarded is an ordering: every
+    // request was answered while Redis was still stopped (SIGCONT comes after
+    // the phase, so one that waited for Redis would hang the test), and the
+    // per-call deadline is proven by timer ordering in test/cache/redis-store.test.ts.
     const max = (f: (p: string) => boolean): string => Math.max(...replies.filter(x => f(x.path)).map(x => x.r.ms)).toFixed(1)
-    t.same(slow, [], `${phase}: no request slower than ${bound} ms (cached max ${max(p => p.startsWith('/c/'))} ms, uncached max ${max(p => p.startsWith('/u/'))} ms)`)
+    t.equal(replies.length, 26, `${phase}: all answered while Redis was out (cached max ${max(p => p.startsWith('/c/'))} ms, uncached max ${max(p => p.startsWith('/u/'))} ms; ${bound} ms was the old bound)`)
   }
 
   redis.pause()

@@ -42,7 +42,7 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
     t.equal(up.hits('/shared'), 1)
   })
 
-  await t.test(`a purge sent to A is seen by B within ${seenWithin} ms`, async t => {
+  await t.test('a purge sent to A is seen by B, with no re-promotion from Redis', async t => {
     t.equal((await get(b.url, '/shared')).headers['x-cache'], 'HIT', 'B holds the page')
     // B is polled every 2 ms from the moment the purge is sent to A, not from
     // A's answer: a B that re-promotes the page from Redis in between (the
@@ -58,7 +58,8 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
     let lateness = 0
     let seenAt = -1
     let polls = 0
-    while (performance.now() - t0 < 2_000) {
+    // 10 s is a safety net: a re-promoted page (max-age 300) would stay a HIT all along.
+    while (performance.now() - t0 < 10_000) {
       const sent = performance.now()
       const r = await get(b.url, '/shared')
       polls++
@@ -71,7 +72,9 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
     t.equal(purge.status, 200, 'A purged')
     t.ok((JSON.parse(purge.body) as { purged: number }).purged >= 1, 'and counted the entry')
     t.ok(seenAt >= 0, 'B stopped serving the purged page')
-    t.ok(seenAt <= seenWithin + lateness, `B saw the purge ${seenAt.toFixed(1)} ms after it was sent to A (A answered after ${purge.ms.toFixed(1)} ms; ${polls} polls; timer lateness ${lateness.toFixed(1)} ms)`)
+    // How soon is a speed figure: "within 100 ms + timer lateness" failed on a
+    // busy machine (issue 10); propagation latency belongs in bench/ (issue 12).
+    t.comment(`B saw the purge ${seenAt.toFixed(1)} ms after it was sent to A (A answered after ${purge.ms.toFixed(1)} ms; ${polls} polls; timer lateness ${lateness.toFixed(1)} ms; ${seenWithin} ms is the target)`)
     t.ok(up.hits('/shared') >= 2, 'B went upstream for the page')
   })
 
