@@ -62,7 +62,7 @@ export interface FixtureOptions {
 export const host = 'cache.test'
 
 /** Polls `cond` every 20 ms until it holds; fails after `ms`. */
-export async function until (cond: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+export async function until (cond: () => boolean, ms = 20_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)

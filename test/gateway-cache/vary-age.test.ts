@@ -86,5 +86,5 @@ t.test('X-Cache values and the access log\'s cache status agree', async t => {
     const lines = (await f.accessLines(path, want.length)).filter(l => l.method !== undefined).slice(0, want.length)
     t.same(lines.map(l => [l.method, l.cache]), want.map(c => [c[1], c[2]]), `${path}: the access log records the same cache status`)
   }
-  await until(() => f.hits('/updating') === 2, 5_000, 'the background refresh')
+  await until(() => f.hits('/updating') === 2, 20_000, 'the background refresh')
 })

@@ -200,7 +200,7 @@ export async function startGateway (t: Teardown, config: Config): Promise<Themed
 }
 
 /** Polls `cond` every 20 ms until it holds; fails after `ms`. */
-export async function until (cond: () => boolean, ms = 5_000, what = 'condition'): Promise<void> {
+export async function until (cond: () => boolean, ms = 20_000, what = 'condition'): Promise<void> {
   const deadline = Date.now() + ms
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)
@@ -215,7 +215,7 @@ export async function until (cond: () => boolean, ms = 5_000, what = 'condition'
 export async function untilStale (gw: Gateway, url: string): Promise<void> {
   const copy = gw.fetchPool.peek(url)
   if (copy === undefined) throw new Error(`no copy of ${url}`)
-  await until(() => Date.now() > copy.freshUntil && coarseNow() > copy.freshUntil, 5_000, `${url} to go stale`)
+  await until(() => Date.now() > copy.freshUntil && coarseNow() > copy.freshUntil, 20_000, `${url} to go stale`)
 }
 
 export function metric (text: string, name: string, labels = ''): number | undefined {

@@ -36,7 +36,7 @@ t.test('500 concurrent requests for pages needing a cold theme: one theme reques
   // wait for that to pass, then bring the theme server up.
   // By the coarse clock the themer reads, which lags Date.now by 100 ms or, on
   // a busy machine, more: the first pages were otherwise unthemed (issue 10).
-  await until(() => coarseNow() > failedAt + config.fetch.minTtl + 150, 5_000, 'the backoff to run out')
+  await until(() => coarseNow() > failedAt + config.fetch.minTtl + 150, 20_000, 'the backoff to run out')
   theme.set('ok', 'cold1')
   const jobs: unknown[] = []
   const onJob = (m: unknown): void => { jobs.push(m) }

@@ -141,7 +141,7 @@ export async function startChildGateway (t: Teardown, raw: Record<string, unknow
   t.teardown(stop)
   const url = await new Promise<string>((resolve, reject) => {
     let out = ''
-    const timer = setTimeout(() => reject(new Error(`the gateway child did not start within 20 s: ${err}`)), 20_000)
+    const timer = setTimeout(() => reject(new Error(`the gateway child did not start within 60 s: ${err}`)), 60_000)
     const onData = (d: Buffer): void => {
       out += d.toString()
       const m = /PORT (\d+)/.exec(out)
@@ -187,7 +187,7 @@ export async function scanKeys (c: RedisClient, pattern: string): Promise<string
 }
 
 /** Polls `cond` every `every` ms until it holds; fails after `ms`. */
-export async function until (cond: () => boolean | Promise<boolean>, ms = 5_000, what = 'condition', every = 20): Promise<void> {
+export async function until (cond: () => boolean | Promise<boolean>, ms = 20_000, what = 'condition', every = 20): Promise<void> {
   const deadline = Date.now() + ms
   while (!(await cond())) {
     if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`)

@@ -52,7 +52,7 @@ async function setup (t: Test, adminToken = token): Promise<Setup> {
         t.equal((await get(host, p)).headers['x-cache'], 'HIT', `${host}${p} cached`)
       }
       // Disk writes run in the background; a purge racing them would count fewer.
-      await until(tiersAgree, 2_000, 'the disk tier to hold every entry')
+      await until(tiersAgree, 20_000, 'the disk tier to hold every entry')
     },
     async xcache (host, path) {
       return String((await get(host, path)).headers['x-cache'])
@@ -194,7 +194,7 @@ t.test('purge by url, prefix, tag, site and all: counts, and every tier purged',
   t.ok(n >= 10, `soft purge of all counts every entry (${n})`)
   t.equal(await s.xcache('one.test', '/a/1'), 'UPDATING', 'a soft-purged page is served stale while it refreshes')
   // The refresh is a fill that began before the next purge: let it land first.
-  await until(async () => await s.xcache('one.test', '/a/1') === 'HIT', 2_000, 'the refresh to be stored')
+  await until(async () => await s.xcache('one.test', '/a/1') === 'HIT', 20_000, 'the refresh to be stored')
   await ok({ all: true }, n, 'all')
   await states('one.test', { '/a/1': 'MISS', '/p/b': 'MISS' }, 'everything is gone')
   await states('two.test', { '/a/2': 'MISS' }, 'on every site')

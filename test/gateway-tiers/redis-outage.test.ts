@@ -32,13 +32,13 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
   const inRedis = async (path: string): Promise<boolean> => await exists(probe, redisEntryKey(prefix, host, path))
 
   const redisState = async (): Promise<string> => (JSON.parse((await get('/_livery/status')).body) as { redis: { state: string } }).redis.state
-  await until(async () => await redisState() === 'up', 5_000, 'status to see Redis')
+  await until(async () => await redisState() === 'up', 20_000, 'status to see Redis')
   const cached = ['/c/1', '/c/2', '/c/3']
   for (const p of cached) {
     t.equal((await get(p)).headers['x-cache'], 'MISS', `${p} first MISS`)
     t.equal((await get(p)).headers['x-cache'], 'HIT', `${p} then HIT`)
   }
-  await until(async () => (await Promise.all(cached.map(inRedis))).every(Boolean), 2_000, 'the warmed pages to reach Redis')
+  await until(async () => (await Promise.all(cached.map(inRedis))).every(Boolean), 20_000, 'the warmed pages to reach Redis')
   t.pass('with Redis up, pages are written through to it')
 
   let n = 0
@@ -85,11 +85,11 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
   t.equal(await redisState(), 'down', '/_livery/status reports Redis down')
 
   await redis.restart()
-  await until(async () => await redisState() === 'up', 5_000, 'the tier to reconnect after restart', 50)
+  await until(async () => await redisState() === 'up', 20_000, 'the tier to reconnect after restart', 50)
   const probe2 = await redisClient(t, redis.url)
   const fresh = '/after-restart'
   t.equal((await get(fresh)).headers['x-cache'], 'MISS', 'a new page after restart')
-  await until(() => exists(probe2, redisEntryKey(prefix, host, fresh)), 2_000, 'the new entry to reach the restarted Redis')
+  await until(() => exists(probe2, redisEntryKey(prefix, host, fresh)), 20_000, 'the new entry to reach the restarted Redis')
   t.pass('after a restart, a new entry reaches Redis: the tier is back')
   t.equal(up.hits(fresh), 1, 'the upstream answered it once')
 })

@@ -28,12 +28,12 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
   const inRedis = (path: string): Promise<boolean> => exists(probe, redisEntryKey(prefix, host, path))
   // Readiness no longer waits for Redis (issue 12, item 7); the status does show it.
   const redisUp = async (url: string): Promise<boolean> => (JSON.parse((await get(url, '/_livery/status')).body) as { redis?: { state: string } }).redis?.state === 'up'
-  for (const g of [a, b]) await until(() => redisUp(g.url), 5_000, 'Redis to be up')
+  for (const g of [a, b]) await until(() => redisUp(g.url), 20_000, 'Redis to be up')
 
   await t.test('a page cached by one is a hit on the other', async t => {
     const first = await get(a.url, '/shared')
     t.equal(first.headers['x-cache'], 'MISS', 'A: MISS')
-    await until(() => inRedis('/shared'), 2_000, 'A to write the page through to Redis')
+    await until(() => inRedis('/shared'), 20_000, 'A to write the page through to Redis')
     const onB = await get(b.url, '/shared')
     t.equal(onB.headers['x-cache'], 'HIT', 'B: HIT from Redis')
     t.equal(onB.body, first.body, 'the same page')
@@ -80,7 +80,7 @@ t.test('two gateway processes share Redis: hits, purges and soft purges', async 
 
   await t.test('soft purge: stale once (STALE or UPDATING), then the fresh page, on both', async t => {
     const v1 = await get(a.url, '/soft')
-    await until(() => inRedis('/soft'), 2_000, 'the page to reach Redis')
+    await until(() => inRedis('/soft'), 20_000, 'the page to reach Redis')
     t.equal((await get(b.url, '/soft')).headers['x-cache'], 'HIT', 'B holds it too')
     t.equal(up.hits('/soft'), 1)
     // The PURGE method, soft, sent to A; B learns of it through the bus.
