@@ -173,7 +173,8 @@ export function decide (input: ResponseInput): Verdict {
     staleUntil,
     errorUntil,
     holdUntil,
-    flags: (mustRevalidate ? F_MUST_REVALIDATE : 0) | (noCache ? F_NO_CACHE : 0) | (heuristic ? F_HEURISTIC : 0) |
+    // s-maxage carries proxy-revalidate for a shared cache (§5.2.2.10), so a client's max-stale cannot reach past it either.
+    flags: (mustRevalidate || sMaxAge !== undefined ? F_MUST_REVALIDATE : 0) | (noCache ? F_NO_CACHE : 0) | (heuristic ? F_HEURISTIC : 0) |
       (isPublic || sMaxAge !== undefined || has(cc, 'must-revalidate') ? F_SHARED_AUTH : 0),
     etag,
     lastModified,

@@ -123,3 +123,53 @@ t.test('documented departures (docs/caching.md, "Deliberate departures from RFC 
   await p.get('/304-encoding')
   t.equal((await p.get('/304-encoding')).headers['content-encoding'], undefined, 'departure: a 304 does not change Content-Encoding, which describes the stored bytes')
 })
+
+t.test('more request and Age edges (§4.3.2, §5.1, §5.2.1, §5.2.2.10)', async t => {
+  const p = await probe(t)
+  const etag = '"q"'
+  const staleRoute = (path: string, cc = 'max-age=60'): string => p.route(path, (n, req) => req['if-none-match'] === etag
+    ? { status: 304, headers: { etag, 'cache-control': 'max-age=3600' } }
+    : { headers: { etag, 'cache-control': cc, age: n === 1 ? '60' : '0' } })
+
+  staleRoute('/cond-stale')
+  await p.get('/cond-stale')
+  const cs = await p.get('/cond-stale', { 'if-none-match': etag })
+  t.equal(p.hits('/cond-stale'), 2, 'a client conditional on a stale entry is validated with the origin first (§4.3.2)')
+  t.equal(cs.status, 304, 'and then answered 304 from the freshened entry')
+
+  staleRoute('/oic-stale')
+  await p.get('/oic-stale')
+  t.equal((await p.get('/oic-stale', { 'cache-control': 'only-if-cached' })).status, 504, 'only-if-cached with only a stale entry: 504')
+  t.equal(p.hits('/oic-stale'), 1, 'and the origin is not asked')
+  t.equal((await p.get('/oic-stale', { 'cache-control': 'only-if-cached, max-stale' })).status, 200, 'only-if-cached with max-stale: the stale entry')
+
+  staleRoute('/max-stale-s-maxage', 's-maxage=60')
+  await p.get('/max-stale-s-maxage')
+  await p.get('/max-stale-s-maxage', { 'cache-control': 'max-stale' })
+  t.equal(p.hits('/max-stale-s-maxage'), 2, 'max-stale does not reach past s-maxage, which implies proxy-revalidate (§5.2.2.10)')
+
+  staleRoute('/max-stale-junk')
+  await p.get('/max-stale-junk')
+  await p.get('/max-stale-junk', { 'cache-control': 'max-stale=abc' })
+  t.equal(p.hits('/max-stale-junk'), 2, 'an invalid max-stale allows no staleness')
+
+  staleRoute('/revalidated-age')
+  await p.get('/revalidated-age')
+  const ra = await p.get('/revalidated-age')
+  t.ok(ra.headers.age === undefined || Number(ra.headers.age) < 60, 'a response just validated does not carry the stale Age')
+
+  p.route('/age-list', () => ({ headers: { 'cache-control': 'max-age=60', age: '30, 90' } }))
+  await p.twice('/age-list')
+  t.equal(p.hits('/age-list'), 1, 'Age: 30, 90: the first value (30) counts, still fresh')
+  p.route('/age-negative', () => ({ headers: { 'cache-control': 'max-age=60', age: '-100' } }))
+  await p.get('/age-negative')
+  const an = await p.get('/age-negative')
+  t.equal(p.hits('/age-negative'), 1, 'a negative Age is invalid and ignored')
+  t.ok(Number(an.headers.age) < 60, 'and does not become the Age sent on')
+
+  p.route('/unknown-method', (n, _req, method) => ({ headers: method === 'GET' ? { 'cache-control': 'max-age=3600' } : {} }))
+  await p.get('/unknown-method')
+  await p.get('/unknown-method', {}, 'REPORT')
+  await p.get('/unknown-method')
+  t.equal(p.hits('/unknown-method'), 3, 'a non-error response to a method of unknown safety invalidates (§4.4)')
+})
