@@ -38,7 +38,23 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
     t.equal((await get(p)).headers['x-cache'], 'MISS', `${p} first MISS`)
     t.equal((await get(p)).headers['x-cache'], 'HIT', `${p} then HIT`)
   }
-  await until(async () => (await Promise.all(cached.map(inRedis))).every(Boolean), 20_000, 'the warmed pages to reach Redis')
+  /**
+   * New pages until one is written through to Redis: on a busy machine a
+   * write can miss the 50 ms deadline and open the tier's breaker, and the
+   * write is then skipped, as designed (issue 10: the warmed pages never
+   * reached Redis). Resolves the pages requested.
+   */
+  const writtenThrough = async (label: string, inTier: (path: string) => Promise<boolean>): Promise<string[]> => {
+    const pages: string[] = []
+    await until(async () => {
+      const page = `/w/${label}/${pages.length}`
+      pages.push(page)
+      t.equal((await get(page)).headers['x-cache'], 'MISS', `${page}: MISS`)
+      return (await Promise.all(pages.map(inTier))).some(Boolean)
+    }, 60_000, `a page of ${label} to reach Redis`, 100)
+    return pages
+  }
+  await writtenThrough('up', inRedis)
   t.pass('with Redis up, pages are written through to it')
 
   let n = 0
@@ -87,9 +103,7 @@ t.test('Redis slow (SIGSTOP) or down (SIGKILL): every request answered in time; 
   await redis.restart()
   await until(async () => await redisState() === 'up', 20_000, 'the tier to reconnect after restart', 50)
   const probe2 = await redisClient(t, redis.url)
-  const fresh = '/after-restart'
-  t.equal((await get(fresh)).headers['x-cache'], 'MISS', 'a new page after restart')
-  await until(() => exists(probe2, redisEntryKey(prefix, host, fresh)), 20_000, 'the new entry to reach the restarted Redis')
+  const fresh = await writtenThrough('after-restart', path => exists(probe2, redisEntryKey(prefix, host, path)))
   t.pass('after a restart, a new entry reaches Redis: the tier is back')
-  t.equal(up.hits(fresh), 1, 'the upstream answered it once')
+  t.ok(fresh.every(p => up.hits(p) === 1), 'the upstream answered each new page once')
 })
