@@ -18,6 +18,7 @@
 import { Queue, Worker } from 'bullmq'
 import { createClient } from '@redis/client'
 import { liveryError } from '../errors.ts'
+import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
 import { publishJob } from './channels.ts'
 import { jobId, type DeadLetter, type JobHandler, type QueueDepth, type QueueOptions, type WorkQueue } from './queue.ts'
@@ -39,6 +40,9 @@ function newClient (url: string) {
 }
 
 type Client = ReturnType<typeof newClient>
+
+/** Longest wait on Redis for a producer-side call. */
+const queueTimeout = 2_000
 
 export class BullQueue<D> implements WorkQueue<D> {
   readonly kind: string
@@ -67,7 +71,11 @@ export class BullQueue<D> implements WorkQueue<D> {
     return this.#queue
   }
 
-  async enqueue (key: string, data: D): Promise<boolean> {
+  enqueue (key: string, data: D): Promise<boolean> {
+    return this.#bounded(this.#enqueue(key, data), 'enqueue')
+  }
+
+  async #enqueue (key: string, data: D): Promise<boolean> {
     if (this.#closing !== undefined) throw liveryError('LIVERY_ERR_CLOSED', `the ${this.kind} queue`)
     const id = jobId(this.kind, key)
     // BullMQ's add is itself a no-op for an id that exists; asking first only
@@ -140,12 +148,20 @@ export class BullQueue<D> implements WorkQueue<D> {
     this.#worker.on('error', (err: Error) => { this.#log.warn({ err: err.message }, 'job worker connection error') })
   }
 
-  async depth (): Promise<QueueDepth> {
+  depth (): Promise<QueueDepth> {
+    return this.#bounded(this.#depth(), 'depth')
+  }
+
+  async #depth (): Promise<QueueDepth> {
     const c = await this.#producer().getJobCounts('waiting', 'delayed', 'active', 'prioritized')
     return { waiting: (c.waiting ?? 0) + (c.prioritized ?? 0), delayed: c.delayed ?? 0, active: c.active ?? 0 }
   }
 
-  async deadLetters (): Promise<readonly DeadLetter[]> {
+  deadLetters (): Promise<readonly DeadLetter[]> {
+    return this.#bounded(this.#deadLetters(), 'dead-letters')
+  }
+
+  async #deadLetters (): Promise<readonly DeadLetter[]> {
     const client = await this.#deadClient()
     const raw = await client.lRange(this.#deadKey, 0, -1)
     return raw.map(s => JSON.parse(s) as DeadLetter)
@@ -178,6 +194,16 @@ export class BullQueue<D> implements WorkQueue<D> {
     await this.#producer().obliterate({ force: true })
     const client = await this.#deadClient()
     await client.del(this.#deadKey)
+  }
+
+  /** A Redis that is down makes BullMQ wait for it; callers (a purge, a scrape, an admin route) get an error instead. */
+  #bounded<T> (work: Promise<T>, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    const timeout = new Promise<never>((_resolve, reject) => {
+      timer = setTimeout(() => reject(liveryError('LIVERY_ERR_CACHE_TIMEOUT', `the ${this.kind} job queue (${what})`, formatDuration(queueTimeout))), queueTimeout)
+      timer.unref()
+    })
+    return Promise.race([work, timeout]).finally(() => clearTimeout(timer))
   }
 
   async #deadLetter (letter: DeadLetter): Promise<void> {
