@@ -173,3 +173,26 @@ t.test('more request and Age edges (§4.3.2, §5.1, §5.2.1, §5.2.2.10)', async
   await p.get('/unknown-method')
   t.equal(p.hits('/unknown-method'), 3, 'a non-error response to a method of unknown safety invalidates (§4.4)')
 })
+
+t.test('clock skew, forwarded Age, Pragma on responses, must-understand (§4.2.3, §5.1, §5.4, §5.2.2.3)', async t => {
+  const p = await probe(t)
+  const hits = async (path: string, headers: Record<string, string>, status = 200, req: Record<string, string> = {}): Promise<number> => {
+    p.route(path, () => ({ status, headers }))
+    await p.get(path)
+    await p.get(path, req)
+    return p.hits(path)
+  }
+  t.equal(await hits('/date-future', { 'cache-control': 'max-age=3600', date: httpDate(600) }), 1, 'a Date in the future gives no negative age: fresh')
+  t.equal(await hits('/expires-equals-date', { date: httpDate(0), expires: httpDate(0) }), 2, 'Expires equal to Date: stale')
+  t.equal(await hits('/pragma-response', { 'cache-control': 'max-age=3600', pragma: 'no-cache' }), 1, 'Pragma: no-cache on a response has no meaning for caching (§5.4)')
+  t.equal(await hits('/must-understand-unknown', { 'cache-control': 'must-understand, no-store, max-age=3600' }, 299), 2, 'must-understand with a status this cache does not implement: not stored')
+  t.equal(await hits('/req-max-age-old', { 'cache-control': 'max-age=7200', age: '4000' }, 200, { 'cache-control': 'max-age=3600' }), 2, 'request max-age=3600 against an entry aged 4000 s: not from the cache')
+  p.route('/age-forward', () => ({ headers: { 'cache-control': 'max-age=3600', age: '100' } }))
+  const fwd = await p.get('/age-forward')
+  t.ok(Number(fwd.headers.age) >= 100, 'the origin\'s Age is passed on with the first response')
+  p.route('/head-then-get', (n, _req, method) => ({ headers: { 'cache-control': 'max-age=3600' }, body: method === 'HEAD' ? '' : 'full body' }))
+  await p.get('/head-then-get', {}, 'HEAD')
+  const hg = await p.get('/head-then-get')
+  t.equal(hg.body, 'full body', 'a GET after a HEAD on an empty cache gets the body')
+  t.equal(p.hits('/head-then-get'), 1, 'from the entry the HEAD filled by fetching GET (docs/caching.md: HEAD misses fetch GET)')
+})
