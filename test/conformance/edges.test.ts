@@ -196,3 +196,33 @@ t.test('clock skew, forwarded Age, Pragma on responses, must-understand (§4.2.3
   t.equal(hg.body, 'full body', 'a GET after a HEAD on an empty cache gets the body')
   t.equal(p.hits('/head-then-get'), 1, 'from the entry the HEAD filled by fetching GET (docs/caching.md: HEAD misses fetch GET)')
 })
+
+t.test('stored Date, Vary on revalidation, a changed Vary (§4.1, §4.3.1, RFC 9110 §6.6.1)', async t => {
+  const p = await probe(t)
+  const date = httpDate(-120)
+  p.route('/stored-date', () => ({ headers: { 'cache-control': 'max-age=3600', date } }))
+  await p.get('/stored-date')
+  t.equal((await p.get('/stored-date')).headers.date, date, 'a hit carries the origin\'s Date, not the time of the hit')
+
+  p.route('/vary-reval', (n, req) => req['if-none-match'] === '"v"'
+    ? { status: 304, headers: { etag: '"v"', 'cache-control': 'max-age=3600', vary: 'accept-language' } }
+    : { headers: { etag: '"v"', 'cache-control': 'max-age=60', vary: 'accept-language', age: '60' } })
+  await p.get('/vary-reval', { 'accept-language': 'fr' })
+  const vr = await p.get('/vary-reval', { 'accept-language': 'fr' })
+  t.equal(p.seen('/vary-reval')[1]['accept-language'], 'fr', 'the revalidation carries the Vary-named request header')
+  t.equal(p.seen('/vary-reval')[1]['if-none-match'], '"v"', 'with the variant\'s validator')
+  t.equal(vr.body, '/vary-reval #1', 'and the 304 serves that variant')
+
+  p.route('/client-validator', (n, req) => n === 1
+    ? { headers: { etag: '"mine"', 'cache-control': 'max-age=60', age: '60' } }
+    : req['if-none-match'] === '"mine"' ? { status: 304, headers: { etag: '"mine"', 'cache-control': 'max-age=3600' } } : { headers: { etag: '"new"' } })
+  await p.get('/client-validator')
+  const cv = await p.get('/client-validator', { 'if-none-match': '"theirs"' })
+  t.equal(p.seen('/client-validator')[1]['if-none-match'], '"mine"', 'revalidating, the cache sends its own validator, not the client\'s (§4.3.1)')
+  t.equal(cv.status, 200, 'and the client, whose ETag did not match, gets the full response')
+
+  p.route('/vary-change', (n) => ({ headers: n === 1 ? { 'cache-control': 'max-age=60', age: '60', etag: '"a"', vary: 'x-a' } : { 'cache-control': 'max-age=3600' }, body: `/vary-change #${n}` }))
+  await p.get('/vary-change', { 'x-a': '1' })
+  await p.get('/vary-change', { 'x-a': '1' })
+  t.equal((await p.get('/vary-change', { 'x-a': '2' })).body, '/vary-change #2', 'a response that drops Vary is used for every request after it')
+})
