@@ -226,3 +226,23 @@ t.test('stored Date, Vary on revalidation, a changed Vary (§4.1, §4.3.1, RFC 9
   await p.get('/vary-change', { 'x-a': '1' })
   t.equal((await p.get('/vary-change', { 'x-a': '2' })).body, '/vary-change #2', 'a response that drops Vary is used for every request after it')
 })
+
+t.test('ranges against stale and no-cache entries (RFC 9110 §14, RFC 9111 §4.3)', async t => {
+  const p = await probe(t)
+  const body = '0123456789'
+  const route = (path: string, cc: string): string => p.route(path, (n, req) => {
+    if (req['if-none-match'] === '"r"') return { status: 304, headers: { etag: '"r"', 'cache-control': cc } }
+    if (req.range !== undefined) return { status: 206, headers: { etag: '"r"', 'content-range': 'bytes 0-3/10' }, body: body.slice(0, 4) }
+    return { headers: { etag: '"r"', 'cache-control': cc, age: n === 1 ? '60' : '0' }, body }
+  })
+  route('/range-stale', 'max-age=60')
+  await p.get('/range-stale')
+  const rs = await p.get('/range-stale', { range: 'bytes=0-3' })
+  t.equal(rs.status, 206, 'a Range request on a stale entry: 206')
+  t.equal(rs.body, '0123', 'with the right bytes')
+  t.equal((await p.get('/range-stale')).body, body, 'and the stored response is still the complete one')
+  route('/range-no-cache', 'no-cache')
+  await p.get('/range-no-cache')
+  const rn = await p.get('/range-no-cache', { range: 'bytes=2-5' })
+  t.equal(rn.body, '2345', 'a Range request on a no-cache entry: validated, then the bytes asked for')
+})
