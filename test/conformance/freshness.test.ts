@@ -71,6 +71,12 @@ t.test('freshness lifetime', async t => {
   t.ok(await cached('/heuristic', { 'last-modified': lm }), `Last-Modified 10 days ago, no explicit freshness: heuristically fresh: ${fresh}`)
   const h = p.f.entry('/heuristic')
   t.ok(h !== undefined && Math.abs(h.meta.freshUntil - h.meta.responseTime - 86400_000) < 5000, 'with 10 % of the interval (a day)')
+  p.route('/heuristic-2d', () => ({ headers: { 'last-modified': httpDate(-2 * 86400) } }))
+  await p.twice('/heuristic-2d')
+  const h2 = p.f.entry('/heuristic-2d')
+  t.ok(h2 !== undefined && Math.abs(h2.meta.freshUntil - h2.meta.responseTime - 0.2 * 86400_000) < 5000, 'Last-Modified 2 days ago: 10 % of it, 4.8 h')
+  t.notOk(await cached('/heuristic-aged', { 'last-modified': httpDate(-2 * 86400), age: String(5 * 3600) }), `an Age above the heuristic lifetime: ${stale}`)
+  t.ok(await cached('/heuristic-date', { 'last-modified': httpDate(-3 * 86400), date: httpDate(-3600) }), `the interval runs from Last-Modified to Date: ${fresh}`)
   t.notOk(await cached('/heuristic-future', { 'last-modified': httpDate(600) }), `a Last-Modified after Date gives no heuristic: ${stale}`)
   for (const status of [203, 204, 300, 301, 308, 404, 405, 410, 414, 501]) {
     t.ok(await cached(`/heuristic-${status}`, { 'last-modified': lm }, status), `${status} is heuristically cacheable (RFC 9110 §15.1): ${fresh}`)
