@@ -16,5 +16,10 @@ export function settlesWithin (p: Promise<unknown>, ms: number): Promise<boolean
   let settled = false
   const mark = (): void => { settled = true }
   p.then(mark, mark)
-  return new Promise(resolve => { setTimeout(() => { resolve(settled) }, ms) })
+  // Read in the check phase of the loop turn in which the timer fired: a
+  // settlement that the code's own timer of the same due time started, but
+  // that needs one more hop than a microtask (seen 1 time in 6 under load for
+  // the fetch pool's missWait rejections), still counts as within `ms`. It is
+  // still an ordering: anything that waits for a later timer or I/O loses.
+  return new Promise(resolve => { setTimeout(() => { setImmediate(() => { resolve(settled) }) }, ms) })
 }
