@@ -16,7 +16,12 @@ function start (): void {
 
 /** Milliseconds since the epoch, accurate to about 100 ms. */
 export function coarseNow (): number {
-  if (timer === undefined) start()
+  if (timer === undefined) {
+    // The first reader may come long after this module loaded (seen 6.5 s):
+    // read the time now, not at load.
+    current = Date.now()
+    start()
+  }
   return current
 }
 
