@@ -12,13 +12,12 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createClient } from '@redis/client'
 import { Agent, request } from 'undici'
-import { load, pinSelf, printTable, serverCpu, startChild, writeResults, type Figures } from './harness.ts'
+import { load, pinSelf, printTable, serverCpu, startChild, writeResults, type Figures, freePort } from './harness.ts'
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, urls: { type: 'string', default: '1000' } } })
 const duration = Number(values.duration)
@@ -28,14 +27,6 @@ const prefix = 'livery-bench:'
 pinSelf()
 
 const paths = Array.from({ length: distinct }, (_, i) => `/page/${i}?v=${i}`)
-
-async function freePort (): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const port = (srv.address() as { port: number }).port
-  await new Promise<void>(resolve => srv.close(() => resolve()))
-  return port
-}
 
 async function startRedis (port: number): Promise<ChildProcess> {
   const proc = spawn('taskset', ['-c', serverCpu, 'redis-server', '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })

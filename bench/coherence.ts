@@ -18,13 +18,12 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
-import { createServer } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { parseArgs } from 'node:util'
 import { Agent, request } from 'undici'
-import { writeResults } from './harness.ts'
+import { writeResults, freePort } from './harness.ts'
 
 const { values } = parseArgs({ options: { cold: { type: 'string', default: '1000' }, purges: { type: 'string', default: '50' }, clients: { type: 'string', default: '32' } } })
 const coldN = Number(values.cold)
@@ -32,14 +31,6 @@ const purgesN = Number(values.purges)
 const clients = Number(values.clients)
 const token = 'bench-coherence'
 const bin = new URL('../bin/livery.js', import.meta.url).pathname
-
-async function freePort (): Promise<number> {
-  const srv = createServer().listen(0, '127.0.0.1')
-  await once(srv, 'listening')
-  const port = (srv.address() as { port: number }).port
-  await new Promise<void>(resolve => srv.close(() => resolve()))
-  return port
-}
 
 /** The origin: counts requests per path and answers `v<n> <path>` after `latency` ms, cacheable for 5 minutes. */
 async function startOrigin (latency: number): Promise<{ url: string, hits: (p: string) => number, close: () => void }> {

@@ -10,6 +10,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { cpus } from 'node:os'
 import { once } from 'node:events'
+import { createServer } from 'node:http'
 import autocannon from 'autocannon'
 import { nodeFlags } from '../src/node-flags.ts'
 
@@ -121,6 +122,15 @@ export function writeResults (name: string, data: unknown): string {
   const file = `${dir}${name}.json`
   writeFileSync(file, JSON.stringify({ date: new Date().toISOString(), node: process.version, ...data as object }, null, 2) + '\n')
   return file
+}
+
+/** A port free on 127.0.0.1 just now, for a child that must be told its port up front. */
+export async function freePort (): Promise<number> {
+  const srv = createServer().listen(0, '127.0.0.1')
+  await once(srv, 'listening')
+  const port = (srv.address() as { port: number }).port
+  await new Promise<void>(resolve => srv.close(() => resolve()))
+  return port
 }
 
 /** A 60 KB HTML page, the size of a typical CMS page. */
