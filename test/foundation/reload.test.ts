@@ -51,6 +51,16 @@ async function backends (t: Teardown): Promise<{ a: string, b: string, theme: st
 
 const reloaded = (l: LogLine): boolean => l.msg === 'configuration reloaded'
 
+/**
+ * Waits until every process that serves has logged its reload: with the
+ * default process count there is one per core, and a keep-alive connection
+ * may belong to the one that reloads last.
+ */
+function everyProcessReloaded (gw: LiveryProcess): Promise<LogLine> {
+  const pids = new Set(gw.lines.filter(l => l.msg === 'livery is listening').map(l => l.pid))
+  return gw.waitForLine(() => [...pids].every(pid => gw.lines.some(l => reloaded(l) && l.pid === pid)), 'every process to reload')
+}
+
 t.test('SIGHUP reloads config and rules with requests in flight and keep-alive connections open', async t => {
   const up = await backends(t)
   const dir = t.testdir({ 'one.xml': rules('one.html'), 'two.xml': rules('two.html') })
@@ -79,7 +89,7 @@ t.test('SIGHUP reloads config and rules with requests in flight and keep-alive c
   const cli = await runCli(['reload', '--pid-file', pidFile, '--config', file])
   t.equal(cli.code, 0, cli.stderr)
   t.match(cli.stdout, `asked process ${gateway.pid} to reload`)
-  await gateway.waitForLine(reloaded, 'the reload')
+  await everyProcessReloaded(gateway)
 
   const after = await get(port, '/', agent)
   t.ok(after.reused, 'the same keep-alive connection carries on')
