@@ -14,7 +14,7 @@
  *
  * nginx runs when it is installed (Debian's nginx-light), as one process
  * (master_process off) so its CPU is one /proc entry.
- * Run: npm run bench -- compare [--duration S] [--connections N]
+ * Run: npm run bench -- compare [--duration S] [--connections N] [--only hit,miss,pass,themed]
  * Writes bench/results/compare.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -27,7 +27,12 @@ import { request } from 'undici'
 import { nodeFlags } from '../src/node-flags.ts'
 import { writeResults } from './harness.ts'
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' } } })
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' } } })
+// --only hit,miss,pass,themed runs those paths (with their anchors) and skips the rest.
+const pathNames = new Set(['hit', 'miss', 'pass', 'themed'])
+const only = values.only === undefined ? pathNames : new Set(values.only.split(','))
+for (const p of only) if (!pathNames.has(p)) throw new Error(`--only: unknown path "${p}"; use any of ${[...pathNames].join(', ')}`)
+const want = (path: string): boolean => only.has(path)
 const duration = Number(values.duration)
 const connections = Number(values.connections)
 const serverCore = '0'
@@ -190,62 +195,76 @@ try {
   const many = script('many', '/page/')
 
   // --- hits --------------------------------------------------------------
-  const bare = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
-  rows.push(await wrk(bare, 'hit-1', 'bare node:http', one))
-  rows.push(await wrk(bare, 'hit-1000', 'bare node:http', many))
-  await stop(bare)
-  if (hasNginx) {
+  if (want('hit')) {
+    const bare = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
+    rows.push(await wrk(bare, 'hit-1', 'bare node:http', one))
+    rows.push(await wrk(bare, 'hit-1000', 'bare node:http', many))
+    await stop(bare)
+  }
+  if (hasNginx && (want('hit') || want('miss'))) {
     const nx = await startNginx('cache', cacheable.url, true)
     await warm(nx.url, paths, false)
-    rows.push(await wrk(nx, 'hit-1', 'nginx proxy_cache', one))
-    rows.push(await wrk(nx, 'hit-1000', 'nginx proxy_cache', many))
-    rows.push(await wrk(nx, 'miss', 'nginx proxy_cache', script('unique', '/nginx-cold/')))
+    if (want('hit')) rows.push(await wrk(nx, 'hit-1', 'nginx proxy_cache', one))
+    if (want('hit')) rows.push(await wrk(nx, 'hit-1000', 'nginx proxy_cache', many))
+    if (want('miss')) rows.push(await wrk(nx, 'miss', 'nginx proxy_cache', script('unique', '/nginx-cold/')))
     await stop(nx)
   }
-  const gw = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url }], cache: { directory: join(dir, 'livery-cache') } })
-  await warm(gw.url, paths, true)
-  rows.push(await wrk(gw, 'hit-1', 'Livery', one, true))
-  rows.push(await wrk(gw, 'hit-1000', 'Livery', many, true))
-  const missRow = await wrk(gw, 'miss', 'Livery', script('unique', '/livery-cold/'), true)
-  rows.push(missRow)
-  // Issue 15: under a fill, at least 95% of the pages reach the disk tier. Writes finish after the load; wait until the count settles.
-  let disk = -1
-  for (let last = -2; disk !== last; await new Promise(resolve => setTimeout(resolve, 500))) {
-    last = disk
-    const status = JSON.parse((await get(`${gw.url}/_livery/status`)).body) as { cache: { tiers: Record<string, { entries: number }> } }
-    disk = status.cache.tiers.disk?.entries ?? 0
+  if (want('hit') || want('miss')) {
+    const gw = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url }], cache: { directory: join(dir, 'livery-cache') } })
+    await warm(gw.url, paths, true)
+    if (want('hit')) rows.push(await wrk(gw, 'hit-1', 'Livery', one, true))
+    if (want('hit')) rows.push(await wrk(gw, 'hit-1000', 'Livery', many, true))
+    if (want('miss')) {
+      const missRow = await wrk(gw, 'miss', 'Livery', script('unique', '/livery-cold/'), true)
+      rows.push(missRow)
+      // Issue 15: under a fill, at least 95% of the pages reach the disk tier. Writes finish after the load; wait until the count settles.
+      let disk = -1
+      for (let last = -2; disk !== last; await new Promise(resolve => setTimeout(resolve, 500))) {
+        last = disk
+        const status = JSON.parse((await get(`${gw.url}/_livery/status`)).body) as { cache: { tiers: Record<string, { entries: number }> } }
+        disk = status.cache.tiers.disk?.entries ?? 0
+      }
+      const filled = missRow['req/s'] * duration
+      fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'] }
+    }
+    await stop(gw)
   }
-  const filled = missRow['req/s'] * duration
-  fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'] }
-  await stop(gw)
 
   // --- pass --------------------------------------------------------------
-  const proxy = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', uncacheable.url])
-  rows.push(await wrk(proxy, 'pass', 'undici proxy', one))
-  await stop(proxy)
-  const proxyMiss = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', cacheable.url])
-  rows.push(await wrk(proxyMiss, 'miss', 'undici proxy', script('unique', '/proxy-cold/')))
-  await stop(proxyMiss)
-  if (hasNginx) {
+  if (want('pass')) {
+    const proxy = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', uncacheable.url])
+    rows.push(await wrk(proxy, 'pass', 'undici proxy', one))
+    await stop(proxy)
+  }
+  if (want('miss')) {
+    const proxyMiss = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', cacheable.url])
+    rows.push(await wrk(proxyMiss, 'miss', 'undici proxy', script('unique', '/proxy-cold/')))
+    await stop(proxyMiss)
+  }
+  if (hasNginx && want('pass')) {
     const nx = await startNginx('pass', uncacheable.url, false)
     rows.push(await wrk(nx, 'pass', 'nginx proxy_pass', one))
     await stop(nx)
   }
-  const gwPass = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: uncacheable.url }], cache: { directory: join(dir, 'livery-pass') } })
-  rows.push(await wrk(gwPass, 'pass', 'Livery', one, true))
-  await stop(gwPass)
+  if (want('pass')) {
+    const gwPass = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: uncacheable.url }], cache: { directory: join(dir, 'livery-pass') } })
+    rows.push(await wrk(gwPass, 'pass', 'Livery', one, true))
+    await stop(gwPass)
+  }
 
   // --- themed miss -------------------------------------------------------
-  const rulesFile = join(dir, 'rules.xml')
-  writeFileSync(rulesFile, rules)
-  const gwTheme = await livery({
-    sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url, theme: { rules: rulesFile, base: `${theme.url}/` } }],
-    cache: { directory: join(dir, 'livery-theme') },
-  })
-  const sample = await get(`${gwTheme.url}/themed/warm`)
-  if (!sample.body.includes('BENCH-THEME')) throw new Error(`the gateway does not theme: ${sample.status}`)
-  rows.push(await wrk(gwTheme, 'themed', 'Livery', script('unique', '/themed/'), true))
-  await stop(gwTheme)
+  if (want('themed')) {
+    const rulesFile = join(dir, 'rules.xml')
+    writeFileSync(rulesFile, rules)
+    const gwTheme = await livery({
+      sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url, theme: { rules: rulesFile, base: `${theme.url}/` } }],
+      cache: { directory: join(dir, 'livery-theme') },
+    })
+    const sample = await get(`${gwTheme.url}/themed/warm`)
+    if (!sample.body.includes('BENCH-THEME')) throw new Error(`the gateway does not theme: ${sample.status}`)
+    rows.push(await wrk(gwTheme, 'themed', 'Livery', script('unique', '/themed/'), true))
+    await stop(gwTheme)
+  }
 
   console.log(`\nbench/compare: 60 KB pages, wrk -t1 -c${connections} -d${duration}s; server on core ${serverCore}, wrk and origins on core ${otherCore}; ${cpus()[0]?.model ?? ''}, ${cpus().length} cores`)
   print()
