@@ -42,15 +42,16 @@
  * and `diskStats()` adds `corrupt` and `writeErrors` counters.
  */
 import { channel } from 'node:diagnostics_channel'
-import { createHash } from 'node:crypto'
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import { type CacheEntry, decodeEntry, softPurged } from './entry.ts'
 import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesMeta } from './store.ts'
-import { fileParts, parseFile, readHead } from './disk-file.ts'
+import { fileParts, parseFile } from './disk-file.ts'
+import { DiskIndex, type FileRecord, hashKey } from './disk-index.ts'
+import { entryPath, readHeads, scanDirectory } from './disk-scan.ts'
 import { IoLanes } from './io-lanes.ts'
 import { storageDeadline } from './tiered-store.ts'
 
@@ -79,17 +80,6 @@ export interface DiskStoreOptions {
   readonly now?: () => number
 }
 
-/** What the tier knows about one file. `key` is '' until the head is read. */
-interface FileRecord {
-  readonly hash: string
-  size: number
-  key: string
-  url: string
-  site: string
-  tags: readonly string[]
-  expiresAt: number
-}
-
 export interface DiskStats {
   readonly entries: number
   readonly bytes: number
@@ -111,22 +101,17 @@ interface PendingWrite {
 /** At most one drop warning per this many ms: a burst must not become a log flood. */
 const DROP_LOG_INTERVAL = 10_000
 
-const SUFFIX = '.e'
-
 export class DiskStore implements CacheStore {
   readonly name: string
   readonly syncComplete = false
   readonly #dir: string
   readonly #tmp: string
-  readonly #maxSize: number
   readonly #maxEntrySize: number
   readonly #fsync: boolean
   readonly #maxPending: number
   readonly #log: Logger
   readonly #now: () => number
-  /** Insertion order is recency: the first record is the least recently used. */
-  readonly #files = new Map<string, FileRecord>()
-  #bytes = 0
+  readonly #index: DiskIndex
   #evictions = 0
   #corrupt = 0
   #writeErrors = 0
@@ -157,7 +142,7 @@ export class DiskStore implements CacheStore {
     this.name = opts.name ?? 'disk'
     this.#dir = opts.directory
     this.#tmp = join(opts.directory, 'tmp')
-    this.#maxSize = opts.maxSize
+    this.#index = new DiskIndex(opts.maxSize)
     this.#maxEntrySize = maxEntrySize
     this.#fsync = opts.fsync ?? false
     this.#maxPending = opts.maxPendingWrites ?? 1024
@@ -174,17 +159,24 @@ export class DiskStore implements CacheStore {
   static async open (opts: DiskStoreOptions): Promise<DiskStore> {
     const store = new DiskStore(opts)
     await store.#scan()
-    store.#indexed = store.#readHeads()
+    store.#indexed = readHeads({
+      dir: store.#dir,
+      records: store.#index.records(),
+      current: rec => store.#index.get(rec.hash) === rec,
+      stopped: () => store.#closed,
+      missing: rec => { store.#index.forget(rec) },
+      corrupt: (rec, err) => { store.#dropCorrupt(rec.hash, rec.hash, err) },
+    })
     return store
   }
 
   async get (key: string): Promise<CacheEntry | undefined> {
     this.#check()
     const hash = hashKey(key)
-    const rec = this.#files.get(hash)
+    const rec = this.#index.get(hash)
     if (rec === undefined) return undefined
     if (rec.expiresAt !== 0 && rec.expiresAt <= this.#now()) {
-      this.#remove(hash, rec)
+      this.#remove(rec)
       return undefined
     }
     let buf: Buffer
@@ -192,7 +184,7 @@ export class DiskStore implements CacheStore {
       buf = await readFile(this.#path(hash))
     } catch (err) {
       // Evicted or deleted between the index lookup and the read.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#forget(hash, rec)
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.#index.forget(rec)
       else this.#log.warn({ err, key }, 'disk cache read failed')
       return undefined
     }
@@ -201,7 +193,7 @@ export class DiskStore implements CacheStore {
       if (file.key !== key) return undefined // a sha256 collision: treat as a miss
       const entry = decodeEntry(buf.subarray(file.entryStart), key, this.name)
       storageDeadline.set(entry, file.expiresAt)
-      if (this.#files.get(hash) === rec) { this.#files.delete(hash); this.#files.set(hash, rec) }
+      this.#index.touch(rec)
       return entry
     } catch (err) {
       this.#dropCorrupt(hash, key, err)
@@ -219,7 +211,7 @@ export class DiskStore implements CacheStore {
     const hash = hashKey(key)
     if (!this.#makeRoom(file.length)) { this.#dropped('no_room'); return false }
     // Reserved before the file exists, so the sum never overshoots.
-    this.#bytes += file.length
+    this.#index.reserve(file.length)
     // A newer put of the same key supersedes one still waiting in the lane.
     const earlier = this.#writing.get(hash)
     if (earlier !== undefined) earlier.cancelled = true
@@ -243,8 +235,8 @@ export class DiskStore implements CacheStore {
     const hash = hashKey(key)
     const w = this.#writing.get(hash)
     if (w !== undefined) w.cancelled = true
-    const rec = this.#files.get(hash)
-    if (rec !== undefined) await this.#remove(hash, rec)
+    const rec = this.#index.get(hash)
+    if (rec !== undefined) await this.#remove(rec)
     else await this.#lanes.run(hash, async () => {})
     return rec !== undefined || w !== undefined
   }
@@ -253,7 +245,7 @@ export class DiskStore implements CacheStore {
     this.#check()
     await this.#indexed
     const now = this.#now()
-    for (const rec of [...this.#files.values()]) {
+    for (const rec of this.#index.records()) {
       if (rec.key !== '' && (rec.expiresAt === 0 || rec.expiresAt > now)) yield rec.key
     }
   }
@@ -264,11 +256,11 @@ export class DiskStore implements CacheStore {
     const now = opts.now ?? this.#now()
     // Selected synchronously: puts accepted before the purge and not yet on
     // disk are selected too (a purge must never be overtaken by a write-back).
-    const hits = [...this.#files.values()].filter(r => r.key !== '' && matchesMeta(r, sel))
+    const hits = this.#index.records().filter(r => r.key !== '' && matchesMeta(r, sel))
     const pending = [...this.#writing].filter(([, w]) => !w.cancelled && matchesMeta(w, sel))
     if (opts.soft !== true) {
       for (const [, w] of pending) w.cancelled = true
-      await Promise.all(hits.map(rec => this.#remove(rec.hash, rec)))
+      await Promise.all(hits.map(rec => this.#remove(rec)))
       return hits.length + pending.length
     }
     // A soft purge rewrites each file after whatever is already queued for its key.
@@ -283,15 +275,15 @@ export class DiskStore implements CacheStore {
   async clear (): Promise<void> {
     this.#check()
     for (const w of this.#writing.values()) w.cancelled = true
-    await Promise.all([...this.#files].map(([hash, rec]) => this.#remove(hash, rec)))
+    await Promise.all(this.#index.records().map(rec => this.#remove(rec)))
   }
 
   stats (): Readonly<Record<string, TierStats>> {
-    return { [this.name]: { entries: this.#files.size, bytes: this.#bytes, maxBytes: this.#maxSize, evictions: this.#evictions } }
+    return { [this.name]: { entries: this.#index.size, bytes: this.#index.bytes, maxBytes: this.#index.maxSize, evictions: this.#evictions } }
   }
 
   diskStats (): DiskStats {
-    return { entries: this.#files.size, bytes: this.#bytes, corrupt: this.#corrupt, writeErrors: this.#writeErrors, writesDropped: this.#writesDropped, evictions: this.#evictions }
+    return { entries: this.#index.size, bytes: this.#index.bytes, corrupt: this.#corrupt, writeErrors: this.#writeErrors, writesDropped: this.#writesDropped, evictions: this.#evictions }
   }
 
   /** Waits for queued writes, then refuses further calls. */
@@ -314,7 +306,7 @@ export class DiskStore implements CacheStore {
   }
 
   #path (hash: string): string {
-    return join(this.#dir, hash.slice(0, 2), hash + SUFFIX)
+    return entryPath(this.#dir, hash)
   }
 
   #writeFailed (err: unknown): void {
@@ -335,22 +327,18 @@ export class DiskStore implements CacheStore {
     this.#dropLoggedAt = now
   }
 
-  /** Evicts least-recently-used files from the index until `size` more bytes fit. */
+  /** Evicts least-recently-used files until `size` more bytes fit. */
   #makeRoom (size: number): boolean {
-    if (size > this.#maxSize) return false
-    while (this.#bytes + size > this.#maxSize) {
-      const victim = this.#oldest()
-      if (victim === undefined) return false // the rest is reserved by writes in flight
-      void this.#remove(victim.hash, victim)
+    return this.#index.makeRoom(size, victim => {
+      void this.#unlinkInLane(victim.hash)
       this.#evictions++
       if (evictionChannel.hasSubscribers) evictionChannel.publish({ tier: this.name, bytes: victim.size })
-    }
-    return true
+    })
   }
 
   /** Runs in the key's lane. Writes a temp file and renames it into place, unless cancelled meanwhile. */
   async #write (hash: string, w: PendingWrite, file: { parts: Buffer[], length: number }): Promise<boolean> {
-    if (w.cancelled) { this.#bytes -= file.length; return false }
+    if (w.cancelled) { this.#index.release(file.length); return false }
     const tmp = join(this.#tmp, `${hash}.${process.pid}.${this.#tmpSeq++}.tmp`)
     let renamed = false
     try {
@@ -368,58 +356,48 @@ export class DiskStore implements CacheStore {
       renamed = true
     } finally {
       if (!renamed) {
-        this.#bytes -= file.length
+        this.#index.release(file.length)
         await rm(tmp, { force: true })
       }
     }
-    const current = this.#files.get(hash)
-    if (current !== undefined) { this.#bytes -= current.size; this.#files.delete(hash) }
     const rec: FileRecord = { hash, size: file.length, key: w.key, url: w.url, site: w.site, tags: w.tags, expiresAt: file.parts[0].readDoubleBE(8) }
-    this.#files.set(hash, rec)
+    this.#index.add(rec, true)
     // Purged or deleted while the rename was under way: the file goes again.
-    if (w.cancelled) await this.#unlink(hash, rec)
+    if (w.cancelled) await this.#unlink(rec)
     return !w.cancelled
   }
 
   /** Runs in the key's lane: rewrites the current file as soft-purged. */
   async #softPurge (hash: string, now: number): Promise<boolean> {
-    const rec = this.#files.get(hash)
+    const rec = this.#index.get(hash)
     if (rec === undefined) return false
     const entry = await this.#readEntry(rec)
-    if (entry === undefined || this.#files.get(hash) !== rec) return false
-    if (rec.expiresAt - now <= 0) { await this.#unlink(hash, rec); return false }
+    if (entry === undefined || this.#index.get(hash) !== rec) return false
+    if (rec.expiresAt - now <= 0) { await this.#unlink(rec); return false }
     const file = fileParts(rec.key, softPurged(entry, now), rec.expiresAt)
-    this.#forget(hash, rec)
+    this.#index.forget(rec)
     if (!this.#makeRoom(file.length)) { await rm(this.#path(hash), { force: true }); return false }
-    this.#bytes += file.length
+    this.#index.reserve(file.length)
     return await this.#write(hash, { key: rec.key, url: rec.url, site: rec.site, tags: rec.tags, cancelled: false }, file)
   }
 
-  #oldest (): FileRecord | undefined {
-    for (const rec of this.#files.values()) return rec
-    return undefined
+  /** Drops a record from the index now, and its file in the key's lane (after the writes before it). */
+  #remove (rec: FileRecord): Promise<void> {
+    if (!this.#index.forget(rec)) return Promise.resolve()
+    return this.#unlinkInLane(rec.hash)
   }
 
-  /** Drops a record from the index now, and its file in the key's lane (after the writes before it). */
-  #remove (hash: string, rec: FileRecord): Promise<void> {
-    if (this.#files.get(hash) !== rec) return Promise.resolve()
-    this.#forget(hash, rec)
+  /** Deletes the file in the key's lane, unless a write queued meanwhile put a new one in place. */
+  #unlinkInLane (hash: string): Promise<void> {
     return this.#lanes.run(hash, async () => {
-      // A write queued after the removal may have put a new file in place meanwhile.
-      if (!this.#files.has(hash)) await rm(this.#path(hash), { force: true })
+      if (!this.#index.has(hash)) await rm(this.#path(hash), { force: true })
     }).catch((err: unknown) => { this.#writeFailed(err) })
   }
 
   /** Inside a lane: deletes the file and its record. */
-  async #unlink (hash: string, rec: FileRecord): Promise<void> {
-    this.#forget(hash, rec)
-    await rm(this.#path(hash), { force: true })
-  }
-
-  #forget (hash: string, rec: FileRecord): void {
-    if (this.#files.get(hash) !== rec) return
-    this.#files.delete(hash)
-    this.#bytes -= rec.size
+  async #unlink (rec: FileRecord): Promise<void> {
+    this.#index.forget(rec)
+    await rm(this.#path(rec.hash), { force: true })
   }
 
   #dropCorrupt (hash: string, key: string, err: unknown): void {
@@ -427,8 +405,8 @@ export class DiskStore implements CacheStore {
     const reason = err instanceof Error ? err.message : String(err)
     if (corruptChannel.hasSubscribers) corruptChannel.publish({ tier: this.name, key, reason })
     this.#log.warn({ key, reason }, 'dropped a corrupt disk cache file')
-    const rec = this.#files.get(hash)
-    if (rec !== undefined) void this.#remove(hash, rec)
+    const rec = this.#index.get(hash)
+    if (rec !== undefined) void this.#remove(rec)
   }
 
   async #readEntry (rec: FileRecord): Promise<CacheEntry | undefined> {
@@ -437,72 +415,24 @@ export class DiskStore implements CacheStore {
       const file = parseFile(buf)
       return decodeEntry(buf.subarray(file.entryStart), rec.key, this.name)
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.#forget(rec.hash, rec); return undefined }
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.#index.forget(rec); return undefined }
       this.#corrupt++
       if (corruptChannel.hasSubscribers) corruptChannel.publish({ tier: this.name, key: rec.key, reason: String(err) })
-      await this.#unlink(rec.hash, rec)
+      await this.#unlink(rec)
       return undefined
     }
   }
 
-  /**
-   * Rebuilds the byte accounting from file names and sizes; LRU order after a
-   * restart is modification time. Temp files are leftovers of writes a crash
-   * interrupted and are deleted. If the budget shrank, the oldest go first.
-   */
+  /** Rebuilds the byte accounting from file names and sizes. If the budget shrank, the oldest go first. */
   async #scan (): Promise<void> {
-    await rm(this.#tmp, { recursive: true, force: true })
-    await mkdir(this.#tmp, { recursive: true })
-    const found: Array<{ hash: string, size: number, mtime: number }> = []
-    for (const sub of await readdir(this.#dir)) {
-      if (sub.length !== 2) continue
-      let names: string[]
-      try { names = await readdir(join(this.#dir, sub)) } catch { continue }
-      this.#dirs.add(sub)
-      for (const name of names) {
-        const hash = name.slice(0, -SUFFIX.length)
-        if (!name.endsWith(SUFFIX) || hash.length !== 64 || !hash.startsWith(sub)) continue
-        try {
-          const st = await stat(join(this.#dir, sub, name))
-          found.push({ hash, size: st.size, mtime: st.mtimeMs })
-        } catch { /* deleted while scanning: nothing to index */ }
-      }
-    }
-    found.sort((a, b) => a.mtime - b.mtime)
-    for (const f of found) {
-      this.#files.set(f.hash, { hash: f.hash, size: f.size, key: '', url: '', site: '', tags: [], expiresAt: 0 })
-      this.#bytes += f.size
-    }
-    while (this.#bytes > this.#maxSize) {
-      const victim = this.#oldest()
+    const { records, dirs } = await scanDirectory(this.#dir, this.#tmp)
+    for (const d of dirs) this.#dirs.add(d)
+    for (const rec of records) this.#index.add(rec, false)
+    while (this.#index.bytes > this.#index.maxSize) {
+      const victim = this.#index.oldest()
       if (victim === undefined) break
-      await this.#remove(victim.hash, victim)
+      await this.#remove(victim)
       this.#evictions++
     }
   }
-
-  /** Reads each file's head (key, url, tags, deadline), a few at a time. */
-  async #readHeads (): Promise<void> {
-    const todo = [...this.#files.values()].filter(r => r.key === '')
-    const worker = async (): Promise<void> => {
-      for (let rec = todo.pop(); rec !== undefined; rec = todo.pop()) {
-        if (this.#closed) return
-        if (this.#files.get(rec.hash) !== rec) continue
-        try {
-          const head = await readHead(this.#path(rec.hash), rec.size)
-          if (hashKey(head.key) !== rec.hash) throw new Error('file name does not match its key')
-          rec.key = head.key; rec.url = head.url; rec.site = head.site; rec.tags = head.tags; rec.expiresAt = head.expiresAt
-        } catch (err) {
-          if ((err as NodeJS.ErrnoException).code === 'ENOENT') { this.#forget(rec.hash, rec); continue }
-          this.#dropCorrupt(rec.hash, rec.hash, err)
-        }
-      }
-    }
-    await Promise.all([worker(), worker(), worker(), worker()])
-  }
 }
-
-function hashKey (key: string): string {
-  return createHash('sha256').update(key).digest('hex')
-}
-
