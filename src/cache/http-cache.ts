@@ -159,6 +159,13 @@ export class HttpCache {
       if (store.syncComplete) return this.#evaluate(undefined, primary, this.#ctx(req, site, primary, base))
     }
     const ctx = this.#ctx(req, site, primary, base)
+    // A key whose last response was uncacheable (hit-for-miss) goes upstream
+    // without asking the slower tiers, as Varnish's hit-for-miss object
+    // answers its lookup: on a pass-heavy page they cost a sha256 of the key
+    // and a disk index lookup (or a Redis round trip) per request, for an
+    // answer that is almost always "nothing" (issue 15, item 6). A request
+    // that only wants what is stored still looks everywhere.
+    if (ctx.rd?.onlyIfCached !== true && this.#co.isHitForMiss(primary)) return this.#miss(primary, undefined, ctx)
     return this.#get(primary).then((e) => this.#found(e, ctx))
   }
 

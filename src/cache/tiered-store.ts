@@ -124,6 +124,7 @@ export class TieredStore implements CacheStore {
   #floorGen = 0
   #floorAt = -Infinity
   #writeErrors = 0
+  #readsBelow = 0
   #closed = false
 
   constructor (opts: TieredStoreOptions) {
@@ -152,6 +153,7 @@ export class TieredStore implements CacheStore {
     this.#check()
     const tiers = this.#tiers
     const gen = this.#gen
+    if (tiers.length > 1) this.#readsBelow++
     for (let i = 0; i < tiers.length; i++) {
       let e = await tiers[i].get(key)
       if (e === undefined) continue
@@ -311,6 +313,15 @@ export class TieredStore implements CacheStore {
 
   stats (): Readonly<Record<string, TierStats>> {
     return Object.assign({}, ...this.#tiers.map((s) => s.stats())) as Record<string, TierStats>
+  }
+
+  /**
+   * Reads that asked the tiers below the first (a `get` with more than one
+   * tier): each costs the disk tier a sha256 of the key, and Redis a round
+   * trip. Tests read it to show which lookups never leave memory.
+   */
+  get readsBelow (): number {
+    return this.#readsBelow
   }
 
   /** Background writes and promotions that failed. */
