@@ -23,7 +23,8 @@ import { liveryError, hasCode } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { transformCompiled, type Compiled, type TransformContext, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
 import type { TransformPool } from '../pool/index.ts'
-import type { TransformTask } from './transform-task.ts'
+import type { ThreadedOutcome, TransformTask } from './transform-task.ts'
+import { shareTheme, threadLoadChannel } from './shared-theme.ts'
 
 export const costChannel = channel('livery:theme:cost')
 export const rememberedChannel = channel('livery:theme:timeout-remembered')
@@ -88,9 +89,11 @@ export class TransformScheduler {
   async #threaded (compiled: Compiled, html: string, ctx: TransformContext, key: string): Promise<TransformOutcome> {
     const started = performance.now()
     try {
-      const out = await this.#opts.pool.run<TransformTask, TransformOutcome>({ compiled, html, ctx }, { name: 'transform', timeout: this.#opts.timeout })
+      const theme = shareTheme(compiled, this.#opts.site)
+      const out = await this.#opts.pool.run<TransformTask, ThreadedOutcome>({ site: this.#opts.site, theme, html, ctx }, { name: 'transform', timeout: this.#opts.timeout })
       this.#measured(performance.now() - started, html.length, false)
-      return out
+      if (out.loaded && threadLoadChannel.hasSubscribers) threadLoadChannel.publish({ site: this.#opts.site, version: theme.version })
+      return out.outcome
     } catch (err) {
       if (hasCode(err, 'LIVERY_ERR_TRANSFORM_TIMEOUT')) {
         this.#timedOut?.set(key, true)

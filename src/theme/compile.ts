@@ -2,7 +2,8 @@
  * Theme + rules → compiled template. Theme-side selectors are resolved here,
  * once per theme version: every theme node a rule targets becomes a slot,
  * everything else becomes static HTML strings (URLs already absolutised).
- * The result is plain data so worker threads can receive it by structured clone.
+ * The result is plain data, so it can be serialised for the worker threads
+ * (once per version: src/server/shared-theme.ts).
  */
 import type { AnyNode, Comment, Element, Text } from 'domhandler'
 import { liveryError } from '../errors.ts'

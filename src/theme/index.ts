@@ -9,7 +9,7 @@
  * `ThemeEngine.stats()` returns counters `{ themed, notheme, unavailable, loads, version }`.
  *
  * Worker threads use the pure pieces: `engine.compiled` is plain data
- * (structured-cloneable); `transformCompiled(compiled, html, ctx)` is synchronous.
+ * (serialisable: the gateway sends it to its threads once per version); `transformCompiled(compiled, html, ctx)` is synchronous.
  */
 export { ThemeEngine, decodeBody, pickEncoding, type ThemeEngineOptions, type TransformRunner, type ThemeResult, type ThemeStats } from './engine.ts'
 export { createDefaultLoader, type ResourceLoader, type LoadedResource, type DefaultLoaderOptions } from './loader.ts'
