@@ -190,6 +190,27 @@ t.test('puts beyond maxPendingWrites are refused at once, counted, and logged on
   t.notOk(JSON.stringify(warns).includes('    at '), 'no stack trace')
 })
 
+// Issue 15: a count bound let 1,024 queued 60 KB writes hold 60 MB; what a backlog costs is its bytes.
+t.test('pending writes are bounded in bytes: a put past maxPendingBytes is refused, and accepted again once the queue drains', async (t) => {
+  const dir = t.testdir()
+  const s = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024, maxPendingBytes: 100_000 })
+  t.teardown(() => s.destroy())
+  const dropped = collect('livery:cache:write_dropped', t) as Array<{ reason: string }>
+  // Issued in one turn of the event loop: none of them can have finished.
+  const results = await Promise.all(Array.from({ length: 50 }, (_, i) =>
+    s.put(`k${i}`, makeEntry(`http://a.test/${i}`, Buffer.alloc(10_000, 3)), 60_000)))
+  const accepted = results.filter(Boolean).length
+  // Each file is the 10,000 B body plus a few hundred bytes of head: nine fit in 100,000 B, ten do not.
+  t.equal(accepted, 9, 'as many as fit in 100,000 pending bytes were accepted')
+  t.same(results.slice(0, 9), Array(9).fill(true), 'the first ones, in order')
+  t.equal(dropped.length, 41, 'the rest were refused')
+  t.ok(dropped.every(d => d.reason === 'queue_full'), 'as queue_full')
+  t.equal((await entryBytes(dir)).files.length, 9, 'only the accepted ones have files')
+  t.equal(await s.put('later', makeEntry('http://a.test/later', Buffer.alloc(10_000, 4)), 60_000), true, 'once the queue drained, a put is accepted again')
+  // A single entry larger than the bound is still written when nothing waits: the bound limits the backlog, not the entry size.
+  t.equal(await s.put('big', makeEntry('http://a.test/big', Buffer.alloc(200_000, 5)), 60_000), true, 'an entry larger than the bound is accepted when the queue is empty')
+})
+
 t.test('a hard purge or delete overtakes no write accepted before it', async (t) => {
   const dir = t.testdir()
   const s = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024, maxParallelWrites: 2 })
