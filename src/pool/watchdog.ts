@@ -6,7 +6,13 @@
  *
  * Event-loop delay is the worst delay seen by a `monitorEventLoopDelay`
  * histogram during the last sampling window (then reset): a loop blocked for
- * 300 ms shows up as a 300 ms delay in the next sample.
+ * 300 ms shows up as a 300 ms delay in the next sample. Or by the sampling
+ * timer itself: resetting the histogram also forgets its last tick, so when
+ * a stall ends with the sample due before the histogram's next tick, the
+ * sample resets it first and the histogram never records that stall (1 stall
+ * in 20 with a 500 ms window and 20 ms resolution, more with shorter
+ * windows). The sample is then late by about as long as the stall, so the
+ * window's delay is the larger of the two.
  *
  * Shedding is per site when the lag has a known cause (issue 13): inline
  * theming publishes its cost on `livery:theme:cost`, and a window whose
@@ -55,6 +61,9 @@ export class Watchdog {
   readonly #logger: Logger
   readonly #histogram: ReturnType<typeof monitorEventLoopDelay> | undefined
   #timer: NodeJS.Timeout | undefined
+  readonly #interval: number
+  /** performance.now() when the last sample ran (or the timer started). */
+  #lastSample = 0
   #reason: string | undefined
   #delay = 0
   #heap = 0
@@ -71,14 +80,16 @@ export class Watchdog {
     this.#maxDelay = opts.maxEventLoopDelay
     this.#maxHeap = opts.maxHeap
     this.#logger = (opts.logger ?? silentLogger).child({ module: 'watchdog' })
+    this.#interval = opts.interval ?? 500
     if (this.#maxDelay <= 0 && this.#maxHeap <= 0) return
     if (this.#maxDelay > 0) {
       this.#histogram = monitorEventLoopDelay({ resolution: opts.resolution ?? 20 })
       this.#histogram.enable()
       subscribe('livery:theme:cost', this.#onCost)
     }
-    this.#timer = setInterval(() => { this.#sample() }, opts.interval ?? 500)
+    this.#timer = setInterval(() => { this.#sample() }, this.#interval)
     this.#timer.unref()
+    this.#lastSample = performance.now()
   }
 
   /** Why new requests should be shed right now, or undefined. A field read. */
@@ -115,11 +126,15 @@ export class Watchdog {
   }
 
   #sample (): void {
+    const now = performance.now()
+    // Node schedules an interval's next run from the start of this one (or a little before): this run is at least this late.
+    const late = now - this.#lastSample - this.#interval
+    this.#lastSample = now
     let reason: string | undefined
     if (this.#histogram !== undefined) {
       // The histogram is in nanoseconds; an empty window reports a huge min
       // and max 0, which reads as no delay.
-      this.#delay = this.#histogram.max / 1e6
+      this.#delay = Math.max(this.#histogram.max / 1e6, late)
       this.#histogram.reset()
       if (this.#delay > this.#maxDelay) {
         reason = `event-loop delay ${formatDuration(Math.round(this.#delay))} > ${formatDuration(this.#maxDelay)}`

@@ -5,6 +5,12 @@ import { Watchdog } from '../../src/pool/index.ts'
 import type { OverloadMessage } from '../../src/pool/channels.ts'
 import { keepAlive, nextMessage } from './helpers.ts'
 
+/** Holds the event loop for `ms`: the stall the watchdog must notice. */
+function block (ms: number): void {
+  const until = performance.now() + ms
+  while (performance.now() < until) { /* block the event loop */ }
+}
+
 t.test('a blocked event loop sheds, then recovers', async t => {
   keepAlive(t)
   const watchdog = new Watchdog({ maxEventLoopDelay: 100, maxHeap: 0, interval: 50, resolution: 10 })
@@ -34,6 +40,30 @@ t.test('a blocked event loop sheds, then recovers', async t => {
   const recovered = await nextMessage<OverloadMessage>('livery:pool:overload')
   t.same(recovered, { reason: undefined }, 'a calm window clears the verdict')
   t.equal(watchdog.overloaded(), undefined)
+})
+
+t.test('a stall that ends as a sample comes due is seen, though the histogram misses it', async t => {
+  keepAlive(t)
+  // monitorEventLoopDelay measures from its last tick, and reset() forgets
+  // that tick: a sample that runs after a stall but before the histogram's
+  // next tick resets it, and the stall is never recorded (1 stall in 20 at
+  // the gateway's 500 ms window; the gateway watchdog test hung on it).
+  // Timers of one duration run in the order they were set, and a timer phase
+  // that starts late runs every one that is due: the 30 ms block makes the
+  // phase of the watchdog's first sample start late, so the 600 ms stall
+  // runs and the first sample runs straight after it, before the histogram
+  // can tick. Without a measure of its own the watchdog reads the window
+  // before the stall.
+  const interval = 500
+  setTimeout(() => { block(30) }, interval - 20)
+  setTimeout(() => { block(600) }, interval)
+  const watchdog = new Watchdog({ maxEventLoopDelay: 100, maxHeap: 0, interval, resolution: 20 })
+  t.teardown(() => watchdog.close())
+  // Set after the watchdog's timer: runs straight after its first sample, half a window before the next.
+  await delay(interval)
+  const { eventLoopDelay } = watchdog.stats()
+  t.ok(eventLoopDelay >= 550, `the first sample after the stall saw it (${eventLoopDelay.toFixed(0)} ms)`)
+  t.match(watchdog.overloaded(), /^event-loop delay \S+ > 100ms$/, 'and sheds')
 })
 
 t.test('heap above its limit sheds', async t => {
