@@ -3,6 +3,22 @@
  * limit (`maxEntrySize`). It holds decoded `CacheEntry` objects, so a memory
  * hit never decodes or copies. URL and tag indexes make the purges that
  * unsafe methods and tag purges trigger O(matches) instead of a scan.
+ *
+ * Eviction runs in bounded steps (issue 15, item 8): a put evicts at most
+ * `EVICTIONS_PER_STEP` entries before it is stored, and when that does not
+ * make room, the tier may hold up to `maxEntrySize` bytes over `maxSize`
+ * while further steps of the same size run on later turns of the event loop
+ * (`setImmediate`). A put that would go past `maxSize + maxEntrySize` is
+ * refused. lru-cache's own eviction evicts until a new entry fits, in one
+ * call: replacing 115k small entries with 1 MB ones stalled the event loop
+ * for 1.5 s.
+ *
+ * Metrics (node:diagnostics_channel):
+ * - `livery:cache:eviction` `{ tier, bytes }` — an entry evicted for room.
+ * - `livery:cache:write_dropped` `{ tier, reason: 'evicting' }` — a put
+ *   refused at the hard bound.
+ * - `livery:cache:eviction_step` `{ tier, evicted, bytes, maxBytes, pending }`
+ *   — a step of eviction ran (`pending`: more steps are scheduled).
  */
 import { channel } from 'node:diagnostics_channel'
 import { LRUCache } from 'lru-cache'
@@ -11,6 +27,11 @@ import { type CacheEntry, softPurged } from './entry.ts'
 import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesSelector } from './store.ts'
 
 const evictionChannel = channel('livery:cache:eviction')
+const stepChannel = channel('livery:cache:eviction_step')
+const writeDroppedChannel = channel('livery:cache:write_dropped')
+
+/** Entries one step of eviction may remove: about a millisecond of work. */
+export const EVICTIONS_PER_STEP = 256
 
 export interface MemoryStoreOptions {
   /** Byte budget of the tier. */
@@ -28,8 +49,10 @@ export class MemoryStore implements CacheStore {
   readonly #byUrl = new Map<string, Set<string>>()
   readonly #byTag = new Map<string, Set<string>>()
   readonly #maxSize: number
+  readonly #maxEntrySize: number
   #evictions = 0
   #closed = false
+  #drain: NodeJS.Immediate | undefined
 
   constructor (opts: MemoryStoreOptions) {
     if (!Number.isSafeInteger(opts.maxSize) || opts.maxSize <= 0) {
@@ -41,8 +64,10 @@ export class MemoryStore implements CacheStore {
     }
     this.name = opts.name ?? 'memory'
     this.#maxSize = opts.maxSize
+    this.#maxEntrySize = maxEntrySize
     this.#lru = new LRUCache<string, CacheEntry>({
-      maxSize: opts.maxSize,
+      // The hard bound; #set keeps below it, so lru-cache never evicts by itself.
+      maxSize: opts.maxSize + maxEntrySize,
       maxEntrySize,
       sizeCalculation: (e, key) => e.size + key.length,
       // Livery checks freshness itself; lru-cache's TTL only bounds storage
@@ -111,9 +136,15 @@ export class MemoryStore implements CacheStore {
     return { [this.name]: { entries: this.#lru.size, bytes: this.#lru.calculatedSize, maxBytes: this.#maxSize, evictions: this.#evictions } }
   }
 
+  /** True while eviction steps are scheduled (the tier is above maxSize). */
+  get evicting (): boolean {
+    return this.#drain !== undefined
+  }
+
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
+    if (this.#drain !== undefined) { clearImmediate(this.#drain); this.#drain = undefined }
     this.#lru.clear()
   }
 
@@ -127,12 +158,59 @@ export class MemoryStore implements CacheStore {
 
   #set (key: string, entry: CacheEntry, ttlMs: number): boolean {
     if (!(ttlMs > 0)) return false
+    const size = entry.size + key.length
+    if (size > this.#maxEntrySize) { this.#lru.delete(key); return false }
+    const old = this.#lru.peek(key)
+    const replaced = old === undefined ? 0 : old.size + key.length
+    let evicted = -1
+    if (this.#lru.calculatedSize - replaced + size > this.#maxSize) {
+      evicted = this.#step(size)
+      // Still over the hard bound after a step: refused, and the steps go
+      // on. The older copy goes too: a hit must not answer with what this
+      // put replaced.
+      if (this.#lru.calculatedSize - (this.#lru.peek(key) === old ? replaced : 0) + size > this.#maxSize + this.#maxEntrySize) {
+        this.#lru.delete(key)
+        this.#scheduleDrain()
+        if (writeDroppedChannel.hasSubscribers) writeDroppedChannel.publish({ tier: this.name, reason: 'evicting' })
+        this.#stepped(evicted)
+        return false
+      }
+    }
     this.#lru.set(key, entry, { ttl: Math.ceil(ttlMs) })
+    if (this.#lru.calculatedSize > this.#maxSize) this.#scheduleDrain()
+    if (evicted >= 0) this.#stepped(evicted)
     // lru-cache drops an entry larger than maxEntrySize without telling us.
     if (this.#lru.peek(key) !== entry) return false
     addIndex(this.#byUrl, entry.meta.url, key)
     for (const t of entry.meta.tags) addIndex(this.#byTag, t, key)
     return true
+  }
+
+  /** Evicts up to EVICTIONS_PER_STEP least-recently-used entries, until `room` more bytes fit under maxSize. */
+  #step (room: number): number {
+    let evicted = 0
+    while (evicted < EVICTIONS_PER_STEP && this.#lru.size > 0 && this.#lru.calculatedSize + room > this.#maxSize) {
+      this.#lru.pop()
+      evicted++
+    }
+    return evicted
+  }
+
+  #stepped (evicted: number): void {
+    if (stepChannel.hasSubscribers) {
+      stepChannel.publish({ tier: this.name, evicted, bytes: this.#lru.calculatedSize, maxBytes: this.#maxSize, pending: this.#drain !== undefined })
+    }
+  }
+
+  #scheduleDrain (): void {
+    if (this.#drain !== undefined || this.#closed) return
+    this.#drain = setImmediate(() => {
+      this.#drain = undefined
+      if (this.#closed) return
+      const evicted = this.#step(0)
+      if (this.#lru.calculatedSize > this.#maxSize) this.#scheduleDrain()
+      this.#stepped(evicted)
+    })
   }
 
   #unindex (key: string, e: CacheEntry): void {

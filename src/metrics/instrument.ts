@@ -39,7 +39,7 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
   on('livery:cache:eviction', m => evictions.inc({ tier: label(m.tier, 'memory') }))
   const deferred = metrics.counter('livery_cache_refreshes_deferred_total', 'Background refreshes not started because a quarter of the site\'s slots were refreshing; the next request retries', ['site'])
   on('livery:cache:refresh_deferred', m => deferred.inc({ site: label(m.site, '-') }))
-  const dropped = metrics.counter('livery_cache_writes_dropped_total', 'Cache writes a tier refused (queue full, no room); the response was served anyway', ['tier', 'reason'])
+  const dropped = metrics.counter('livery_cache_writes_dropped_total', 'Cache writes a tier refused (queue full, no room, eviction behind); the response was served anyway', ['tier', 'reason'])
   on('livery:cache:write_dropped', m => dropped.inc({ tier: label(m.tier, 'disk'), reason: label(m.reason, 'unknown') }))
   for (const ch of ['livery:cache:store_error', 'livery:cache:write_error', 'livery:cache:redis_error', 'livery:cache:corrupt']) {
     on(ch, m => cacheErrors.inc({ tier: label(m.tier, ch.includes('redis') ? 'redis' : 'disk') }))
