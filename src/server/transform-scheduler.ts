@@ -12,6 +12,8 @@
  *   with the same budget as the large ones. The estimate follows every
  *   transform, inline or threaded, so a site whose rules are expensive moves
  *   to the threads after its first slow page and cheap sites stay inline.
+ * - Inline transforms share the event loop's turn budget (inline-turn.ts):
+ *   past it, a page waits for the next turn instead of holding the loop.
  *
  * `livery:theme:cost` `{ site, ms, bytes, inline }` is published for every
  * transform (the watchdog sheds by it); `livery:theme:timeout-remembered`
@@ -25,6 +27,7 @@ import { transformCompiled, type Compiled, type TransformContext, type Transform
 import type { TransformPool } from '../pool/index.ts'
 import type { ThreadedOutcome, TransformTask } from './transform-task.ts'
 import { shareTheme, threadLoadChannel } from './shared-theme.ts'
+import { loopTurn, type LoopTurn } from './inline-turn.ts'
 
 export const costChannel = channel('livery:theme:cost')
 export const rememberedChannel = channel('livery:theme:timeout-remembered')
@@ -42,6 +45,8 @@ export interface TransformSchedulerOptions {
   readonly rememberTimeout: number
   /** Remembered pages at most. @default 1000 */
   readonly maxRemembered?: number
+  /** The turn budget inline transforms share. @default loopTurn, the process's */
+  readonly turn?: LoopTurn
 }
 
 /** Weight of the newest measurement in the cost-per-character average. */
@@ -69,10 +74,12 @@ export class TransformScheduler {
     }
     const budget = this.#opts.inlineBudget
     if (html.length < this.#opts.threshold && (budget <= 0 || this.#msPerChar * html.length <= budget)) {
-      const started = performance.now()
-      const out = transformCompiled(compiled, html, ctx)
-      this.#measured(performance.now() - started, html.length, true)
-      return out
+      return (this.#opts.turn ?? loopTurn).run(() => {
+        const started = performance.now()
+        const out = transformCompiled(compiled, html, ctx)
+        this.#measured(performance.now() - started, html.length, true)
+        return out
+      })
     }
     const running = this.#running.get(key)
     if (running !== undefined) return running
