@@ -162,14 +162,20 @@ export class RedisStore implements CacheStore {
     }
   }
 
-  async get (key: string): Promise<CacheEntry | undefined> {
+  /**
+   * `opts.timeout` replaces the request-path deadline and sends the read even
+   * while the breaker is open: the miss lock's waiters, for whom one read of
+   * Redis saves an upstream fetch (a burst of short reads timing out must not
+   * make them fetch too).
+   */
+  async get (key: string, opts?: { readonly timeout?: number }): Promise<CacheEntry | undefined> {
     this.#check()
     const ek = this.#entryKey(key)
     // GET and PTTL go out in one tick, so @redis/client pipelines them.
-    const reply = await this.#call('get', this.#timeout, (o) => Promise.all([
+    const reply = await this.#call('get', opts?.timeout ?? this.#timeout, (o) => Promise.all([
       this.#client.sendCommand(['GET', ek], { ...o, typeMapping: bufferReplies }),
       this.#client.sendCommand(['PTTL', ek], o)
-    ]))
+    ]), opts?.timeout !== undefined)
     if (!Array.isArray(reply) || !Buffer.isBuffer(reply[0])) return undefined
     try {
       const entry = decodeEntry(reply[0], key, this.name)
@@ -192,6 +198,26 @@ export class RedisStore implements CacheStore {
     return reply === true
   }
 
+  /**
+   * Whether Redis holds now the very entry `entry` (the same fill: its
+   * request and response times and body length) under `key`; undefined when
+   * Redis did not answer. Sent after this connection's earlier writes, so it
+   * sees them. The purge path asks it of a write-back that may have landed
+   * after another member's purge (TieredStore.purgeLocal).
+   */
+  async holds (key: string, entry: CacheEntry): Promise<boolean | undefined> {
+    this.#check()
+    const r = await this.#call('get', this.#adminTimeout, (o) => this.#client.sendCommand(['GET', this.#entryKey(key)], { ...o, typeMapping: bufferReplies }), true)
+    if (r === kSkip) return undefined
+    if (!Buffer.isBuffer(r)) return false
+    try {
+      const e = decodeEntry(r, key, this.name)
+      return e.meta.requestTime === entry.meta.requestTime && e.meta.responseTime === entry.meta.responseTime && e.body.length === entry.body.length
+    } catch {
+      return undefined
+    }
+  }
+
   async delete (key: string): Promise<boolean> {
     this.#check()
     const reply = await this.#call('delete', this.#timeout, (o) => this.#client.sendCommand(['DEL', this.#entryKey(key)], o))
@@ -210,8 +236,6 @@ export class RedisStore implements CacheStore {
     const now = opts.now ?? Date.now()
     const keys = new Set<string>()
     const indexes: string[] = []
-    /** What each index set held when read: only those members are removed from it. */
-    const read = new Map<string, string[]>()
     if (sel.all === true) {
       for await (const batch of this.#scan(this.#prefix + 'e:*')) for (const k of batch) keys.add(k)
     } else {
@@ -221,30 +245,32 @@ export class RedisStore implements CacheStore {
       for (const p of sel.prefixes ?? []) {
         for await (const batch of this.#scan(this.#prefix + 'u:' + globEscape(p) + '*')) indexes.push(...batch)
       }
-      for (const idx of indexes) {
-        const members = await this.#admin('smembers', (o) => this.#client.sendCommand(['SMEMBERS', idx], o))
-        if (!Array.isArray(members)) continue
-        const list = members.map(String)
-        read.set(idx, list)
-        for (const m of list) keys.add(this.#entryKey(m))
+      if (opts.soft === true) {
+        for (const idx of indexes) {
+          const members = await this.#admin('smembers', (o) => this.#client.sendCommand(['SMEMBERS', idx], o))
+          if (!Array.isArray(members)) continue
+          for (const m of members) keys.add(this.#entryKey(String(m)))
+        }
       }
     }
     let count = 0
     const list = [...keys]
     if (opts.soft === true) {
       for (const k of list) if (await this.#softPurge(k, now)) count++
-    } else {
+    } else if (sel.all === true) {
       for (let i = 0; i < list.length; i += 500) {
         const n = await this.#admin('unlink', (o) => this.#client.sendCommand(['UNLINK', ...list.slice(i, i + 500)], o))
         count += typeof n === 'number' ? n : 0
       }
-      // Only the members read above leave the index sets: deleting the sets
-      // whole would orphan an entry written between the read and the delete
-      // (a write-back racing the purge), which no later purge could find.
-      for (const [idx, list] of read) {
-        for (let i = 0; i < list.length; i += 500) {
-          await this.#admin('srem', (o) => this.#client.sendCommand(['SREM', idx, ...list.slice(i, i + 500)], o))
-        }
+    } else {
+      // Each index set is read, its entries unlinked and those members
+      // removed in one script, atomically: done in three round trips, a
+      // write-back of the same key landing between the UNLINK and the SREM
+      // kept its entry and lost its index member, so no later purge found it
+      // (bench/coherence served such a copy after every later purge).
+      for (const idx of indexes) {
+        const n = await this.#admin('purge', (o) => this.#client.sendCommand(['EVAL', purgeIndexScript, '1', idx, this.#prefix + 'e:'], o))
+        count += typeof n === 'number' ? n : 0
       }
     }
     return count
@@ -410,6 +436,23 @@ export class RedisStore implements CacheStore {
     if (errorChannel.hasSubscribers) errorChannel.publish({ op, error: err })
   }
 }
+
+/**
+ * KEYS[1] an index set, ARGV[1] the entry-key prefix: unlinks the entries
+ * the set names and removes those members, in batches of 500 (Lua's unpack
+ * limit); resolves the entries unlinked. An entry in two sets (url and tag)
+ * counts once: the second UNLINK finds it gone.
+ */
+const purgeIndexScript = `local m = redis.call('SMEMBERS', KEYS[1])
+local n = 0
+for i = 1, #m, 500 do
+  local j = math.min(i + 499, #m)
+  local ks = {}
+  for k = i, j do ks[#ks + 1] = ARGV[1] .. m[k] end
+  n = n + redis.call('UNLINK', unpack(ks))
+  redis.call('SREM', KEYS[1], unpack(m, i, j))
+end
+return n`
 
 /** Escapes the glob metacharacters of Redis MATCH patterns. */
 function globEscape (s: string): string {

@@ -83,3 +83,46 @@ t.test('rejects a bad url or timeout naming the key', async (t) => {
   t.throws(() => new RedisStore({ url: 'http://x', prefix: 'p:' }), /cache\.redis\.url/)
   t.throws(() => new RedisStore({ url: 'redis://127.0.0.1:1', prefix: 'p:', timeout: 0 }), /cache\.redis\.timeout/)
 })
+
+t.test('a write-back racing a hard purge stays findable by the next purge (issue 12)', async (t) => {
+  // Two members on their own connections: one purges, one writes the same key
+  // back at the same moment. Whatever the interleaving, an entry left in Redis
+  // must still be named by its index set, or no later purge removes it (root
+  // cause: the purge read the set, unlinked and removed the members in three
+  // round trips, so a write landing between the last two lost its member).
+  const prefix = uniquePrefix(t, 'race')
+  const purger = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 2000 })
+  const writer = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 2000 })
+  t.teardown(() => Promise.all([purger.destroy(), writer.destroy()]))
+  await Promise.all([purger.whenReady(), writer.whenReady()])
+  const url = 'http://a.test/raced'
+  const orphans: number[] = []
+  for (let i = 0; i < 200; i++) {
+    await writer.put('k', makeEntry(url, `v${i}`), 60_000)
+    // The write goes out after 0 to 3 of the writer's own round trips, so it
+    // lands at every step of the purge in turn.
+    const late = async (): Promise<void> => {
+      for (let j = 0; j < i % 4; j++) await writer.get('elsewhere')
+      await writer.put('k', makeEntry(url, `w${i}`), 60_000)
+    }
+    await Promise.all([purger.purge({ urls: [url] }), late()])
+    if (await purger.get('k') === undefined) continue
+    // The entry survived the race: the next purge must find it.
+    await purger.purge({ urls: [url] })
+    if (await purger.get('k') !== undefined) orphans.push(i)
+  }
+  t.same(orphans, [], 'no entry outlived a purge after its race')
+})
+
+t.test('holds: whether Redis has the very entry this member wrote', async (t) => {
+  const prefix = uniquePrefix(t, 'holds')
+  const s = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 2000 })
+  t.teardown(() => s.destroy())
+  await s.whenReady()
+  const mine = makeEntry('http://a.test/h', 'mine')
+  t.equal(await s.holds('k', mine), false, 'nothing stored')
+  await s.put('k', mine, 60_000)
+  t.equal(await s.holds('k', mine), true, 'the same fill')
+  await s.put('k', makeEntry('http://a.test/h', 'theirs', { requestTime: mine.meta.requestTime + 1 }), 60_000)
+  t.equal(await s.holds('k', mine), false, 'another fill of the key')
+})
