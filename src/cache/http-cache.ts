@@ -170,6 +170,22 @@ export class HttpCache {
   }
 
   /**
+   * The fresh-hit fast path's lookup (src/server/fresh-hit.ts): the entry
+   * `lookup` would answer `{ kind: 'hit', xcache: 'HIT' }` with from its
+   * first, synchronous check, or undefined for anything else (then the
+   * caller runs `lookup`, which decides as before). The caller has checked
+   * the method (GET or HEAD) and that the request carries no Cache-Control,
+   * Pragma or Authorization. Never starts a fill, never waits, never throws.
+   */
+  freshEntry (site: SiteConfig, scheme: string, host: string, target: string, keyExtra: string): CacheEntry | undefined {
+    const store = this.#store
+    if (this.#closed || store.getSync === undefined) return undefined
+    const e = store.getSync(cacheKey({ site: site.name, scheme, host: host.toLowerCase(), target, extra: keyExtra }))
+    if (e === undefined || (e.meta.flags & F_VARY_MARKER) !== 0 || !(residentNow(this.#now(), e.meta) < e.meta.freshUntil)) return undefined
+    return e
+  }
+
+  /**
    * Writes a cached response: prebuilt headers plus `age` and `x-cache`,
    * a 304 for a matching client conditional, no body for HEAD.
    * Set no headers on `res` before calling it (that forces Node's slow path).

@@ -31,8 +31,9 @@ export interface RequestContext {
   error: LiveryError | undefined
 }
 
-export function newContext (path: string): RequestContext {
-  return { started: performance.now(), path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, client: undefined, themeWait: undefined, cacheLookup: undefined, transform: undefined, error: undefined }
+/** `started`: when the request came in (performance.now()), if it was read already. */
+export function newContext (path: string, started = performance.now()): RequestContext {
+  return { started, path, site: '-', cache: 'BYPASS', upstreamTime: undefined, queueWait: 0, bytes: 0, client: undefined, themeWait: undefined, cacheLookup: undefined, transform: undefined, error: undefined }
 }
 
 /** Statuses whose answer tells the client to come back later. */

@@ -60,7 +60,8 @@ export class SiteHandler {
   readonly #cache: HttpCache
   readonly #pool: RequestPool
   readonly #maxThemed: number
-  readonly #hot: HotPages | undefined
+  /** Counts hits per page for warming after a purge (sites with warm.afterPurge); the fresh-hit path counts too. */
+  readonly hot: HotPages | undefined
   readonly #background = new Set<Promise<void>>()
   /**
    * Background refreshes this site runs at once: a quarter of its slots. Pages
@@ -82,7 +83,12 @@ export class SiteHandler {
     this.#maxThemed = opts.maxThemedSize
     this.#maxRefreshes = Math.max(1, Math.floor(site.pool.maxConcurrent / 4))
     this.#sessionCookie = passCookieRule(site.passCookies)
-    this.#hot = opts.hot
+    this.hot = opts.hot
+  }
+
+  /** True for a logged-in view (site.passCookies): never answered from the cache. */
+  sessionCookie (cookie: string): boolean {
+    return this.#sessionCookie(cookie)
   }
 
   async handle (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, target: SiteRequest): Promise<void> {
@@ -115,7 +121,7 @@ export class SiteHandler {
     ctx.cacheLookup = performance.now() - t1
     switch (r.kind) {
       case 'hit':
-        this.#hot?.hit(r.entry.meta.url)
+        this.hot?.hit(r.entry.meta.url)
         ctx.cache = r.xcache
         ctx.bytes = req.method === 'HEAD' ? 0 : r.entry.body.length
         this.#cache.serve(r.entry, req, res, r.xcache)
