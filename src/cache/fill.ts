@@ -66,6 +66,11 @@ const kPass: Outcome = { pass: true }
 const clientValidators = new Set(['if-none-match', 'if-modified-since', 'if-match', 'if-unmodified-since', 'if-range', 'range'])
 const serverErrors = new Set([500, 502, 503, 504])
 
+function hasClientValidator (h: Headers): boolean {
+  return h['if-none-match'] !== undefined || h['if-modified-since'] !== undefined || h['if-match'] !== undefined ||
+    h['if-unmodified-since'] !== undefined || h['if-range'] !== undefined || h.range !== undefined
+}
+
 export class Fill {
   /** The coalescing key (primary, or the Vary variant's key). */
   readonly key: string
@@ -94,8 +99,14 @@ export class Fill {
     this.requestTime = init.host.now()
   }
 
-  /** The request headers to send upstream: client validators and Range dropped, ours added. */
-  upstreamHeaders (incoming: Headers): Record<string, string | string[]> {
+  /**
+   * The request headers to send upstream: client validators and Range
+   * dropped, ours added. `incoming` itself when there is nothing to drop or
+   * add (the proxy copies the headers it sends anyway, and one copy per miss
+   * is enough); callers must not modify the result.
+   */
+  upstreamHeaders<H extends Headers> (incoming: H): H | Record<string, string | string[]> {
+    if (this.conditionalHeaders === undefined && !hasClientValidator(incoming)) return incoming
     const out: Record<string, string | string[]> = {}
     for (const k of Object.keys(incoming)) {
       const v = incoming[k]

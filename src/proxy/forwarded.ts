@@ -182,11 +182,21 @@ function splitRange (range: string): [address: string, bits: number | undefined]
 
 const token = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
 
+/**
+ * The last element built, by its inputs: one client on a keep-alive
+ * connection (or a trusted proxy in front) sends the same peer and Host on
+ * every request, and `isIP` and the token check are not free (issue 15).
+ */
+let last = { peer: '', host: '', proto: 'http', element: 'for=unknown;proto=http' }
+
 /** One `Forwarded` element for this hop (RFC 7239 §4, §6: IPv6 nodes are quoted and bracketed). */
 export function forwardedElement (peer: string, host: string, proto: string): string {
+  if (peer === last.peer && host === last.host && proto === last.proto) return last.element
   const p = unmapped(peer)
   const node = p === '' ? 'unknown' : isIP(p) === 6 ? `"[${p}]"` : p
   let out = `for=${node}`
   if (host !== '') out += `;host=${token.test(host) ? host : `"${host.replace(/["\\]/g, '\\$&')}"`}`
-  return `${out};proto=${proto}`
+  const element = `${out};proto=${proto}`
+  last = { peer, host, proto, element }
+  return element
 }

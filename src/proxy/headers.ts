@@ -17,7 +17,8 @@ const hopByHop: ReadonlySet<string> = new Set([
 
 /** Names listed in Connection, lowercased, plus the fixed hop-by-hop set. */
 function connectionNamed (value: string | string[] | undefined): Set<string> | undefined {
-  if (value === undefined) return undefined
+  // What browsers send names only a field that is hop-by-hop anyway: no set per request.
+  if (value === undefined || value === 'keep-alive' || value === 'Keep-Alive') return undefined
   const out = new Set<string>()
   for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const name = part.trim().toLowerCase()
@@ -42,12 +43,6 @@ export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, str
   return out
 }
 
-/** Drops an untrusted peer's forwarding headers from a copy made for the upstream. */
-function withoutForwarding (out: Record<string, string | string[]>): Record<string, string | string[]> {
-  for (const name in out) if (isForwardingHeader(name)) delete out[name]
-  return out
-}
-
 export interface ForwardContext extends ClientInfo {
   /** The upstream's own `host[:port]`, sent when the site does not preserve Host. */
   readonly upstreamHost: string
@@ -66,7 +61,16 @@ const joined = (v: string | string[]): string => Array.isArray(v) ? v.join(', ')
  * hop (a chain, as nginx's $proxy_add_x_forwarded_for).
  */
 export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): OutgoingHttpHeaders {
-  const out: OutgoingHttpHeaders = ctx.trusted ? stripHopByHop(headers) : withoutForwarding(stripHopByHop(headers))
+  // One copy: hop-by-hop fields, Expect (Node answers 100-continue itself,
+  // and undici refuses to send it) and an untrusted peer's forwarding fields stay behind.
+  const named = connectionNamed(headers.connection)
+  const trusted = ctx.trusted
+  const out: OutgoingHttpHeaders = {}
+  for (const name in headers) {
+    const value = headers[name]
+    if (value === undefined || name === 'expect' || isHopByHop(name, named) || (!trusted && isForwardingHeader(name))) continue
+    out[name] = value
+  }
   const peer = ctx.peer
   const element = forwardedElement(peer, ctx.host, ctx.hopProto)
   if (ctx.trusted) {

@@ -75,8 +75,6 @@ export class Upstream {
     const headers = upstreamRequestHeaders(opts.headers, {
       ...opts.context, upstreamHost: this.#host, preserveHost: this.site.preserveHost,
     })
-    // Node answers Expect: 100-continue itself; undici refuses to send it.
-    delete headers.expect
     const started = performance.now()
     try {
       const res = await this.#pool.request({
