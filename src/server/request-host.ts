@@ -11,11 +11,37 @@ import type { IncomingMessage } from 'node:http'
 import { isIPv6 } from 'node:net'
 import { normaliseHost } from '../cache/key.ts'
 
-/** unreserved / pct-encoded / sub-delims (RFC 3986 §3.2.2), at least one. */
-const regName = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+$/
 /** IPvFuture (RFC 3986 §3.2.2). */
 const ipvFuture = /^v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+$/
-const digits = /^[0-9]*$/
+
+/** unreserved / sub-delims (RFC 3986 §3.2.2), by character code. */
+const regNameChar = new Uint8Array(128)
+for (const c of "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=") regNameChar[c.charCodeAt(0)] = 1
+const isHex = (c: number): boolean => (c >= 48 && c <= 57) || (c >= 65 && c <= 70) || (c >= 97 && c <= 102)
+
+/**
+ * A reg-name: unreserved, pct-encoded and sub-delims, at least one. A loop
+ * rather than a regular expression, as it runs for every request (issue 15, item 6).
+ */
+function isRegName (s: string): boolean {
+  if (s.length === 0) return false
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 128 && regNameChar[c] === 1) continue
+    // pct-encoded: a charCodeAt past the end is NaN, which is not hex.
+    if (c !== 37 /* % */ || !isHex(s.charCodeAt(i + 1)) || !isHex(s.charCodeAt(i + 2))) return false
+    i += 2
+  }
+  return true
+}
+
+function isDigits (s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i)
+    if (c < 48 || c > 57) return false
+  }
+  return true
+}
 
 export interface RequestHost {
   /** The Host as routing and the upstream get it ('' when an HTTP/1.0 request has none). */
@@ -68,11 +94,11 @@ export function canonicalHost (value: string): string | undefined {
     const colon = value.indexOf(':')
     name = colon === -1 ? value : value.slice(0, colon)
     rest = colon === -1 ? '' : value.slice(colon)
-    if (!regName.test(name)) return undefined
+    if (!isRegName(name)) return undefined
   }
   if (rest === '') return name
   const port = rest.slice(1)
-  if (!digits.test(port)) return undefined
+  if (!isDigits(port)) return undefined
   if (port === '') return name
   const n = Number(port)
   if (n > 65535) return undefined

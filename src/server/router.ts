@@ -71,5 +71,6 @@ export function hostName (host: string | undefined): string {
     return end === -1 ? h : h.slice(0, end + 1)
   }
   const colon = h.indexOf(':')
-  return (colon === -1 ? h : h.slice(0, colon)).replace(/\.$/, '')
+  const name = colon === -1 ? h : h.slice(0, colon)
+  return name.endsWith('.') ? name.slice(0, -1) : name
 }
