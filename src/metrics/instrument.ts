@@ -59,14 +59,15 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
   const killed = metrics.counter('livery_requests_killed_total', 'Long-running requests aborted to free slots for waiting ones', [])
   // Shed requests are observed too (outcome="shed"): a histogram of admitted
   // waits alone looks healthiest exactly when the queue overflows.
-  const queueWait = metrics.histogram('livery_queue_wait_seconds', 'Time requests waited for a pool slot, by site and outcome (admitted or shed)', ['site', 'outcome'], [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
+  // Observed on every admission (each pass and miss): no per-observation label hashing.
+  const queueWait = metrics.requestHistogram('livery_queue_wait_seconds', 'Time requests waited for a pool slot, by site and outcome (admitted or shed)', ['site', 'outcome'], [0, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5])
   const seconds = (m: Msg): number => typeof m.seconds === 'number' ? m.seconds : 0
   on('livery:pool:shed', m => {
     shed.inc({ reason: label(m.reason, 'unknown') })
-    queueWait.observe({ site: label(m.site, '-'), outcome: 'shed' }, seconds(m))
+    queueWait.observe(seconds(m), label(m.site, '-'), 'shed')
   })
   on('livery:pool:killed', () => killed.inc())
-  on('livery:pool:queue-wait', m => queueWait.observe({ site: label(m.site, '-'), outcome: 'admitted' }, seconds(m)))
+  on('livery:pool:queue-wait', m => queueWait.observe(seconds(m), label(m.site, '-'), 'admitted'))
 
   // --- purges ---
   const purges = metrics.counter('livery_purges_total', 'Purges applied by this process, by kind (url, prefix, tag, site, all) and mode (soft, hard)', ['kind', 'mode'])

@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
 import { RequestMetrics } from './request-metrics.ts'
+import { LabelledHistogram } from './labelled-histogram.ts'
 
 const version = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version
 
@@ -14,11 +15,13 @@ export interface Metrics {
   /** `livery_http_requests_total` and `livery_http_request_duration_seconds`, fed once per request. */
   readonly requests: RequestMetrics
   /** Time to the upstream's response headers, by site (observed only when the upstream was asked). */
-  readonly upstreamDuration: Histogram<'site'>
+  readonly upstreamDuration: LabelledHistogram
   /** Adds a gauge whose value is read at scrape time. */
   gauge (name: string, help: string, labelNames: readonly string[], collect: (set: (labels: Record<string, string>, value: number) => void) => void): void
   counter<L extends string> (name: string, help: string, labelNames: readonly L[]): Counter<L>
   histogram<L extends string> (name: string, help: string, labelNames: readonly L[], buckets?: number[]): Histogram<L>
+  /** A histogram observed on the request path: one or two labels, no per-observation label hashing. */
+  requestHistogram (name: string, help: string, labelNames: readonly [string] | readonly [string, string], buckets: readonly number[]): LabelledHistogram
 }
 
 export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics {
@@ -43,12 +46,12 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
       this.inc(performance.eventLoopUtilization().active / 1000)
     },
   })
-  const upstreamDuration = new Histogram({
+  const upstreamDuration = new LabelledHistogram({
     name: 'livery_upstream_response_seconds',
     help: 'Time from sending a request upstream to its response headers, by site',
-    labelNames: ['site'] as const,
+    labelNames: ['site'],
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
-    registers: [registry],
+    registry,
   })
   new Gauge({
     name: 'livery_build_info',
@@ -76,6 +79,9 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     histogram (name, help, labelNames, buckets) {
       return new Histogram({ name, help, labelNames, registers: [registry], ...(buckets === undefined ? {} : { buckets }) })
+    },
+    requestHistogram (name, help, labelNames, buckets) {
+      return new LabelledHistogram({ name, help, labelNames, buckets, registry })
     },
   }
 }

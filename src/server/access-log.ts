@@ -49,8 +49,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     const status = res.headersSent ? res.statusCode : 0
     const method = req.method ?? 'GET'
     metrics.requests.record(ctx.site, method, status, ctx.cache, seconds, ctx.bytes)
-    // Only when the upstream was asked: a miss already costs far more than prom-client's label hashing.
-    if (ctx.upstreamTime !== undefined) metrics.upstreamDuration.observe({ site: ctx.site }, ctx.upstreamTime / 1000)
+    if (ctx.upstreamTime !== undefined) metrics.upstreamDuration.observe(ctx.upstreamTime / 1000, ctx.site)
     opts.observe?.(req, status, ctx)
     if (rate === 0 || (rate < 1 && Math.random() >= rate)) return
     const url = req.url ?? '/'
