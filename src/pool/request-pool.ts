@@ -151,6 +151,22 @@ export class RequestPool {
     return this.#enqueue(site, now, clientSignal)
   }
 
+  /**
+   * The ticket `acquire()` would resolve at once (the site's queue is empty
+   * and it has room), synchronously; undefined whenever acquire() has
+   * anything else to decide (queueing, shedding, errors), so the caller then
+   * calls it. Saves each admitted pass or miss a promise, an AbortController
+   * and an abort listener (issue 15); the caller aborts a ticket whose client
+   * went away with `ticket.clientGone()`.
+   */
+  tryAcquire (siteName: string): Ticket | undefined {
+    const site = this.#sites.get(siteName)
+    if (site === undefined || this.#closed || site.queue.size !== 0 || !this.#hasRoom(site)) return undefined
+    if (this.#watchdog?.overloaded() !== undefined) return undefined
+    const now = this.#now()
+    return this.#admit(site, now, now, undefined)
+  }
+
   stats (): PoolStats {
     const inFlight: Record<string, number> = {}
     const queued: Record<string, number> = {}

@@ -77,6 +77,11 @@ export class Ticket {
     this.#onDone(this)
   }
 
+  /** The client went away: aborts the request (`LIVERY_ERR_CLIENT_ABORTED`) and frees the slot. Idempotent. */
+  clientGone (): void {
+    this[kAbort](liveryError('LIVERY_ERR_CLIENT_ABORTED'))
+  }
+
   [Symbol.dispose] (): void {
     this.release()
   }
@@ -92,6 +97,6 @@ export class Ticket {
   }
 
   readonly #onClientAbort = (): void => {
-    this[kAbort](liveryError('LIVERY_ERR_CLIENT_ABORTED'))
+    this.clientGone()
   }
 }

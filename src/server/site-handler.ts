@@ -189,14 +189,20 @@ export class SiteHandler {
 
   /** Runs upstream work inside a pool slot; every failure ends in one coded answer. */
   async #withSlot (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, work: (signal: AbortSignal) => Promise<void>): Promise<void> {
-    const client = new AbortController()
+    // A slot free now is taken synchronously; only a request that may queue needs a signal for its client.
+    let ticket = this.#pool.tryAcquire(this.site.name)
+    let client: AbortController | undefined
     const onClose = (): void => {
-      if (!res.writableFinished) client.abort(new LiveryError('LIVERY_ERR_CLIENT_ABORTED'))
+      if (res.writableFinished) return
+      if (ticket !== undefined) ticket.clientGone()
+      else client?.abort(new LiveryError('LIVERY_ERR_CLIENT_ABORTED'))
     }
     res.once('close', onClose)
-    let ticket: Ticket | undefined
     try {
-      ticket = await this.#pool.acquire(this.site.name, client.signal)
+      if (ticket === undefined) {
+        client = new AbortController()
+        ticket = await this.#pool.acquire(this.site.name, client.signal)
+      }
       ctx.queueWait = ticket.queueWait
       await work(ticket.signal)
     } catch (err) {

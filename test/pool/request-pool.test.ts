@@ -275,3 +275,34 @@ t.test('close drains gracefully; destroy aborts; both idempotent', async t => {
   await other.destroy()
   t.throws(() => new RequestPool(poolConfig(), [siteConfig('a'), siteConfig('a')]), { code: 'LIVERY_ERR_CONFIG' })
 })
+
+t.test('tryAcquire: a ticket now when acquire() would admit at once, else undefined', async t => {
+  let reason: string | undefined
+  const pool = new RequestPool(poolConfig(), [siteConfig('a', { maxConcurrent: 1 })], { watchdog: { overloaded: () => reason } })
+  t.teardown(() => pool.destroy())
+  t.equal(pool.tryAcquire('nowhere'), undefined, 'an unknown site is left to acquire() to refuse')
+  const published = nextMessage<QueueWaitMessage>('livery:pool:queue-wait')
+  const first = pool.tryAcquire('a')
+  t.ok(first, 'a free slot is taken synchronously')
+  t.same(await published, { site: 'a', seconds: 0 }, 'and its admission is published like any other')
+  t.equal(first?.queueWait, 0)
+  t.equal(pool.tryAcquire('a'), undefined, 'no room: undefined, nothing queued')
+  t.same(pool.stats().queued, { a: 0 })
+  const waiting = pool.acquire('a')
+  first?.release()
+  t.equal(pool.tryAcquire('a'), undefined, 'a waiter goes first')
+  const second = await waiting
+  second.clientGone()
+  t.ok(second.signal.aborted, 'clientGone aborts the ticket')
+  t.ok(hasCode(second.signal.reason, 'LIVERY_ERR_CLIENT_ABORTED'))
+  t.ok(second.done, 'and frees its slot')
+  reason = 'event-loop delay 1.2s > 1s'
+  t.equal(pool.tryAcquire('a'), undefined, 'overloaded: left to acquire() to shed')
+  reason = undefined
+  const third = pool.tryAcquire('a')
+  t.ok(third)
+  third?.release()
+  await pool.close()
+  t.equal(pool.tryAcquire('a'), undefined, 'closed')
+  t.equal(pool.stats().admitted, 3)
+})
