@@ -39,9 +39,9 @@ export type MissGrant =
   | { readonly kind: 'alone' }
 
 export interface SharedTier {
-  get (key: string): Promise<CacheEntry | undefined>
-  /** False while the tier skips Redis (down, or its breaker open): the lock skips it too. */
-  readonly available: boolean
+  /** `timeout`: the lock's own deadline, sent even while the tier's breaker is open. */
+  get (key: string, opts?: { readonly timeout?: number }): Promise<CacheEntry | undefined>
+  put? (key: string, entry: CacheEntry, ttlMs: number, opts?: { readonly timeout?: number }): Promise<boolean>
 }
 
 export interface MissLockOptions {
@@ -54,13 +54,18 @@ export interface MissLockOptions {
     readonly timeout: number
     /** The Redis tier, polled for the winner's entry. */
     readonly tier: SharedTier
-    /** Resolves once this process's write-through of `key` finished (TieredStore.written). */
-    readonly written: (key: string) => Promise<void>
+    /** Resolves once this process's write-through of `key` finished, true when it stored (TieredStore.written). */
+    readonly written: (key: string) => Promise<boolean>
     /** How often a losing instance looks for the entry, ms. @default 25 */
     readonly pollInterval?: number
   }
   /** Longest a lock is held and waited for, ms (`cache.lockTimeout`). */
   readonly lockTimeout: number
+  /**
+   * Deadline of one lock command or lock read, ms. @default the larger of
+   * 1 s and `redis.timeout`, at most `lockTimeout`
+   */
+  readonly callTimeout?: number
   readonly logger?: Logger
 }
 
@@ -69,13 +74,15 @@ export class MissLock {
   readonly #log: Logger
   readonly #client: RedisClient | undefined
   readonly #id = randomUUID()
-  /** After a failed lock command the lock is skipped for a while, like the tier's own breaker. */
+  /** After a lock that Redis never answered, the lock is skipped for a while. */
   #skipUntil = 0
+  readonly #callTimeout: number
   #closed = false
 
   constructor (opts: MissLockOptions) {
     this.#opts = opts
     this.#log = (opts.logger ?? silentLogger).child({ module: 'miss-lock' })
+    this.#callTimeout = opts.callTimeout ?? Math.min(opts.lockTimeout, Math.max(1000, opts.redis?.timeout ?? 0))
     if (opts.redis !== undefined) {
       this.#client = createRedisClient({ url: opts.redis.url, connectTimeout: opts.redis.timeout, logger: this.#log, role: 'miss lock' })
       this.#client.connect().catch((err: unknown) => {
@@ -112,7 +119,7 @@ export class MissLock {
         if (done) return
         done = true
         releaseGateway?.(entry)
-        releaseRedis?.()
+        releaseRedis?.(entry)
       }
     }
   }
@@ -142,61 +149,94 @@ export class MissLock {
     }
   }
 
-  /** The cross-instance step: won (with its release), the winner's entry, or undefined (fetch alone). */
-  async #redis (key: string): Promise<{ kind: 'won', release: () => void } | { kind: 'entry', entry: CacheEntry, keep: boolean, from: 'redis' } | undefined> {
+  /**
+   * The cross-instance step: won (with its release), the winner's entry, or
+   * undefined (fetch alone). Bounded by `lockTimeout` as a whole, and each
+   * command by `callTimeout`, which is longer than the request-path deadline
+   * of the tier: a burst of cold requests is when Redis answers slowest, and
+   * an instance that gave up on the lock then was a second fetch (two of
+   * four runs of bench/coherence on a busy machine). A command that did not
+   * answer is sent again rather than taken for a refusal; only a Redis that
+   * is not connected, or that answered none of them, lets the miss fetch
+   * alone.
+   */
+  async #redis (key: string): Promise<{ kind: 'won', release: (entry: CacheEntry | undefined) => void } | { kind: 'entry', entry: CacheEntry, keep: boolean, from: 'redis' } | undefined> {
     const redis = this.#opts.redis
     const c = this.#client
-    if (redis === undefined || c === undefined || this.#closed || !c.isReady || !redis.tier.available || this.#skipUntil > Date.now()) return undefined
+    if (redis === undefined || c === undefined || this.#closed || !c.isReady || this.#skipUntil > Date.now()) return undefined
     const lockKey = `${redis.prefix}lock:${createHash('sha256').update(key).digest('base64url')}`
-    const call = <T>(fn: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => withDeadline(redis.timeout, 'miss lock', fn)
-    let won: boolean
-    try {
-      won = String(await call(o => c.sendCommand(['SET', lockKey, this.#id, 'NX', 'PX', String(this.#opts.lockTimeout)], o))) === 'OK'
-    } catch (err) {
-      this.#skipUntil = Date.now() + 1000
-      this.#log.debug({ err }, 'miss lock: Redis did not answer; fetching alone')
-      return undefined
+    const callTimeout = this.#callTimeout
+    const call = <T>(fn: (o: { abortSignal: AbortSignal }) => Promise<T>): Promise<T> => withDeadline(callTimeout, 'miss lock', fn)
+    // Past the tier's breaker and with the lock's deadline: one read saves a fetch.
+    const read = (): Promise<CacheEntry | undefined> => redis.tier.get(key, { timeout: callTimeout }).catch(() => undefined)
+    const found = (entry: CacheEntry): { kind: 'entry', entry: CacheEntry, keep: boolean, from: 'redis' } => {
+      publish('redis', 'entry')
+      return { kind: 'entry', entry, keep: true, from: 'redis' }
     }
-    if (won) {
-      const release = (): void => {
-        // The write-through first: a loser that finds the lock gone must find the entry too.
-        void redis.written(key).then(() => call(o => c.sendCommand(['EVAL', releaseScript, '1', lockKey, this.#id], o))).catch((err: unknown) => {
-          this.#log.debug({ err }, 'miss lock: could not release the Redis lock (it expires by itself)')
-        })
-      }
-      // The previous holder may have stored the entry and let go between our
-      // read of the tier and our SET: one more read saves a second fetch.
-      const landed = await redis.tier.get(key)
-      if (landed !== undefined) {
-        release()
-        publish('redis', 'entry')
-        return { kind: 'entry', entry: landed, keep: true, from: 'redis' }
-      }
-      publish('redis', 'lead')
-      return {
-        kind: 'won',
-        release
-      }
+    const release = (entry: CacheEntry | undefined): void => {
+      // The write-through first: a loser that finds the lock gone must find the entry too.
+      void redis.written(key).then(async (stored) => {
+        // A write-through that timed out under load is sent again with the lock's deadline, or every loser would fetch.
+        if (!stored && entry !== undefined && entry.meta.vary.length === 0 && redis.tier.put !== undefined) {
+          const ttl = entry.meta.holdUntil - Date.now()
+          if (ttl > 0) await redis.tier.put(key, entry, ttl, { timeout: callTimeout })
+        }
+        await call(o => c.sendCommand(['EVAL', releaseScript, '1', lockKey, this.#id], o))
+      }).catch((err: unknown) => {
+        this.#log.debug({ err }, 'miss lock: could not release the Redis lock (it expires by itself)')
+      })
     }
     const deadline = Date.now() + this.#opts.lockTimeout
     const interval = redis.pollInterval ?? 25
-    while (Date.now() < deadline && !this.#closed) {
-      await sleep(interval, undefined, { ref: false })
-      const e = await redis.tier.get(key)
-      if (e !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: e, keep: true, from: 'redis' } }
-      let held: unknown
+    let answered = false
+    let unsure = false
+    while (Date.now() < deadline && !this.#closed && c.isReady) {
+      let won: boolean
       try {
-        held = await call(o => c.sendCommand(['EXISTS', lockKey], o))
-      } catch {
-        break
+        won = String(await call(o => c.sendCommand(['SET', lockKey, this.#id, 'NX', 'PX', String(this.#opts.lockTimeout)], o))) === 'OK'
+        answered = true
+        // A SET of ours that timed out may have landed after all: then the lock is ours.
+        if (!won && unsure) won = String(await call(o => c.sendCommand(['GET', lockKey], o))) === this.#id
+      } catch (err) {
+        unsure = true
+        this.#log.debug({ err }, 'miss lock: Redis did not answer the lock; asking again')
+        continue
       }
-      if (held === 0) {
-        // Gone: the winner's write-through finished before it let go, so one more read is decisive.
-        const last = await redis.tier.get(key)
-        if (last !== undefined) { publish('redis', 'entry'); return { kind: 'entry', entry: last, keep: true, from: 'redis' } }
-        break
+      if (won) {
+        // The previous holder may have stored the entry and let go between our
+        // read of the tier and our SET: one more read saves a second fetch.
+        const landed = await read()
+        if (landed !== undefined) {
+          release(undefined)
+          return found(landed)
+        }
+        publish('redis', 'lead')
+        return { kind: 'won', release }
+      }
+      // Another instance fetches: wait for its entry (its write-through lands before it lets go).
+      while (Date.now() < deadline && !this.#closed) {
+        await sleep(interval, undefined, { ref: false })
+        const e = await read()
+        if (e !== undefined) return found(e)
+        let held: unknown
+        try {
+          held = await call(o => c.sendCommand(['EXISTS', lockKey], o))
+        } catch {
+          // No answer is not an answer: the holder may still be fetching.
+          continue
+        }
+        if (held === 0) {
+          // Gone: the winner's write-through finished before it let go, so one more read is decisive.
+          const last = await read()
+          if (last !== undefined) return found(last)
+          // It stored nothing (uncacheable, or banned by a purge): fetch here, as a waiter of a local flight does.
+          publish('redis', 'alone')
+          return undefined
+        }
       }
     }
+    // Redis answered nothing in a whole lockTimeout: skip it for a while rather than hold every cold miss as long.
+    if (!answered) this.#skipUntil = Date.now() + 1000
     publish('redis', 'alone')
     return undefined
   }

@@ -189,12 +189,13 @@ export class RedisStore implements CacheStore {
     }
   }
 
-  async put (key: string, entry: CacheEntry, ttlMs: number): Promise<boolean> {
+  /** `opts.timeout` as for get: the miss lock's winner sending a write-through that timed out again. */
+  async put (key: string, entry: CacheEntry, ttlMs: number, opts?: { readonly timeout?: number }): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
     const buf = encodeEntry(entry)
     if (buf.length > this.#maxEntrySize) return false
-    const reply = await this.#call('put', this.#timeout, (o) => this.#write(key, entry, buf, Math.ceil(ttlMs), o))
+    const reply = await this.#call('put', opts?.timeout ?? this.#timeout, (o) => this.#write(key, entry, buf, Math.ceil(ttlMs), o), opts?.timeout !== undefined)
     return reply === true
   }
 

@@ -109,8 +109,8 @@ export class TieredStore implements CacheStore {
   readonly #now: () => number
   /** Background writes in flight; each tier bounds its own backlog, so this set stays small. */
   readonly #inflight = new Set<Promise<unknown>>()
-  /** The same writes by key, for `written(key)`. */
-  readonly #writing = new Map<string, Set<Promise<unknown>>>()
+  /** The same writes by key, for `written(key)`: each resolves whether it stored. */
+  readonly #writing = new Map<string, Set<Promise<boolean>>>()
   readonly #bans: Ban[] = []
   readonly #banTtl: number
   readonly #maxBans: number
@@ -193,24 +193,26 @@ export class TieredStore implements CacheStore {
    * Stores in this process's first tier only: an entry another process or
    * instance fetched and stored (its slower tiers hold it already). The
    * caller adopts only when no purge was entered here while it waited for it
-   * (HttpCache). An entry relayed by the cluster primary is then ordered
-   * after every ban by the primary itself, so `screen: false` skips the time
-   * check, whose clocks (another process's) could only reject it wrongly; an
-   * entry read from Redis may be a write-back that raced a purge, so it is
-   * screened.
+   * (HttpCache), so no time check is made: its fill's start was stamped by
+   * another process's clock, which could only reject it wrongly (a coarse
+   * clock lags up to a few hundred ms on a busy machine). An entry read from
+   * Redis (`screen`) is screened as a read is: not while a matching purge
+   * runs here. One that is a write-back which raced a purge is purged again
+   * by its writer, over every member, before that purge is acknowledged.
    */
   async adopt (key: string, entry: CacheEntry, ttlMs: number, screen = true): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
-    const e = screen ? this.#screenWrite(entry) : entry
+    const e = screen ? this.#screenRead(entry, this.#gen) : entry
     if (e === undefined) return false
     return await this.#tiers[0].put(key, e, ttlMs)
   }
 
-  /** Resolves once the background writes of `key` started so far have finished (never rejects). */
-  async written (key: string): Promise<void> {
+  /** Resolves once the background writes of `key` started so far have finished: true when each stored it (never rejects). */
+  async written (key: string): Promise<boolean> {
     const set = this.#writing.get(key)
-    if (set !== undefined) await Promise.all([...set])
+    if (set === undefined) return true
+    return (await Promise.all([...set])).every((ok) => ok)
   }
 
   /** Awaits every tier, so a get after delete never finds an older copy below. */
@@ -277,7 +279,7 @@ export class TieredStore implements CacheStore {
     this.#check()
     const soft = opts.soft === true
     const ban = this.#ban(sel, soft, opts.id ?? randomUUID())
-    let raced = false
+    let raced: Array<[string, CacheEntry]> = []
     try {
       // The receiver's own clock marks soft-purged entries stale: the
       // sender's clock may be skewed against ours.
@@ -285,7 +287,7 @@ export class TieredStore implements CacheStore {
       return await this.#purgeTiers(this.#local, sel, { soft, now: ban.at })
     } finally {
       ban.pending = false
-      if (raced) {
+      if (raced.length > 0 && await this.#landedAfter(raced)) {
         const r = await this.purgeReport(sel, {}).catch((err: unknown) => {
           this.#log.warn({ err }, 'purging again after a raced write-back failed')
           return undefined
@@ -295,15 +297,36 @@ export class TieredStore implements CacheStore {
     }
   }
 
-  /** True (and forgets them) when this process wrote entries matching `sel` to the shared tiers from fills older than `at`. */
-  #takeRaced (sel: PurgeSelector, at: number): boolean {
-    let raced = false
+  /** The entries matching `sel` this process wrote to the shared tiers lately from fills older than `at` (and forgets them). */
+  #takeRaced (sel: PurgeSelector, at: number): Array<[string, CacheEntry]> {
+    const raced: Array<[string, CacheEntry]> = []
     for (const [key, e] of this.#recent.entries()) {
       if (e.meta.requestTime > at || !matchesSelector(e, sel)) continue
       this.#recent.delete(key)
-      raced = true
+      raced.push([key, e])
     }
     return raced
+  }
+
+  /**
+   * Whether one of these writes of ours is in a shared tier now, after the
+   * sender's purge of it (which ran before the notice was sent): then it
+   * landed after that purge. A write that landed before was removed by it,
+   * and the entry is gone or another fill's. Asking saves a purge over every
+   * member each time a page this process wrote in the last seconds is
+   * purged: that second purge detached and banned the refill under way, and
+   * bench/coherence counted 3 upstream fetches after a hard purge instead of
+   * 1. A tier that cannot tell, or does not answer, counts as raced.
+   */
+  async #landedAfter (writes: ReadonlyArray<[string, CacheEntry]>): Promise<boolean> {
+    for (const [key, e] of writes) {
+      await this.written(key)
+      for (const tier of this.#sharedTiers) {
+        const holds = await (tier as CacheStore & { holds?: (key: string, e: CacheEntry) => Promise<boolean | undefined> }).holds?.(key, e)
+        if (holds !== false) return true
+      }
+    }
+    return false
   }
 
   async clear (): Promise<void> {
@@ -369,11 +392,12 @@ export class TieredStore implements CacheStore {
   }
 
   #background (tier: CacheStore, key: string, entry: CacheEntry, ttl: number): void {
-    const p: Promise<unknown> = tier.put(key, entry, ttl).catch((err: unknown) => {
+    const p: Promise<boolean> = tier.put(key, entry, ttl).catch((err: unknown) => {
       // A failed cache write never fails the response (STYLE §2.12); count it.
       this.#writeErrors++
       if (writeErrorChannel.hasSubscribers) writeErrorChannel.publish({ tier: tier.name, error: err })
       this.#log.debug({ err, tier: tier.name }, 'background cache write failed')
+      return false
     }).finally(() => {
       this.#inflight.delete(p)
       const set = this.#writing.get(key)

@@ -29,8 +29,13 @@ const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/js
 t.test('two gateways of two processes share Redis', async t => {
   const redis = await startRedis(t)
   const held: Array<() => void> = []
+  const hold = (path: string) => (_req: unknown, res: ServerResponse, n: number) => { held.push(() => { res.writeHead(200, cacheable).end(`v${n} ${path}`) }) }
+  // Held only while `holdRefill` is set: the refill after a purge.
+  let holdRefill = false
   const up = await countingUpstream(t, {
-    '/cold': (_req, res: ServerResponse, n) => { held.push(() => { res.writeHead(200, cacheable).end(`v${n} /cold`) }) },
+    '/cold': hold('/cold'),
+    '/stalled': hold('/stalled'),
+    '/hot-once': (req, res: ServerResponse, n) => { if (holdRefill) hold('/hot-once')(req, res, n); else res.writeHead(200, cacheable).end(`v${n} /hot-once`) },
   })
   const dir = t.testdir({})
   const yaml = (name: string): string[] => [
@@ -67,6 +72,73 @@ t.test('two gateways of two processes share Redis', async t => {
     t.ok(got.every(r => r.status === 200), 'every request answered 200')
     t.equal(up.hits('/cold'), 1, 'one upstream request for both gateways')
     t.same([...new Set(got.map(r => r.body))], ['v1 /cold'], 'every waiter got the one response')
+  })
+
+  await t.test('item 2, Redis stalled during the burst: the lock waits it out, one upstream request in all', async t => {
+    // Root cause: a leader whose read of Redis had timed out skipped the
+    // cross-instance lock (the tier's last call had failed) and fetched: one
+    // fetch per instance, 2 here, exactly when a burst makes Redis slow.
+    const n = 10
+    redis.pause()
+    const replies: Array<Promise<CliReply>> = []
+    for (const g of both) for (let i = 0; i < n; i++) replies.push(g.request('/stalled'))
+    for (const g of both) {
+      await until(async () => metricValue((await g.request('/_livery/metrics')).body, 'livery_http_requests_active') >= n + 1, 90_000, 'every request to be waiting')
+      // Each gateway's read of Redis for the page timed out (1 s): its leader is at the lock now.
+      await until(async () => await redisState(g) === 'stalled', 20_000, 'status to show Redis stalled', 50)
+    }
+    redis.resume()
+    for (const g of both) await until(async () => await redisState(g) === 'up', 20_000, 'status to show Redis up again', 50)
+    await until(async () => up.hits('/stalled') >= 1, 20_000, 'the one fetch to start')
+    for (const release of held.splice(0)) release()
+    const got = await Promise.all(replies)
+    t.ok(got.every(r => r.status === 200), 'every request answered 200')
+    t.equal(up.hits('/stalled'), 1, 'one upstream request for both gateways')
+    t.same([...new Set(got.map(r => r.body))], ['v1 /stalled'], 'every waiter got the one response')
+    // Heartbeats stopped while Redis was: every member is back before purges are counted again.
+    await until(async () => await members() === 3, 20_000, 'all four processes to be members of the purge bus again', 50)
+  })
+
+  await t.test('item 2, right after a hard purge of a hot page under load: one upstream request in all', async t => {
+    // Root cause: the process that had written the page to Redis seconds
+    // before took every purge of it for one its write-back had raced, and
+    // purged again over every member, banning the refill under way: 2 or 3
+    // fetches. It now asks Redis whether its write is still there.
+    const path = '/hot-once'
+    const version = (body: string): number => Number(/^v(\d+) /.exec(body)?.[1] ?? 0)
+    // Written by gateway b, purged through gateway a.
+    await b.request(path)
+    for (const g of both) for (let i = 0; i < 2; i++) await g.request(path)
+    let floor = Infinity
+    const fresh = { a: 0, b: 0 }
+    let stop = false
+    const waiters = new Set<() => void>()
+    const loop = async (g: CliGateway, name: 'a' | 'b'): Promise<void> => {
+      while (!stop) {
+        const r = await g.request(path)
+        if (version(r.body) > floor) fresh[name]++
+        for (const w of [...waiters]) w()
+      }
+    }
+    const freshOnBoth = (k: number): Promise<void> => new Promise(resolve => {
+      const check = (): void => { if (fresh.a >= k && fresh.b >= k) { waiters.delete(check); resolve() } }
+      waiters.add(check)
+      check()
+    })
+    const loops = [...Array.from({ length: 3 }, () => loop(a, 'a')), ...Array.from({ length: 3 }, () => loop(b, 'b'))]
+    holdRefill = true
+    const before = up.hits(path)
+    const r = await a.request('/_livery/purge', { method: 'POST', headers: auth, body: JSON.stringify({ urls: [`http://site.test${path}`] }) })
+    t.equal(r.status, 200, r.body)
+    t.same(JSON.parse(r.body).missing, [], 'every process acknowledged')
+    floor = before
+    await until(async () => up.hits(path) > before, 20_000, 'the refill to reach the upstream')
+    holdRefill = false
+    for (const release of held.splice(0)) release()
+    await freshOnBoth(10)
+    stop = true
+    await Promise.all(loops)
+    t.equal(up.hits(path) - before, 1, 'one upstream request after the purge, for both gateways')
   })
 
   await t.test('items 3 and 4: acknowledged hard purges of a hot page under load stick everywhere', async t => {
