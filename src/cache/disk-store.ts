@@ -21,7 +21,7 @@
  * never built into a second copy), evicts least-recently-used files from the
  * index until it fits, and reserves its bytes, all in one turn of the event
  * loop; so the files on disk never add up to more than `maxSize`. The file
- * operations then run in parallel across keys (64 at once) and in order per
+ * operations then run in parallel across keys (256 at once) and in order per
  * key (`IoLanes`), each write four thread-pool calls (disk-write.ts). Pending
  * puts are bounded in bytes (`maxPendingBytes`, 64 MiB), since a queued write
  * holds its body, and in number (`maxPendingWrites`); a put beyond either is
@@ -85,7 +85,7 @@ export interface DiskStoreOptions {
   readonly maxPendingBytes?: number
   /** Puts accepted and not yet on disk before further puts are refused, whatever their size. @default 4096 */
   readonly maxPendingWrites?: number
-  /** File operations run at once (across keys; one key's run in order). @default 64 */
+  /** File operations run at once (across keys; one key's run in order). @default 256 */
   readonly maxParallelWrites?: number
   /** Tier name in metrics. @default 'disk' */
   readonly name?: string
@@ -166,7 +166,7 @@ export class DiskStore implements CacheStore {
     if (!Number.isSafeInteger(this.#maxPendingBytes) || this.#maxPendingBytes <= 0) {
       throw new TypeError(`cache.disk.maxPendingBytes must be a positive number of bytes, got ${String(opts.maxPendingBytes)}`)
     }
-    this.#lanes = new IoLanes(opts.maxParallelWrites ?? 64)
+    this.#lanes = new IoLanes(opts.maxParallelWrites ?? 256)
     this.#log = opts.logger ?? silentLogger
     this.#now = opts.now ?? Date.now
   }
