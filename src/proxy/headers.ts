@@ -43,7 +43,8 @@ export function stripHopByHop (headers: IncomingHttpHeaders | Record<string, str
   return out
 }
 
-export interface ForwardContext extends ClientInfo {
+/** What the request headers need to know of the upstream (built once per site). */
+export interface UpstreamTarget {
   /** The upstream's own `host[:port]`, sent when the site does not preserve Host. */
   readonly upstreamHost: string
   readonly preserveHost: boolean
@@ -60,7 +61,7 @@ const joined = (v: string | string[]): string => Array.isArray(v) ? v.join(', ')
  * trusted proxy are kept, X-Forwarded-For and Forwarded extended with this
  * hop (a chain, as nginx's $proxy_add_x_forwarded_for).
  */
-export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: ForwardContext): OutgoingHttpHeaders {
+export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: ClientInfo, target: UpstreamTarget): OutgoingHttpHeaders {
   // One copy: hop-by-hop fields, Expect (Node answers 100-continue itself,
   // and undici refuses to send it) and an untrusted peer's forwarding fields stay behind.
   const named = connectionNamed(headers.connection)
@@ -88,7 +89,7 @@ export function upstreamRequestHeaders (headers: IncomingHttpHeaders, ctx: Forwa
   }
   const via = headers.via
   out.via = via === undefined ? viaToken : `${joined(via)}, ${viaToken}`
-  out.host = ctx.preserveHost && ctx.host !== '' ? ctx.host : ctx.upstreamHost
+  out.host = target.preserveHost && ctx.host !== '' ? ctx.host : target.upstreamHost
   return out
 }
 

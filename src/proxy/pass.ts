@@ -51,10 +51,7 @@ export function asForwarded (req: IncomingMessage, res?: ServerResponse): Forwar
 }
 
 export function forwardRequest (upstream: Upstream, fwd: ForwardedRequest, path: string, signal: AbortSignal, ctx: RequestContext): Promise<UpstreamResponse> {
-  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client, onEarlyHints: fwd.onEarlyHints }).then(res => {
-    ctx.upstreamTime = res.upstreamTime
-    return res
-  })
+  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client, onEarlyHints: fwd.onEarlyHints, timing: ctx })
 }
 
 /** Reads a body up to `max` bytes; `complete` is false when it broke off or overflowed. */

@@ -7,7 +7,7 @@ import type { IncomingMessage } from 'node:http'
 import { Pool, buildConnector, type Dispatcher } from 'undici'
 import type { SiteConfig } from '../config/types.ts'
 import { LiveryError, isLiveryError } from '../errors.ts'
-import { upstreamRequestHeaders } from './headers.ts'
+import { upstreamRequestHeaders, type UpstreamTarget } from './headers.ts'
 import type { ClientInfo } from './forwarded.ts'
 import { upstreamError, upstreamMaxHeaderSize } from './upstream-errors.ts'
 import { skippingContinue } from './interim.ts'
@@ -31,6 +31,8 @@ export interface ForwardOptions {
   readonly context: ClientInfo
   /** Called for each `103 Early Hints` before the final response (other 1xx are dropped). */
   readonly onEarlyHints?: (headers: Record<string, string | string[]>) => void
+  /** Given the time to the response headers (the request's context), so the caller needs no promise of its own for it. */
+  readonly timing?: { upstreamTime: number | undefined }
 }
 
 export class Upstream {
@@ -38,7 +40,7 @@ export class Upstream {
   readonly origin: string
   /** Response fields meant for this gateway alone, never sent to clients (lowercased). */
   readonly consumedFields: ReadonlySet<string>
-  readonly #host: string
+  readonly #target: UpstreamTarget
   readonly #pool: Pool
   readonly #pathBase: string
   #framingErrors = 0
@@ -50,7 +52,7 @@ export class Upstream {
     const url = new URL(site.upstream)
     this.origin = url.origin
     this.consumedFields = new Set(['surrogate-control', ...(site.targetedField === '' ? [] : [site.targetedField.toLowerCase()])])
-    this.#host = url.host
+    this.#target = { upstreamHost: url.host, preserveHost: site.preserveHost }
     // An upstream URL with a path (http://cms/plone/site) prefixes every request.
     this.#pathBase = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '')
     this.#pool = new Pool(url.origin, {
@@ -72,9 +74,7 @@ export class Upstream {
   }
 
   async forward (opts: ForwardOptions): Promise<UpstreamResponse> {
-    const headers = upstreamRequestHeaders(opts.headers, {
-      ...opts.context, upstreamHost: this.#host, preserveHost: this.site.preserveHost,
-    })
+    const headers = upstreamRequestHeaders(opts.headers, opts.context, this.#target)
     const started = performance.now()
     try {
       const res = await this.#pool.request({
@@ -88,7 +88,9 @@ export class Upstream {
         // A response body is read by whoever streams it; nothing is buffered here.
         highWaterMark: 64 * 1024,
       })
-      return { status: res.statusCode, headers: res.headers, body: res.body, upstreamTime: performance.now() - started }
+      const upstreamTime = performance.now() - started
+      if (opts.timing !== undefined) opts.timing.upstreamTime = upstreamTime
+      return { status: res.statusCode, headers: res.headers, body: res.body, upstreamTime }
     } catch (err) {
       if (opts.signal.aborted) throw abortReason(opts.signal, err)
       throw upstreamError(err, this.site.upstream, this.site.timeouts, false)

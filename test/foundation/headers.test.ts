@@ -62,8 +62,8 @@ t.test('request: X-Forwarded-For and Via created when absent', async t => {
 t.test('request: Transfer-Encoding from the client is never copied upstream', async t => {
   // Over the wire undici frames the body itself, so check the header builder directly.
   const out = upstreamRequestHeaders({ 'transfer-encoding': 'chunked', 'content-type': 'text/plain', host: 'a.test' }, {
-    remoteAddress: '127.0.0.1', peer: '127.0.0.1', trusted: false, proto: 'http', hopProto: 'http', host: 'a.test', upstreamHost: 'up:1', preserveHost: true,
-  })
+    remoteAddress: '127.0.0.1', peer: '127.0.0.1', trusted: false, proto: 'http', hopProto: 'http', host: 'a.test',
+  }, { upstreamHost: 'up:1', preserveHost: true })
   t.equal(out['transfer-encoding'], undefined)
   t.equal(out['content-type'], 'text/plain')
 })
