@@ -14,14 +14,15 @@ import type { Logger } from '../log.ts'
 /** A field's value: undefined ones are left out, as JSON.stringify does. */
 export type AccessValue = string | number | boolean | undefined
 
-interface Destination { write (line: string): unknown }
+export interface Destination { write (line: string): unknown }
 
 /**
  * A function writing one access line with `fields` through `logger`'s own
  * destination, or undefined when the logger is not a plain pino logger that
- * writes JSON lines (then the caller uses `logger.info`).
+ * writes JSON lines (then the caller uses `logger.info`). `through` may wrap
+ * that destination (the access log buffers it: line-buffer.ts).
  */
-export function accessLineWriter (logger: Logger): ((fields: ReadonlyArray<readonly [string, AccessValue]>) => void) | undefined {
+export function accessLineWriter (logger: Logger, through?: (dest: Destination) => Destination): ((fields: ReadonlyArray<readonly [string, AccessValue]>) => void) | undefined {
   const own = logger as unknown as Record<symbol, unknown>
   const stream = own[pino.symbols.streamSym] as Destination | undefined
   const bindings = own[pino.symbols.chindingsSym]
@@ -32,6 +33,7 @@ export function accessLineWriter (logger: Logger): ((fields: ReadonlyArray<reado
     own[pino.symbols.mixinSym] !== undefined || formatters?.log !== undefined) {
     return undefined
   }
+  const out = through === undefined ? stream : through(stream)
   const level = logger.levels.values.info
   const head = `{"level":${level}`
   return fields => {
@@ -42,6 +44,6 @@ export function accessLineWriter (logger: Logger): ((fields: ReadonlyArray<reado
       line += typeof value === 'string' ? `,"${name}":${JSON.stringify(value)}`
         : typeof value === 'number' && !Number.isFinite(value) ? `,"${name}":null` : `,"${name}":${value}`
     }
-    stream.write(line + ',"msg":"request"}\n')
+    out.write(line + ',"msg":"request"}\n')
   }
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../log.ts'
 import type { Metrics } from '../metrics/metrics.ts'
 import type { RequestContext } from './context.ts'
 import { accessLineWriter, type AccessValue } from './access-line.ts'
+import { LineBuffer } from './line-buffer.ts'
 
 export type AccessLogFormat = 'json' | 'combined'
 
@@ -29,7 +30,11 @@ export interface AccessLogOptions {
   readonly observe?: (req: IncomingMessage, status: number, ctx: RequestContext) => void
 }
 
-export type Finisher = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext) => void
+export interface Finisher {
+  (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void
+  /** Writes the access lines still buffered; lines after it are written one by one (a replaced or closed gateway's). */
+  close (): void
+}
 
 const ms = (v: number | undefined): number | undefined => v === undefined ? undefined : Math.round(v * 1e3) / 1e3
 
@@ -42,9 +47,16 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
   const rate = opts.access === true ? 1 : opts.access === false ? 0 : opts.access
   const { logger, metrics } = opts
   const combined = opts.format === 'combined'
-  const out = opts.out ?? process.stdout
-  const line = accessLineWriter(logger)
-  return (req, res, ctx) => {
+  // Lines are written in chunks, not one write(2) each (line-buffer.ts); the gateway flushes them at shutdown.
+  const buffers: LineBuffer[] = []
+  const buffered = (dest: { write (chunk: string): unknown }): LineBuffer => {
+    const b = new LineBuffer(dest)
+    buffers.push(b)
+    return b
+  }
+  const out = combined ? buffered(opts.out ?? process.stdout) : undefined
+  const line = rate === 0 || combined ? undefined : accessLineWriter(logger, buffered)
+  const finish = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void => {
     const seconds = (performance.now() - ctx.started) / 1000
     const status = res.headersSent ? res.statusCode : 0
     const method = req.method ?? 'GET'
@@ -54,7 +66,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     if (rate === 0 || (rate < 1 && Math.random() >= rate)) return
     const url = req.url ?? '/'
     const q = url.indexOf('?')
-    if (combined) {
+    if (out !== undefined) {
       out.write(combinedLine(req, status, ctx, url) + '\n')
       return
     }
@@ -83,6 +95,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     if (line !== undefined) line(fields)
     else logger.info(Object.fromEntries(fields.filter(([, v]) => v !== undefined)), 'request')
   }
+  return Object.assign(finish, { close: () => { for (const b of buffers) b.close() } })
 }
 
 const months = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec']

@@ -415,7 +415,10 @@ export class Gateway {
       this.#purge = this.#purgeRoute(config)
       this.#timingToken = config.admin.token === '' ? undefined : tokenDigest(config.admin.token)
       this.admin.add('/purge', this.#purge)
+      // Responses read the current finisher when they close: the old one gets no more lines.
+      const finished = this.#finish
       this.#finish = this.#finisher(config)
+      finished.close()
       this.#retire(old)
       return { applied: true, problems: [], restartNeeded }
     })
@@ -625,6 +628,8 @@ export class Gateway {
         const admin = this.#adminServer
         await new Promise<void>(resolve => { admin.close(() => resolve()); admin.closeAllConnections() })
       }
+      // Every request has been answered and logged: write the access lines still buffered.
+      this.#finish.close()
       this.#uninstrument()
       this.#uninstrumentWorker()
       this.#reclaimer.stop()
