@@ -5,7 +5,7 @@
  * that `method="raw"` rules can still see the untouched content.
  */
 import type { AnyNode, Element } from 'domhandler'
-import { isVerbatim } from './parse.ts'
+import { isVerbatim } from './source-tree.ts'
 
 export const voidElements = new Set(['area', 'base', 'br', 'col', 'embed', 'hr', 'img', 'input', 'link', 'meta',
   'param', 'source', 'track', 'wbr', 'basefont', 'bgsound', 'frame', 'keygen'])
