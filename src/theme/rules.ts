@@ -12,6 +12,8 @@ import { Document } from 'domhandler'
 import { escapeAttr, escapeText, voidElements } from './html.ts'
 import { cssToXPath } from './css-xpath.ts'
 import { foldStatic, isAvt, parseAvt, type Avt, type Tpl } from './xslt.ts'
+import { builtinVariables, type Cond, type DocVar, type InlineInclude, type Method, type NothemeDef, type ParseRulesOptions, type ReadText, type Rule, type RuleOp, type RuleSet, type ThemeDef } from './rule-set.ts'
+import { displayName } from './rule-files.ts'
 
 export const DIAZO_NS = 'http://namespaces.plone.org/diazo'
 export const CSS_NS = 'http://namespaces.plone.org/diazo/css'
@@ -26,95 +28,9 @@ const XHTML_NS = 'http://www.w3.org/1999/xhtml'
 const ruleNamespaces = new Set([DIAZO_NS, XDV_NS, DELIVERANCE_NS])
 const cssNamespaces = new Set([CSS_NS, XDV_CSS_NS, DIAZO_CSS_OLD_NS])
 
-export type Cond =
-  | { readonly t: 'content', readonly sel: Sel, readonly neg: boolean, readonly src: string }
-  | { readonly t: 'path', readonly pats: readonly string[], readonly neg: boolean, readonly src: string }
-  | { readonly t: 'expr', readonly ast: XExpr, readonly neg: boolean, readonly src: string }
-
-export type RuleOp = 'replace' | 'before' | 'after' | 'drop' | 'strip' | 'copyattrs' | 'mergeattrs' | 'dropattrs'
-export type Method = 'document' | 'raw' | 'ssi' | 'ssiwait' | 'esi'
-
-export interface Rule {
-  readonly id: number
-  readonly op: RuleOp
-  readonly theme: Sel | null
-  readonly themeChildren: boolean
-  readonly content: Sel | null
-  readonly contentChildren: boolean
-  /** Diazo 2's `*-content` rules: the content node the content (or inline markup) goes to. */
-  readonly toContent: Sel | null
-  readonly toContentChildren: boolean
-  readonly attributes: readonly string[] | null
-  readonly separator: string
-  readonly href: string | null
-  readonly method: Method
-  readonly conds: readonly Cond[]
-  readonly inline: string | null
-  /**
-   * `<include css:content="…"/>` elements inside the inline markup, in order: the markup holds `\u0000<index>\u0000`
-   * where each one's content goes (copied as it is in the content, like xsl:copy-of).
-   */
-  readonly inlineIncludes: readonly InlineInclude[]
-  /**
-   * Set when the inline body uses XSLT (or attribute value templates): it is then evaluated per request and
-   * `inline` is only a marker (''). Null for every other rule, whose markup is `inline` as it stands.
-   */
-  readonly xsl: readonly Tpl[] | null
-  /** For ssi / ssiwait / esi: the URL the include directive names (href as written, plus `;filter_xpath=`). */
-  readonly include: string | null
-  readonly where: string
-}
-
-/** `<xsl:variable name= select="//…">` or `css:select=`: evaluated against each content page. */
-export interface DocVar { readonly name: string, readonly sel: Sel, readonly param: boolean }
-
-/** An `<include>` in inline markup: the content it copies, and its own conditions. */
-export interface InlineInclude { readonly sel: Sel, readonly children: boolean, readonly conds: readonly Cond[] }
-
-export interface ThemeDef { readonly href: string, readonly conds: readonly Cond[], readonly where: string }
-export interface NothemeDef { readonly conds: readonly Cond[], readonly where: string }
-export interface RuleSet {
-  readonly rules: readonly Rule[]
-  /** Top-level `<xsl:variable>` values: fixed, whatever the request's parameters say. */
-  readonly constants: Readonly<Record<string, string>>
-  /** Top-level `<xsl:param>` defaults: a theme parameter of the same name overrides them. */
-  readonly paramDefaults: Readonly<Record<string, string>>
-  /** Top-level variables (and params) computed from the content page, in declaration order. */
-  readonly docVars: readonly DocVar[]
-  readonly themes: readonly ThemeDef[]
-  readonly nothemes: readonly NothemeDef[]
-  /** Every rules file read, with its text, for versioning. */
-  readonly files: ReadonlyArray<{ readonly url: string, readonly text: string }>
-}
-
-/** Reads a rules file (or an included one) by absolute URL. */
-export type ReadText = (url: string) => Promise<string>
-
-/** Variables every `if` expression may use besides declared parameters (Diazo's defaults). */
-export const builtinVariables = ['path', 'url', 'base', 'scheme', 'host']
-
-export interface ParseRulesOptions {
-  /** Parameter names `if` expressions may read. */
-  readonly params?: readonly string[]
-  /** Base for relative `<theme href>`; defaults to the rules file's own URL. */
-  readonly themeBase?: string
-}
-
-/** A path or URL as an absolute URL string. */
-export function toUrl (fileOrUrl: string, base?: string): string {
-  if (/^[a-z][a-z0-9+.-]*:/i.test(fileOrUrl) && !/^[a-z]:[\\/]/i.test(fileOrUrl)) return new URL(fileOrUrl).href
-  if (base !== undefined) return new URL(fileOrUrl, base).href
-  const abs = fileOrUrl.startsWith('/') ? fileOrUrl : `${process.cwd()}/${fileOrUrl}`
-  return new URL(`file://${abs.split('/').map(encodeURIComponent).join('/')}`).href
-}
-
-/** The short name errors show: a path relative to the working directory, or the URL. */
-export function displayName (url: string): string {
-  if (!url.startsWith('file:')) return url
-  const p = decodeURIComponent(new URL(url).pathname)
-  const cwd = process.cwd() + '/'
-  return p.startsWith(cwd) ? p.slice(cwd.length) : p
-}
+export type { Cond, DocVar, InlineInclude, Method, NothemeDef, ParseRulesOptions, ReadText, Rule, RuleOp, RuleSet, ThemeDef } from './rule-set.ts'
+export { builtinVariables } from './rule-set.ts'
+export { displayName, toUrl } from './rule-files.ts'
 
 const ruleAttrs = new Set(['theme', 'content', 'theme-children', 'content-children', 'to-content', 'to-content-children', 'if-content', 'if-not-content',
   'if-path', 'if-not-path', 'if', 'if-not', 'attributes', 'separator', 'href', 'method', 'merge',

@@ -9,7 +9,7 @@ import { attrsHtml, escapeAttr, serializeNodes, type ContentMods, type ContentWr
 import { parsePage } from './parse.ts'
 import { SourceDocument } from './source-tree.ts'
 import { pathMatches } from './paths.ts'
-import type { Cond, Rule } from './rules.ts'
+import type { Cond, Rule } from './rule-set.ts'
 import { selectNodes, selectorHolds, type Sel } from './select.ts'
 import { evaluate, toBool, type XNode, type XValue } from './xpath.ts'
 import { runTemplate, type AttrSink, type XslEnv } from './xslt.ts'
