@@ -81,14 +81,17 @@ export class DiskIndex {
 
   /**
    * Picks least-recently-used records to evict until `size` more bytes fit,
-   * forgets them and hands each to `evict` (which deletes the file). False
-   * when `size` cannot fit: the rest is reserved by writes in flight.
+   * at most `limit` of them, forgets them and hands each to `evict` (which
+   * deletes the file). False when `size` does not fit after that: the rest
+   * is reserved by writes in flight, or more than `limit` files would have to
+   * go (one large entry among many small ones); the room made stays for the
+   * next puts.
    */
-  makeRoom (size: number, evict: (rec: FileRecord) => void): boolean {
+  makeRoom (size: number, evict: (rec: FileRecord) => void, limit = Infinity): boolean {
     if (size > this.maxSize) return false
-    while (this.#bytes + size > this.maxSize) {
+    for (let n = 0; this.#bytes + size > this.maxSize; n++) {
       const victim = this.oldest()
-      if (victim === undefined) return false
+      if (victim === undefined || n >= limit) return false
       this.forget(victim)
       evict(victim)
     }

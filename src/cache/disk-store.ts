@@ -112,6 +112,9 @@ interface PendingWrite {
   cancelled: boolean
 }
 
+/** Files one put may evict: bounded work per turn of the event loop. */
+export const EVICTIONS_PER_PUT = 256
+
 /** At most one drop warning per this many ms: a burst must not become a log flood. */
 const DROP_LOG_INTERVAL = 10_000
 
@@ -355,13 +358,19 @@ export class DiskStore implements CacheStore {
     this.#dropLoggedAt = now
   }
 
-  /** Evicts least-recently-used files until `size` more bytes fit. */
+  /**
+   * Evicts least-recently-used files until `size` more bytes fit, at most
+   * EVICTIONS_PER_PUT of them: a 16 MB entry replacing thousands of small
+   * files would otherwise queue thousands of deletions in one turn of the
+   * event loop (issue 15, item 8). A put that does not fit after that is
+   * refused as `no_room`; the room made serves the next ones.
+   */
   #makeRoom (size: number): boolean {
     return this.#index.makeRoom(size, victim => {
       void this.#unlinkInLane(victim.hash)
       this.#evictions++
       if (evictionChannel.hasSubscribers) evictionChannel.publish({ tier: this.name, bytes: victim.size })
-    })
+    }, EVICTIONS_PER_PUT)
   }
 
   /** Runs in the key's lane. Writes a temp file and renames it into place, unless cancelled meanwhile. */
