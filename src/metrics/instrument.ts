@@ -28,12 +28,13 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
   const label = (v: unknown, fallback = 'none'): string => typeof v === 'string' && v !== '' ? v : fallback
 
   // --- cache ---
-  const hits = metrics.counter('livery_cache_hits_total', 'Responses served fresh from the cache, by tier', ['tier'])
+  // Every hit counts: no label hashing per increment.
+  const hit = metrics.requestCounter('livery_cache_hits_total', 'Responses served fresh from the cache, by tier', 'tier')
   const misses = metrics.counter('livery_cache_misses_total', 'Requests the cache had to fetch from the upstream', [])
   const stale = metrics.counter('livery_cache_stale_served_total', 'Stale responses served (grace, stale-while-revalidate, stale-if-error)', [])
   const evictions = metrics.counter('livery_cache_evictions_total', 'Entries evicted for space, by tier', ['tier'])
   const cacheErrors = metrics.counter('livery_cache_errors_total', 'Cache tier operations that failed (the request was answered anyway)', ['tier'])
-  on('livery:cache:hit', m => hits.inc({ tier: label(m.tier, 'memory') }))
+  on('livery:cache:hit', m => hit(label(m.tier, 'memory')))
   on('livery:cache:miss', () => misses.inc())
   on('livery:cache:stale', () => stale.inc())
   on('livery:cache:eviction', m => evictions.inc({ tier: label(m.tier, 'memory') }))

@@ -20,6 +20,12 @@ export interface Metrics {
   gauge (name: string, help: string, labelNames: readonly string[], collect: (set: (labels: Record<string, string>, value: number) => void) => void): void
   counter<L extends string> (name: string, help: string, labelNames: readonly L[]): Counter<L>
   histogram<L extends string> (name: string, help: string, labelNames: readonly L[], buckets?: number[]): Histogram<L>
+  /**
+   * A counter of one label incremented on the request path (a cache hit):
+   * the counts wait in a Map and reach prom-client only when it is scraped,
+   * so an increment does no label hashing. Returns the increment.
+   */
+  requestCounter (name: string, help: string, labelName: string): (value: string) => void
   /** A histogram observed on the request path: one or two labels, no per-observation label hashing. */
   requestHistogram (name: string, help: string, labelNames: readonly [string] | readonly [string, string], buckets: readonly number[]): LabelledHistogram
 }
@@ -79,6 +85,17 @@ export function createMetrics (opts: { defaultMetrics?: boolean } = {}): Metrics
     },
     histogram (name, help, labelNames, buckets) {
       return new Histogram({ name, help, labelNames, registers: [registry], ...(buckets === undefined ? {} : { buckets }) })
+    },
+    requestCounter (name, help, labelName) {
+      const counts = new Map<string, number>()
+      new Counter({
+        name, help, labelNames: [labelName], registers: [registry],
+        collect () {
+          this.reset()
+          for (const [value, n] of counts) this.inc({ [labelName]: value }, n)
+        },
+      })
+      return value => { counts.set(value, (counts.get(value) ?? 0) + 1) }
     },
     requestHistogram (name, help, labelNames, buckets) {
       return new LabelledHistogram({ name, help, labelNames, buckets, registry })
