@@ -17,12 +17,14 @@ export type AccessValue = string | number | boolean | undefined
 export interface Destination { write (line: string): unknown }
 
 /**
- * A function writing one access line with `fields` through `logger`'s own
- * destination, or undefined when the logger is not a plain pino logger that
- * writes JSON lines (then the caller uses `logger.info`). `through` may wrap
- * that destination (the access log buffers it: line-buffer.ts).
+ * A function writing one access line through `logger`'s own destination:
+ * `values[i]` is the field named `names[i]` (the names' JSON is built once,
+ * and a line costs one array, not an array per field). Undefined when the
+ * logger is not a plain pino logger that writes JSON lines (then the caller
+ * uses `logger.info`). `through` may wrap that destination (the access log
+ * buffers it: line-buffer.ts).
  */
-export function accessLineWriter (logger: Logger, through?: (dest: Destination) => Destination): ((fields: ReadonlyArray<readonly [string, AccessValue]>) => void) | undefined {
+export function accessLineWriter (logger: Logger, names: readonly string[], through?: (dest: Destination) => Destination): ((values: readonly AccessValue[]) => void) | undefined {
   const own = logger as unknown as Record<symbol, unknown>
   const stream = own[pino.symbols.streamSym] as Destination | undefined
   const bindings = own[pino.symbols.chindingsSym]
@@ -36,13 +38,14 @@ export function accessLineWriter (logger: Logger, through?: (dest: Destination) 
   const out = through === undefined ? stream : through(stream)
   const level = logger.levels.values.info
   const head = `{"level":${level}`
-  return fields => {
+  const keys = names.map(name => `,${JSON.stringify(name)}:`)
+  return values => {
     if (!logger.isLevelEnabled('info')) return
     let line = head + pino.stdTimeFunctions.epochTime() + bindings
-    for (const [name, value] of fields) {
+    for (let i = 0; i < keys.length; i++) {
+      const value = values[i]
       if (value === undefined) continue
-      line += typeof value === 'string' ? `,"${name}":${JSON.stringify(value)}`
-        : typeof value === 'number' && !Number.isFinite(value) ? `,"${name}":null` : `,"${name}":${value}`
+      line += keys[i] + (typeof value === 'string' ? JSON.stringify(value) : typeof value === 'number' && !Number.isFinite(value) ? 'null' : String(value))
     }
     out.write(line + ',"msg":"request"}\n')
   }

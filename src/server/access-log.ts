@@ -36,6 +36,12 @@ export interface Finisher {
   close (): void
 }
 
+/** The JSON access line's fields, in order (the values are built in the same order below). */
+const accessFields: readonly string[] = [
+  'type', 'method', 'host', 'path', 'query', 'status', 'bytes', 'duration', 'upstreamTime', 'queueWait',
+  'cacheLookup', 'themeWait', 'transform', 'cache', 'site', 'client', 'userAgent', 'referer', 'completed', 'error',
+]
+
 const ms = (v: number | undefined): number | undefined => v === undefined ? undefined : Math.round(v * 1e3) / 1e3
 
 function header (req: IncomingMessage, name: string): string | undefined {
@@ -55,7 +61,7 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
     return b
   }
   const out = combined ? buffered(opts.out ?? process.stdout) : undefined
-  const line = rate === 0 || combined ? undefined : accessLineWriter(logger, buffered)
+  const line = rate === 0 || combined ? undefined : accessLineWriter(logger, accessFields, buffered)
   const finish = (req: IncomingMessage, res: ServerResponse, ctx: RequestContext): void => {
     const seconds = (performance.now() - ctx.started) / 1000
     const status = res.headersSent ? res.statusCode : 0
@@ -70,30 +76,14 @@ export function createFinisher (opts: AccessLogOptions): Finisher {
       out.write(combinedLine(req, status, ctx, url) + '\n')
       return
     }
-    const fields: Array<readonly [string, AccessValue]> = [
-      ['type', 'access'],
-      ['method', method],
-      ['host', req.headers.host],
-      ['path', ctx.path],
-      ['query', q === -1 ? undefined : url.slice(q + 1)],
-      ['status', status],
-      ['bytes', ctx.bytes],
-      ['duration', Math.round(seconds * 1e6) / 1e3],
-      ['upstreamTime', ms(ctx.upstreamTime)],
-      ['queueWait', ctx.queueWait === 0 ? undefined : ms(ctx.queueWait)],
-      ['cacheLookup', ms(ctx.cacheLookup)],
-      ['themeWait', ms(ctx.themeWait)],
-      ['transform', ms(ctx.transform)],
-      ['cache', ctx.cache],
-      ['site', ctx.site],
-      ['client', ctx.client],
-      ['userAgent', header(req, 'user-agent')],
-      ['referer', header(req, 'referer')],
-      ['completed', res.writableFinished],
-      ['error', ctx.error?.code],
+    const values: AccessValue[] = [
+      'access', method, req.headers.host, ctx.path, q === -1 ? undefined : url.slice(q + 1), status, ctx.bytes,
+      Math.round(seconds * 1e6) / 1e3, ms(ctx.upstreamTime), ctx.queueWait === 0 ? undefined : ms(ctx.queueWait),
+      ms(ctx.cacheLookup), ms(ctx.themeWait), ms(ctx.transform), ctx.cache, ctx.site, ctx.client,
+      header(req, 'user-agent'), header(req, 'referer'), res.writableFinished, ctx.error?.code,
     ]
-    if (line !== undefined) line(fields)
-    else logger.info(Object.fromEntries(fields.filter(([, v]) => v !== undefined)), 'request')
+    if (line !== undefined) line(values)
+    else logger.info(Object.fromEntries(accessFields.map((name, i) => [name, values[i]]).filter(([, v]) => v !== undefined)), 'request')
   }
   return Object.assign(finish, { close: () => { for (const b of buffers) b.close() } })
 }
