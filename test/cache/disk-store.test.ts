@@ -214,21 +214,21 @@ t.test('pending writes are bounded in bytes: a put past maxPendingBytes is refus
 // Issue 15, item 8: one large entry among thousands of small files must not evict them all in one turn.
 t.test('a put evicts at most EVICTIONS_PER_PUT files; a large one is refused until the room is made', async (t) => {
   const { EVICTIONS_PER_PUT } = await import('../../src/cache/disk-store.ts')
-  const maxSize = 1024 * 1024
-  const s = await DiskStore.open({ directory: t.testdir(), maxSize, maxEntrySize: 600 * 1024 })
+  const maxSize = 256 * 1024
+  const s = await DiskStore.open({ directory: t.testdir(), maxSize, maxEntrySize: 200 * 1024 })
   t.teardown(() => s.destroy())
-  for (let i = 0; i < 3000; i += 100) {
+  for (let i = 0; i < 800; i += 100) {
     await Promise.all(Array.from({ length: 100 }, (_, j) => s.put(`s${i + j}`, makeEntry(`http://a.test/s/${i + j}`, Buffer.alloc(100, 1)), 60_000)))
   }
   const small = s.diskStats().entries
-  t.ok(small > 3 * EVICTIONS_PER_PUT, `the tier is full of small files (${small})`)
+  t.ok(small > 2 * EVICTIONS_PER_PUT, `the tier is full of small files (${small})`)
   const evictions = collect('livery:cache:eviction', t)
   const dropped = collect('livery:cache:write_dropped', t) as Array<{ reason: string }>
   const perPut: number[] = []
   let stored = false
   for (let attempt = 0; attempt < 20 && !stored; attempt++) {
     const before = evictions.length
-    stored = await s.put('big', makeEntry('http://a.test/big', Buffer.alloc(500 * 1024, 2)), 60_000)
+    stored = await s.put('big', makeEntry('http://a.test/big', Buffer.alloc(190 * 1024, 2)), 60_000)
     perPut.push(evictions.length - before)
     t.ok(s.diskStats().bytes <= maxSize, 'within maxSize')
   }
@@ -237,7 +237,7 @@ t.test('a put evicts at most EVICTIONS_PER_PUT files; a large one is refused unt
   t.ok(perPut.every(n => n <= EVICTIONS_PER_PUT), `no put evicted more than ${EVICTIONS_PER_PUT} files (${perPut.join(', ')})`)
   t.equal(dropped.length, perPut.length - 1, 'each refusal was counted')
   t.ok(dropped.every(d => d.reason === 'no_room'), 'as no_room')
-  t.equal((await s.get('big'))?.body.length, 500 * 1024, 'and it reads back')
+  t.equal((await s.get('big'))?.body.length, 190 * 1024, 'and it reads back')
 })
 
 t.test('a hard purge or delete overtakes no write accepted before it', async (t) => {
