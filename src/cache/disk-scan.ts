@@ -5,7 +5,7 @@
  * restart is modification time.
  */
 import { mkdir, readdir, rm, stat } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, dirname, join } from 'node:path'
 import { readHead } from './disk-file.ts'
 import { type FileRecord, hashKey } from './disk-index.ts'
 
@@ -24,12 +24,11 @@ export interface Scanned {
 }
 
 /**
- * Lists the entry files under `dir`. Temp files in `tmp` are leftovers of
- * writes a crash interrupted: the directory is emptied.
+ * Lists the entry files under `dir`, after clearing the temp files of
+ * writes a crash interrupted (`clearTemp`).
  */
 export async function scanDirectory (dir: string, tmp: string): Promise<Scanned> {
-  await rm(tmp, { recursive: true, force: true })
-  await mkdir(tmp, { recursive: true })
+  await clearTemp(tmp)
   const found: Array<{ hash: string, size: number, mtime: number }> = []
   const dirs: string[] = []
   for (const sub of await readdir(dir)) {
@@ -48,6 +47,35 @@ export async function scanDirectory (dir: string, tmp: string): Promise<Scanned>
   }
   found.sort((a, b) => a.mtime - b.mtime)
   return { records: found.map(f => ({ hash: f.hash, size: f.size, key: '', url: '', site: '', tags: [], expiresAt: 0 })), dirs }
+}
+
+/**
+ * The temp directory of one store is `<dir>/tmp/<pid>.<id>`: the processes of
+ * a gateway share the directory, and a worker restarted after a crash used to
+ * empty all of `tmp/`, failing the writes its siblings had in flight there
+ * (or failing to open, when a sibling's temp file appeared during the
+ * removal). Removed: `tmp` itself, files of the old layout, and the
+ * directories of processes that are gone.
+ */
+async function clearTemp (tmp: string): Promise<void> {
+  const root = dirname(tmp)
+  await mkdir(root, { recursive: true })
+  for (const name of await readdir(root)) {
+    const pid = /^(\d+)\./.exec(name)?.[1]
+    if (name !== basename(tmp) && pid !== undefined && alive(Number(pid))) continue
+    await rm(join(root, name), { recursive: true, force: true })
+  }
+  await mkdir(tmp, { recursive: true })
+}
+
+function alive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (err) {
+    // EPERM: alive, another user's.
+    return (err as NodeJS.ErrnoException).code === 'EPERM'
+  }
 }
 
 export interface ReadHeadsOptions {

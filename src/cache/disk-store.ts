@@ -11,9 +11,10 @@
  * The head lets a restart rebuild the purge index by reading a few hundred
  * bytes per file; the entry's own CRC (entry.ts) catches a torn body.
  *
- * Crash safety: a write goes to `<dir>/tmp/…` and is renamed into place, so a
- * `kill -9` leaves either the old file, the new file, or a temp file that the
- * next open deletes. `fsync` (off by default) adds power-loss durability; the
+ * Crash safety: a write goes to `<dir>/tmp/<pid>.<id>/…` and is renamed into
+ * place, so a `kill -9` leaves either the old file, the new file, or a temp
+ * file that the next open deletes (not those of live processes: the
+ * processes of a gateway share the directory). `fsync` (off by default) adds power-loss durability; the
  * CRCs make sure that whatever a power loss tears is dropped, never served.
  *
  * Byte accounting is synchronous and exact: a put learns its file's size
@@ -46,6 +47,7 @@
  * (`livery_cache_bytes{tier="disk"}`, `livery_cache_evictions_total{tier="disk"}`)
  * and `diskStats()` adds `corrupt` and `writeErrors` counters.
  */
+import { randomBytes } from 'node:crypto'
 import { channel } from 'node:diagnostics_channel'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -160,7 +162,8 @@ export class DiskStore implements CacheStore {
     }
     this.name = opts.name ?? 'disk'
     this.#dir = opts.directory
-    this.#tmp = join(opts.directory, 'tmp')
+    // One temp directory per store: others may be writing under tmp/ (disk-scan.ts).
+    this.#tmp = join(opts.directory, 'tmp', `${process.pid}.${randomBytes(4).toString('hex')}`)
     this.#index = new DiskIndex(opts.maxSize)
     this.#maxEntrySize = maxEntrySize
     this.#fsync = opts.fsync ?? false

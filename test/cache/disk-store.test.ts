@@ -131,7 +131,9 @@ t.test('kill -9 during writes: a fresh store serves every complete entry, drops 
   const corrupt = collect('livery:cache:corrupt', t)
   const s = await DiskStore.open({ directory: dir, maxSize })
   t.teardown(() => s.destroy())
-  t.same(await readdir(join(dir, 'tmp')), [], 'temp files of interrupted writes are gone')
+  // What is left under tmp/ is the new store's own temp directory, empty.
+  const left = await readdir(join(dir, 'tmp'), { recursive: true })
+  t.ok(left.length === 1 && left[0].startsWith(`${process.pid}.`), `temp files of interrupted writes are gone (left: ${left.join(', ')})`)
   const keys: string[] = []
   for await (const k of s.keys()) keys.push(k)
   let served = 0
@@ -254,4 +256,22 @@ t.test('a hard purge or delete overtakes no write accepted before it', async (t)
   const onDisk = await entryBytes(dir)
   t.equal(onDisk.files.length, 99, 'only the 99 unselected entries have files')
   t.equal(s.diskStats().bytes, onDisk.bytes, 'the accounting matches the disk')
+})
+
+t.test('a process opening the directory leaves the writes of the others in it alone (issue 12)', async (t) => {
+  // The processes of a gateway share the directory. A worker restarted after a
+  // crash used to empty tmp/ while its siblings were writing there: their
+  // writes in flight failed.
+  const dir = t.testdir()
+  const a = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024 })
+  t.teardown(() => a.destroy())
+  const n = 300
+  const puts = Promise.all(Array.from({ length: n }, (_, i) =>
+    a.put(`k${i}`, makeEntry(`http://a.test/${i}`, Buffer.alloc(4096, i % 251)), 60_000)))
+  const b = await DiskStore.open({ directory: dir, maxSize: 64 * 1024 * 1024 })
+  t.teardown(() => b.destroy())
+  const results = await puts
+  t.equal(a.diskStats().writeErrors, 0, 'no write of the first process failed')
+  t.equal(results.filter(Boolean).length, n, `all ${n} puts were written`)
+  t.equal((await entryBytes(dir)).files.length, n, 'one file per entry')
 })
