@@ -16,15 +16,16 @@ const MAGIC = 0x4c564431 // "LVD1"
  */
 export function fileParts (key: string, entry: CacheEntry, expiresAt: number): { parts: Buffer[], length: number } {
   const m = entry.meta
-  const strs = [key, m.url, m.site, ...m.tags].map(s => Buffer.from(s, 'utf8'))
-  let headLength = 8 + 4
-  for (const s of strs) headLength += 4 + s.length
+  let headLength = 8 + 4 + 4 * 3 + Buffer.byteLength(key, 'utf8') + Buffer.byteLength(m.url, 'utf8') + Buffer.byteLength(m.site, 'utf8')
+  for (const t of m.tags) headLength += 4 + Buffer.byteLength(t, 'utf8')
   const head = Buffer.allocUnsafe(8 + headLength + 4)
   let o = head.writeUInt32BE(MAGIC, 0)
   o = head.writeUInt32BE(headLength, o)
   o = head.writeDoubleBE(expiresAt, o)
   o = head.writeUInt32BE(m.tags.length, o)
-  for (const s of strs) { o = head.writeUInt32BE(s.length, o); o += s.copy(head, o) }
+  const str = (s: string): void => { const n = head.write(s, o + 4, 'utf8'); head.writeUInt32BE(n, o); o += 4 + n }
+  str(key); str(m.url); str(m.site)
+  for (const t of m.tags) str(t)
   head.writeUInt32BE(crc32(head.subarray(8, o)), o)
   const body = encodeEntryParts(entry)
   return { parts: [head, ...body.parts], length: head.length + body.length }

@@ -182,13 +182,30 @@ const notModifiedFields = new Set(['cache-control', 'content-location', 'date', 
 const MAGIC = 0x4c564331 // "LVC1"
 const NUMBERS = 10
 
-class Writer {
-  parts: Buffer[] = []
-  length = 0
-  push (b: Buffer): void { this.parts.push(b); this.length += b.length }
-  u32 (n: number): void { const b = Buffer.allocUnsafe(4); b.writeUInt32BE(n); this.push(b) }
-  str (s: string): void { const b = Buffer.from(s, 'utf8'); this.u32(b.length); this.push(b) }
+/**
+ * Writes the head into one buffer sized up front: a buffer (and a length
+ * buffer) per string made a 60 KB page's head 70 allocations and its
+ * encoding cost more than its checksum (issue 15).
+ */
+class HeadWriter {
+  readonly b: Buffer
+  o = 0
+  constructor (length: number) { this.b = Buffer.allocUnsafe(length) }
+  u32 (n: number): void { this.o = this.b.writeUInt32BE(n, this.o) }
+  f64 (n: number): void { this.o = this.b.writeDoubleBE(n, this.o) }
+  str (s: string): void {
+    const n = this.b.write(s, this.o + 4, 'utf8')
+    this.b.writeUInt32BE(n, this.o)
+    this.o += 4 + n
+  }
+
   strs (a: readonly string[]): void { this.u32(a.length); for (const s of a) this.str(s) }
+}
+
+function strsLength (a: readonly string[]): number {
+  let n = 4
+  for (const s of a) n += 4 + Buffer.byteLength(s, 'utf8')
+  return n
 }
 
 /** Serialises an entry for the disk and Redis tiers. */
@@ -204,13 +221,15 @@ export function encodeEntry (e: CacheEntry): Buffer {
  */
 export function encodeEntryParts (e: CacheEntry): { parts: Buffer[], length: number } {
   const m = e.meta
-  const head = new Writer()
+  // "LVC1" | u32 headLength | head | u32 bodyLength, where head is the numbers and the strings.
+  const block = 8 * NUMBERS + 4 * 4 + Buffer.byteLength(m.url, 'utf8') + Buffer.byteLength(m.site, 'utf8') +
+    Buffer.byteLength(m.etag, 'utf8') + Buffer.byteLength(m.lastModified, 'utf8') +
+    strsLength(e.rawHeaders) + strsLength(m.vary) + strsLength(m.varyValues) + strsLength(m.tags)
+  const head = new HeadWriter(8 + block + 4)
   head.u32(MAGIC)
-  head.u32(0) // the block's length, patched below
-  const nums = Buffer.allocUnsafe(8 * NUMBERS)
-  const values = [e.status, m.requestTime, m.responseTime, m.initialAge, m.freshUntil, m.staleUntil, m.errorUntil, m.holdUntil, m.flags, 0]
-  for (let i = 0; i < NUMBERS; i++) nums.writeDoubleBE(values[i], i * 8)
-  head.push(nums)
+  head.u32(block)
+  head.f64(e.status); head.f64(m.requestTime); head.f64(m.responseTime); head.f64(m.initialAge); head.f64(m.freshUntil)
+  head.f64(m.staleUntil); head.f64(m.errorUntil); head.f64(m.holdUntil); head.f64(m.flags); head.f64(0)
   head.str(m.url)
   head.str(m.site)
   head.str(m.etag)
@@ -219,14 +238,10 @@ export function encodeEntryParts (e: CacheEntry): { parts: Buffer[], length: num
   head.strs(m.vary)
   head.strs(m.varyValues)
   head.strs(m.tags)
-  head.parts[1].writeUInt32BE(head.length - 8)
   head.u32(e.body.length)
-  let crc = 0
-  for (const p of head.parts) crc = crc32(p, crc)
-  crc = crc32(e.body, crc)
   const tail = Buffer.allocUnsafe(4)
-  tail.writeUInt32BE(crc)
-  return { parts: [...head.parts, e.body, tail], length: head.length + e.body.length + 4 }
+  tail.writeUInt32BE(crc32(e.body, crc32(head.b)))
+  return { parts: [head.b, e.body, tail], length: head.b.length + e.body.length + 4 }
 }
 
 class Reader {
