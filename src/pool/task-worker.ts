@@ -4,8 +4,12 @@
  * (`workerData.module`, a file URL) and returns an envelope rather than
  * throwing, because structured clone keeps only an Error's name, message and
  * stack: the `code` a caller branches on would be lost at the thread boundary.
+ * A task may return `transferring(value, buffers)` (transfer.ts) to move
+ * large buffers back instead of copying them.
  */
 import { workerData, type MessagePort } from 'node:worker_threads'
+import { move, transferableSymbol, valueSymbol } from 'piscina'
+import { isTransferring } from './transfer.ts'
 
 export interface Task {
   readonly name: string
@@ -41,7 +45,11 @@ export default async function run (task: Task): Promise<Envelope> {
     return { ok: false, code: undefined, message: `worker module ${moduleUrl} exports no function named ${task.name}`, stack: undefined }
   }
   try {
-    return { ok: true, value: await (fn as (input: unknown) => unknown)(task.input) }
+    const value = await (fn as (input: unknown) => unknown)(task.input)
+    if (!isTransferring(value)) return { ok: true, value }
+    // piscina posts a movable result's transferables moved rather than cloned.
+    const envelope: Envelope = { ok: true, value: value.value }
+    return move({ [transferableSymbol]: value.list, [valueSymbol]: envelope }) as unknown as Envelope
   } catch (err) {
     return failure(err, '')
   }

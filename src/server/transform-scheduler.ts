@@ -23,7 +23,7 @@ import { channel } from 'node:diagnostics_channel'
 import { LRUCache } from 'lru-cache'
 import { liveryError, hasCode } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
-import { transformCompiled, type Compiled, type TransformContext, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
+import { transformCompiled, type Compiled, type EncodedOutcome, type TransformContext, type TransformOutcome, type TransformRunner } from '../theme/index.ts'
 import type { TransformPool } from '../pool/index.ts'
 import type { ThreadedOutcome, TransformTask } from './transform-task.ts'
 import { shareTheme, threadLoadChannel } from './shared-theme.ts'
@@ -56,7 +56,7 @@ export class TransformScheduler {
   readonly #opts: TransformSchedulerOptions
   readonly #timedOut: LRUCache<string, true> | undefined
   /** Threaded transforms running, by page: a second request for the same page shares the first's result (and its one timeout). */
-  readonly #running = new Map<string, Promise<TransformOutcome>>()
+  readonly #running = new Map<string, Promise<ThreadedOutcome['outcome']>>()
   /** Exponentially weighted ms per character of content, from every transform of the site. */
   #msPerChar = 0
 
@@ -93,7 +93,7 @@ export class TransformScheduler {
     return this.#msPerChar * chars
   }
 
-  async #threaded (compiled: Compiled, html: string, ctx: TransformContext, key: string): Promise<TransformOutcome> {
+  async #threaded (compiled: Compiled, html: string, ctx: TransformContext, key: string): Promise<Exclude<TransformOutcome, { kind: 'html' }> | EncodedOutcome> {
     const started = performance.now()
     try {
       const theme = shareTheme(compiled, this.#opts.site)

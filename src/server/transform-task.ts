@@ -3,7 +3,8 @@
  * src/pool/task-worker.ts). Plain data in, plain data out; the compiled theme
  * comes as a shared buffer read once per version (shared-theme.ts).
  */
-import { transformCompiled, type TransformContext, type TransformOutcome } from '../theme/index.ts'
+import { transformCompiled, type EncodedOutcome, type TransformContext, type TransformOutcome } from '../theme/index.ts'
+import { transferring, type Transferring } from '../pool/transfer.ts'
 import { ThreadThemes, type SharedTheme } from './shared-theme.ts'
 
 export interface TransformTask {
@@ -15,14 +16,20 @@ export interface TransformTask {
 }
 
 export interface ThreadedOutcome {
-  readonly outcome: TransformOutcome
+  /** A themed page comes back encoded, its buffer moved: the event loop neither copies nor encodes it. */
+  readonly outcome: Exclude<TransformOutcome, { kind: 'html' }> | EncodedOutcome
   /** This thread deserialised the theme's version for this page (it did not hold it). */
   readonly loaded: boolean
 }
 
 const themes = new ThreadThemes()
+const utf8 = new TextEncoder()
 
-export function transform (task: TransformTask): ThreadedOutcome {
+export function transform (task: TransformTask): ThreadedOutcome | Transferring<ThreadedOutcome> {
   const { compiled, loaded } = themes.get(task.site, task.theme)
-  return { outcome: transformCompiled(compiled, task.html, task.ctx), loaded }
+  const outcome = transformCompiled(compiled, task.html, task.ctx)
+  if (outcome.kind !== 'html') return { outcome, loaded }
+  // TextEncoder gives the bytes a buffer of their own, which can be moved (a small Buffer.from would share the pool's).
+  const body = utf8.encode(outcome.html)
+  return transferring({ outcome: { kind: 'encoded', body, theme: outcome.theme }, loaded }, [body.buffer])
 }

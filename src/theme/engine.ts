@@ -14,7 +14,7 @@ import { decodeHtml } from './charset.ts'
 import { compile, type Compiled, type ThemeFailure, type ThemeInput } from './compile.ts'
 import type { ResourceLoader } from './loader.ts'
 import { parseRules, toUrl, type RuleSet } from './rules.ts'
-import { transformCompiled, type TransformContext, type TransformOutcome } from './transform.ts'
+import { transformCompiled, type EncodedOutcome, type TransformContext, type TransformOutcome } from './transform.ts'
 
 export interface ThemeEngineOptions {
   /** Path or URL of the Diazo rules file. */
@@ -39,8 +39,9 @@ export interface ThemeEngineOptions {
   readonly transform?: TransformRunner
 }
 
-/** Runs `transformCompiled` somewhere: this thread or a worker thread. */
-export type TransformRunner = (compiled: Compiled, contentHtml: string, ctx: TransformContext) => TransformOutcome | Promise<TransformOutcome>
+/** Runs `transformCompiled` somewhere: this thread, or a worker thread (which may answer with the page encoded). */
+export type TransformRunner = (compiled: Compiled, contentHtml: string, ctx: TransformContext) =>
+  TransformOutcome | EncodedOutcome | Promise<TransformOutcome | EncodedOutcome>
 
 export type ThemeResult =
   | { kind: 'themed', body: Buffer, headers: Record<string, string>, themeVersion: string }
@@ -205,8 +206,8 @@ export class ThemeEngine {
       params: { ...this.#opts.params, url: url.href, base: url.href, scheme: url.protocol.slice(0, -1), host: url.host },
       hrefBodies
     })
-    if (out.kind !== 'html') return out
-    let body = Buffer.from(out.html, 'utf8')
+    if (out.kind !== 'html' && out.kind !== 'encoded') return out
+    let body = out.kind === 'encoded' ? Buffer.from(out.body.buffer, out.body.byteOffset, out.body.byteLength) : Buffer.from(out.html, 'utf8')
     const validator = first(input.headers.etag) ?? first(input.headers['last-modified']) ?? createHash('sha1').update(input.body).digest('base64url')
     const tag = createHash('sha1').update(validator).update('\0').update(c.version).digest('base64url').slice(0, 22)
     const headers: Record<string, string> = { 'content-type': 'text/html; charset=utf-8', vary: 'Accept-Encoding' }

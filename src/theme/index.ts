@@ -14,7 +14,7 @@
 export { ThemeEngine, decodeBody, pickEncoding, type ThemeEngineOptions, type TransformRunner, type ThemeResult, type ThemeStats } from './engine.ts'
 export { createDefaultLoader, type ResourceLoader, type LoadedResource, type DefaultLoaderOptions } from './loader.ts'
 export { compile, type Compiled, type CompiledTheme, type NodeSlot, type Seg } from './compile.ts'
-export { transformCompiled, type TransformContext, type TransformOutcome, type TraceRecord, type RuleTrace } from './transform.ts'
+export { transformCompiled, type TransformContext, type TransformOutcome, type EncodedOutcome, type TraceRecord, type RuleTrace } from './transform.ts'
 export { parseRules, toUrl, type RuleSet, type Rule, type Cond, type ParseRulesOptions } from './rules.ts'
 export { decodeHtml, sniffCharset } from './charset.ts'
 export { runThemeCommand, type CliIo } from './cli.ts'

@@ -45,6 +45,9 @@ export type TransformOutcome =
   | { readonly kind: 'notheme' }
   | { readonly kind: 'unavailable', readonly reason: string }
 
+/** A themed page already encoded as UTF-8: what a transform thread hands back (moved, not copied). */
+export interface EncodedOutcome { readonly kind: 'encoded', readonly body: Uint8Array, readonly theme: number }
+
 const bodySel: Sel = { kind: 'css', src: 'body' }
 
 export function parseHtml (html: string): Document {

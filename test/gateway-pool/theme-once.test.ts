@@ -13,7 +13,7 @@ import { TransformPool } from '../../src/pool/index.ts'
 import { TransformScheduler } from '../../src/server/transform-scheduler.ts'
 import { transformTaskModule } from '../../src/server/site-themer.ts'
 import { ThreadThemes, shareTheme, type SharedThemeMessage } from '../../src/server/shared-theme.ts'
-import type { Compiled, TransformOutcome } from '../../src/theme/index.ts'
+import type { Compiled, EncodedOutcome, TransformOutcome } from '../../src/theme/index.ts'
 import { compileMem, rulesXml } from '../theme/helpers.ts'
 
 const rules = rulesXml(`<replace css:theme="title" css:content="title"/>
@@ -39,9 +39,10 @@ const compileVersion = async (label: string): Promise<Compiled> => {
   return { ...c, version: label }
 }
 
-function html (out: TransformOutcome): string {
-  if (out.kind !== 'html') throw new Error(`expected a themed page, got ${out.kind}`)
-  return out.html
+/** A threaded page comes back encoded, its buffer moved from the thread. */
+function html (out: TransformOutcome | EncodedOutcome): string {
+  if (out.kind !== 'encoded') throw new Error(`expected a themed page from the thread, got ${out.kind}`)
+  return Buffer.from(out.body).toString('utf8')
 }
 
 t.test('the compiled theme goes to a thread once per version, and again after the thread is replaced', async t => {

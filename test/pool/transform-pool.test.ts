@@ -26,6 +26,15 @@ t.test('runs a named export of a .ts worker module on plain data', async t => {
   t.match(pool.stats(), { threads: 1, utilization: 0, queueSize: 0, completed: 1, timeouts: 0 })
 })
 
+t.test('a task returning transferring() moves its buffers back instead of copying them', async t => {
+  const pool = makePool(t)
+  t.equal(await pool.run<undefined, boolean>(undefined, { name: 'movedAway', timeout: ample }), false)
+  const out = await pool.run<{ size: number }, { bytes: Uint8Array }>({ size: 100_000 }, { name: 'moveBytes', timeout: ample })
+  t.equal(out.bytes.byteLength, 100_000)
+  t.ok(out.bytes.every(b => b === 7), 'the bytes arrived')
+  t.equal(await pool.run<undefined, boolean>(undefined, { name: 'movedAway', timeout: ample }), true, 'the thread\'s buffer was detached: moved, not cloned')
+})
+
 t.test('a worker error keeps its Livery code; others become LIVERY_ERR_TRANSFORM', async t => {
   const pool = makePool(t)
   const err: unknown = await pool.run({ message: 'bad selector "div["' }, { name: 'fail', timeout: ample }).catch((e: unknown) => e)
