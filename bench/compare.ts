@@ -14,7 +14,8 @@
  *
  * nginx runs when it is installed (Debian's nginx-light), as one process
  * (master_process off) so its CPU is one /proc entry.
- * Run: npm run bench -- compare [--duration S] [--connections N] [--only hit,miss,pass,themed]
+ * Run: npm run bench -- compare [--duration S] [--connections N] [--only hit,miss,pass,themed] [--livery-flags=--max-semi-space-size=2]
+ * (--livery-flags: extra Node flags for the Livery processes only, to try a V8 setting against the same anchors).
  * Writes bench/results/compare.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -27,7 +28,8 @@ import { request } from 'undici'
 import { nodeFlags } from '../src/node-flags.ts'
 import { writeResults } from './harness.ts'
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' } } })
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' } } })
+const liveryFlags = values['livery-flags'].split(/\s+/).filter(f => f !== '')
 // --only hit,miss,pass,themed runs those paths (with their anchors) and skips the rest.
 const pathNames = new Set(['hit', 'miss', 'pass', 'themed'])
 const only = values.only === undefined ? pathNames : new Set(values.only.split(','))
@@ -179,7 +181,7 @@ const rules = `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http:
 `
 
 async function livery (config: Record<string, unknown>): Promise<Proc & { proc: ChildProcess }> {
-  return await node(serverCore, 'bench/servers/gateway.ts', [], { LIVERY_BENCH_CONFIG: JSON.stringify(config) })
+  return await start(serverCore, process.execPath, [...nodeFlags, ...liveryFlags, 'bench/servers/gateway.ts'], { LIVERY_BENCH_CONFIG: JSON.stringify(config) })
 }
 
 const rows: Row[] = []
@@ -281,7 +283,7 @@ try {
   }
   console.table(ratios)
   if (fill !== undefined) console.log(`Livery cold-miss fill: ${fill.onDisk} of ${fill.pages} new pages reached the disk tier (${fill.share}%); RSS afterwards ${fill.rssMb} MB (memory tier 256 MB)`)
-  console.log(`wrote ${writeResults('compare', { duration, connections, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, fill })}`)
+  console.log(`wrote ${writeResults('compare', { duration, connections, liveryFlags, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, fill })}`)
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
