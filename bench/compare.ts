@@ -61,8 +61,9 @@ async function start (core: string, cmd: string, args: string[], env: NodeJS.Pro
   return { url, pid: proc.pid!, node: cmd === process.execPath, proc }
 }
 
+/** The anchors and helpers (bare node:http, the undici proxy, origins, theme server) run with Node's defaults; Livery with its own flags. */
 const node = (core: string, script: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): ReturnType<typeof start> =>
-  start(core, process.execPath, [...nodeFlags, script, ...args], env)
+  start(core, process.execPath, [script, ...args], env)
 
 async function stop (p: { proc: ChildProcess }): Promise<void> {
   if (p.proc.exitCode !== null || p.proc.signalCode !== null) return

@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --expose-gc
-// The flag lets Livery return dead socket buffers promptly: see src/node-flags.ts.
+#!/usr/bin/env -S node --expose-gc --max-semi-space-size=2
+// The flags let Livery return dead socket buffers promptly and keep V8's young generation small: see src/node-flags.ts.
 // Livery runs its TypeScript sources directly with Node 24's type stripping.
 const major = Number(process.versions.node.split('.')[0])
 if (major < 24) {

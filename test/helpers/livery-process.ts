@@ -4,6 +4,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
+import { nodeFlags } from '../../src/node-flags.ts'
 
 export const liveryBin = new URL('../../bin/livery.js', import.meta.url).pathname
 export const repoRoot = new URL('../../', import.meta.url).pathname
@@ -15,7 +16,7 @@ export interface SpawnOptions {
   readonly cwd?: string
   /** Run as nobody (uid 65534) when the test runs as root. */
   readonly unprivileged?: boolean
-  /** The node arguments before the script; defaults to bin/livery.js's own shebang flag. */
+  /** The node arguments before the script; defaults to bin/livery.js's own shebang flags (src/node-flags.ts). */
   readonly nodeArgs?: readonly string[]
   /** The script; defaults to bin/livery.js. */
   readonly script?: string
@@ -30,7 +31,7 @@ export class LiveryProcess {
   #partial = ''
 
   constructor (args: readonly string[], opts: SpawnOptions = {}) {
-    const argv = [process.execPath, ...(opts.nodeArgs ?? ['--expose-gc']), opts.script ?? liveryBin, ...args]
+    const argv = [process.execPath, ...(opts.nodeArgs ?? nodeFlags), opts.script ?? liveryBin, ...args]
     const drop = opts.unprivileged === true && process.getuid?.() === 0
     const env = { ...process.env, ...opts.env }
     // `env -u`: tap puts its coverage hooks in every child's NODE_OPTIONS, and
