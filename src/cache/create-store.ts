@@ -67,7 +67,7 @@ export async function createCacheStore (config: CacheConfig, logger: Logger, opt
   const store = new TieredStore({ tiers, peers: link === undefined ? [bus] : [link, bus], owned: [bus, stopHealth], logger, now })
   const missLock = new MissLock({
     gateway: link,
-    redis: { url: config.redis.url, prefix: config.redis.prefix, timeout: config.redis.timeout, tier: redis, written: (key) => store.written(key) },
+    redis: { url: config.redis.url, prefix: config.redis.prefix, timeout: config.redis.timeout, tier: redis, written: (key) => store.written(key), rewrite: (key, e, timeout) => store.rewriteShared(key, e, timeout) },
     lockTimeout: config.lockTimeout,
     logger,
   })

@@ -41,7 +41,6 @@ export type MissGrant =
 export interface SharedTier {
   /** `timeout`: the lock's own deadline, sent even while the tier's breaker is open. */
   get (key: string, opts?: { readonly timeout?: number }): Promise<CacheEntry | undefined>
-  put? (key: string, entry: CacheEntry, ttlMs: number, opts?: { readonly timeout?: number }): Promise<boolean>
 }
 
 export interface MissLockOptions {
@@ -56,6 +55,11 @@ export interface MissLockOptions {
     readonly tier: SharedTier
     /** Resolves once this process's write-through of `key` finished, true when it stored (TieredStore.written). */
     readonly written: (key: string) => Promise<boolean>
+    /**
+     * Writes this process's fill to the shared tier again with a deadline of
+     * `timeout` ms, screened by the bans as a put is (TieredStore.rewriteShared).
+     */
+    readonly rewrite?: (key: string, entry: CacheEntry, timeout: number) => Promise<boolean>
     /** How often a losing instance looks for the entry, ms. @default 25 */
     readonly pollInterval?: number
   }
@@ -177,10 +181,7 @@ export class MissLock {
       // The write-through first: a loser that finds the lock gone must find the entry too.
       void redis.written(key).then(async (stored) => {
         // A write-through that timed out under load is sent again with the lock's deadline, or every loser would fetch.
-        if (!stored && entry !== undefined && entry.meta.vary.length === 0 && redis.tier.put !== undefined) {
-          const ttl = entry.meta.holdUntil - Date.now()
-          if (ttl > 0) await redis.tier.put(key, entry, ttl, { timeout: callTimeout })
-        }
+        if (!stored && entry !== undefined && entry.meta.vary.length === 0 && redis.rewrite !== undefined) await redis.rewrite(key, entry, callTimeout)
         await call(o => c.sendCommand(['EVAL', releaseScript, '1', lockKey, this.#id], o))
       }).catch((err: unknown) => {
         this.#log.debug({ err }, 'miss lock: could not release the Redis lock (it expires by itself)')

@@ -208,6 +208,23 @@ export class TieredStore implements CacheStore {
     return await this.#tiers[0].put(key, e, ttlMs)
   }
 
+  /**
+   * Writes `entry`, a fill of this process whose write-through to the shared
+   * tiers did not store, to them again with a deadline of `timeout` ms (the
+   * miss lock's winner: every other instance looks for the entry there).
+   * Screened and tracked as put's writes are, so a purge entered since stops
+   * it and one heard later knows of it. Resolves whether it stored.
+   */
+  async rewriteShared (key: string, entry: CacheEntry, timeout: number): Promise<boolean> {
+    this.#check()
+    const ttl = entry.meta.holdUntil - this.#now()
+    const e = ttl > 0 ? this.#screenWrite(entry) : undefined
+    if (e === undefined || this.#sharedTiers.length === 0) return false
+    for (const tier of this.#sharedTiers) this.#background(tier, key, e, ttl, { timeout })
+    if (this.#peers.length > 0) this.#recent.set(key, e)
+    return await this.written(key)
+  }
+
   /** Resolves once the background writes of `key` started so far have finished: true when each stored it (never rejects). */
   async written (key: string): Promise<boolean> {
     const set = this.#writing.get(key)
@@ -391,8 +408,10 @@ export class TieredStore implements CacheStore {
     if (this.#closed) throw liveryError('LIVERY_ERR_CLOSED', 'cache store')
   }
 
-  #background (tier: CacheStore, key: string, entry: CacheEntry, ttl: number): void {
-    const p: Promise<boolean> = tier.put(key, entry, ttl).catch((err: unknown) => {
+  #background (tier: CacheStore, key: string, entry: CacheEntry, ttl: number, opts?: { readonly timeout: number }): void {
+    // `opts` only for a tier whose put takes a deadline (the Redis tier).
+    const put = tier.put as (key: string, entry: CacheEntry, ttl: number, opts?: { readonly timeout: number }) => Promise<boolean>
+    const p: Promise<boolean> = put.call(tier, key, entry, ttl, opts).catch((err: unknown) => {
       // A failed cache write never fails the response (STYLE §2.12); count it.
       this.#writeErrors++
       if (writeErrorChannel.hasSubscribers) writeErrorChannel.publish({ tier: tier.name, error: err })

@@ -110,3 +110,19 @@ t.test('a failing tier purge still purges the others and then reports the error'
   await t.rejects(store.purge({ all: true }), { code: 'LIVERY_ERR_CACHE_STORE', message: /slow: redis unreachable/ })
   t.equal(store.getSync('k'), undefined, 'memory was purged anyway')
 })
+
+t.test('rewriteShared: a fill written to Redis again, unless a purge came since it started (issue 12)', async (t) => {
+  // The miss lock's winner writes its entry to Redis again when the
+  // write-through timed out; a purge entered meanwhile must stop that write
+  // as it stops a put, or the purged copy would land in Redis after the purge.
+  const { memory, redis, store } = await makeTiers(t)
+  const e = makeEntry('http://a.test/again', 'again', { requestTime: Date.now() - 1 })
+  t.equal(await store.rewriteShared('k', e, 2000), true, 'stored')
+  t.equal((await redis.get('k'))?.body.toString(), 'again', 'in Redis')
+  t.equal(memory.getSync('k'), undefined, 'the shared tiers only')
+
+  const old = makeEntry('http://a.test/banned', 'old', { requestTime: Date.now() - 1000 })
+  await store.purge({ urls: ['http://a.test/banned'] })
+  t.equal(await store.rewriteShared('b', old, 2000), false, 'a fill that started before a purge is not written')
+  t.equal(await redis.get('b'), undefined, 'not in Redis')
+})
