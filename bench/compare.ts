@@ -227,7 +227,8 @@ try {
         const status = JSON.parse((await get(`${gw.url}/_livery/status`)).body) as { cache: { tiers: Record<string, { entries: number }> } }
         disk = status.cache.tiers.disk?.entries ?? 0
       }
-      const filled = missRow['req/s'] * duration
+      // Shed or failed requests (non-2xx, socket errors) stored nothing: they are not pages of the fill.
+      const filled = Math.max(1, missRow['req/s'] * duration - missRow.errors)
       fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'] }
     }
     await stop(gw)
