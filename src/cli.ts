@@ -111,6 +111,14 @@ export async function serveUntilSignal (config: Config, logger: Logger, listen: 
     const { ClusterLink } = await import('./pool/cluster-link.ts')
     link = ClusterLink.create({ lockTimeout: config.cache.lockTimeout, logger })
   }
+  // watch: true reloads on a change of the config or a rules file; the set of files follows each reload.
+  // Watching starts before the gateway reads them: a file replaced while it starts (a deploy writing the
+  // rules as a worker process comes up) would otherwise be missed until the next change.
+  const { watchFiles } = await import('./server/file-watch.ts')
+  const watched = (c: Config): string[] => [...(configFile === undefined ? [] : [configFile]), ...c.sites.flatMap(s => s.theme === undefined ? [] : [s.theme.rules])]
+  let changedWhileStarting = false
+  const changedEarly = (): void => { changedWhileStarting = true; logger.info('a watched file changed while starting: reloading once listening') }
+  let unwatch = config.watch ? watchFiles({ files: watched(config), logger, onChange: changedEarly }) : () => false
   const gateway = await Gateway.create(config, { logger, metricsSource, cluster: link })
   if (cluster.isWorker) {
     const { setupWorkerMetrics } = await import('./pool/cluster.ts')
@@ -120,19 +128,17 @@ export async function serveUntilSignal (config: Config, logger: Logger, listen: 
   logger.info({ address: address.address, port: address.port, sites: config.sites.map(s => s.name) }, 'livery is listening')
   const { createReloader } = await import('./server/reloader.ts')
   const reloader = createReloader({ gateway, logger, load: reload ?? (() => gateway.config) })
-  // watch: true reloads on a change of the config or a rules file; the set of files follows each reload.
-  const { watchFiles } = await import('./server/file-watch.ts')
-  let unwatch = (): void => {}
-  const rewatch = (): void => {
-    unwatch()
-    unwatch = () => {}
-    if (!gateway.config.watch) return
-    const files = [...(configFile === undefined ? [] : [configFile]), ...gateway.config.sites.flatMap(s => s.theme === undefined ? [] : [s.theme.rules])]
-    unwatch = watchFiles({ files, logger, onChange: () => { logger.info('a watched file changed'); reloadNow() } })
+  const changed = (): void => { logger.info('a watched file changed'); reloadNow() }
+  const rewatch = (): boolean => {
+    const pending = unwatch()
+    unwatch = () => false
+    if (gateway.config.watch) unwatch = watchFiles({ files: watched(gateway.config), logger, onChange: changed })
+    return pending
   }
-  const reloadNow = (): void => { reloader().then(rewatch, (err: unknown) => logger.error({ err }, 'reload failed')) }
+  const reloadNow = (): void => { reloader().then(() => { if (rewatch()) changed() }, (err: unknown) => logger.error({ err }, 'reload failed')) }
   const onHup = (): void => { reloadNow() }
-  rewatch()
+  // A change seen while starting, or one still in its debounce, is reloaded now; later ones are the new watcher's.
+  if (rewatch() || changedWhileStarting) changed()
   process.on('SIGHUP', onHup)
   const done = new Promise<number>(resolve => {
     const stop = (signal: NodeJS.Signals): void => {

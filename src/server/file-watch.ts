@@ -18,7 +18,8 @@ export interface FileWatchOptions {
   readonly debounce?: number
 }
 
-export function watchFiles (opts: FileWatchOptions): () => void {
+/** Starts watching; the returned function stops, and says whether a change was still waiting out its debounce. */
+export function watchFiles (opts: FileWatchOptions): () => boolean {
   const byDir = new Map<string, Set<string>>()
   for (const file of opts.files) {
     const dir = dirname(file)
@@ -45,7 +46,10 @@ export function watchFiles (opts: FileWatchOptions): () => void {
     }
   }
   return () => {
+    const pending = timer !== undefined
     if (timer !== undefined) clearTimeout(timer)
+    timer = undefined
     for (const w of watchers) w.close()
+    return pending
   }
 }

@@ -2,64 +2,16 @@
 // re-reads the rules files without dropping a connection, as `nginx -s
 // reload` does; an invalid configuration leaves the old one running and
 // logs every problem; in cluster mode the primary passes the signal on.
+// watch: true is in watch.test.ts (one file each: both start several
+// gateway processes, which on a busy machine take tens of seconds each).
 import t from 'tap'
-import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { Agent, request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http'
+import { Agent } from 'node:http'
 import { once } from 'node:events'
-import { LiveryProcess, type LogLine } from '../helpers/livery-process.ts'
-import { startUpstream, type Teardown } from '../helpers/servers.ts'
+import { writeFileSync } from 'node:fs'
+import { LiveryProcess } from '../helpers/livery-process.ts'
 import { runCli } from '../helpers/cli.ts'
-
-const rules = (theme: string): string => `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css">
-  <theme href="${theme}" /><replace css:theme="#main" css:content="#content" /></rules>`
-
-interface Got { status: number, body: string, reused: boolean }
-
-function get (port: number, path: string, agent: Agent): Promise<Got> {
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, agent }, res => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }))
-    })
-    req.on('error', reject)
-    req.end()
-  })
-}
-
-async function backends (t: Teardown): Promise<{ a: string, b: string, theme: string, slowArrived: Promise<void>, releaseSlow: () => void }> {
-  let releaseSlow = (): void => {}
-  let arrived = (): void => {}
-  const slowArrived = new Promise<void>(resolve => { arrived = resolve })
-  const page = (name: string) => (req: IncomingMessage, res: ServerResponse): void => {
-    const send = (): void => { res.writeHead(200, { 'content-type': 'text/html', 'cache-control': 'no-store' }).end(`<html><body><div id="content">from ${name}</div></body></html>`) }
-    if (req.url === '/slow') {
-      releaseSlow = send
-      arrived()
-    } else send()
-  }
-  const [a, b, theme] = await Promise.all([
-    startUpstream(t, page('A')),
-    startUpstream(t, page('B')),
-    startUpstream(t, (req, res) => {
-      res.writeHead(200, { 'content-type': 'text/html' }).end(`<html><body><p id="theme">theme ${req.url === '/two.html' ? 'two' : 'one'}</p><div id="main"></div></body></html>`)
-    }),
-  ])
-  return { a: a.url, b: b.url, theme: theme.url, slowArrived, releaseSlow: () => releaseSlow() }
-}
-
-const reloaded = (l: LogLine): boolean => l.msg === 'configuration reloaded'
-
-/**
- * Waits until every process that serves has logged its reload: with the
- * default process count there is one per core, and a keep-alive connection
- * may belong to the one that reloads last.
- */
-function everyProcessReloaded (gw: LiveryProcess): Promise<LogLine> {
-  const pids = new Set(gw.lines.filter(l => l.msg === 'livery is listening').map(l => l.pid))
-  return gw.waitForLine(() => [...pids].every(pid => gw.lines.some(l => reloaded(l) && l.pid === pid)), 'every process to reload')
-}
+import { backends, everyProcessReloaded, get, keepBusy, reloaded, rules, slowMachineFetch } from './reload-fixture.ts'
 
 t.test('SIGHUP reloads config and rules with requests in flight and keep-alive connections open', async t => {
   const up = await backends(t)
@@ -67,7 +19,7 @@ t.test('SIGHUP reloads config and rules with requests in flight and keep-alive c
   const file = join(dir, 'livery.yaml')
   const pidFile = join(dir, 'livery.pid')
   const write = (upstream: string, rulesFile: string, extra = ''): void => writeFileSync(file,
-    `listen: { host: 127.0.0.1, port: 0 }\ncache: { directory: ./cache }\n${extra}sites:\n  - name: main\n    upstream: ${upstream}\n    theme: { rules: ./${rulesFile}, base: "${up.theme}/" }\n`)
+    `listen: { host: 127.0.0.1, port: 0 }\ncache: { directory: ./cache }\n${slowMachineFetch}${extra}sites:\n  - name: main\n    upstream: ${upstream}\n    theme: { rules: ./${rulesFile}, base: "${up.theme}/" }\n`)
   write(up.a, 'one.xml')
   const gateway = new LiveryProcess(['serve', '--config', file, '--pid-file', pidFile])
   t.teardown(() => gateway.stop())
@@ -77,6 +29,7 @@ t.test('SIGHUP reloads config and rules with requests in flight and keep-alive c
 
   const before = await get(port, '/', agent)
   t.match(before.body, /theme one[\s\S]*from A/, 'old upstream, old rules')
+  const busy = keepBusy(t, port, agent)
 
   // A request in flight across the reload, on a connection of its own.
   const slowAgent = new Agent({ keepAlive: true, maxSockets: 1 })
@@ -107,7 +60,8 @@ t.test('SIGHUP reloads config and rules with requests in flight and keep-alive c
   const problems = gateway.lines.slice(refusedAt).filter(l => typeof l.problem === 'string').map(l => String(l.problem))
   t.match(problems, [/^lisen: unknown key/, /^pool\.maxConcurrent: "many"/], 'each problem on its own line')
   const still = await get(port, '/', agent)
-  t.ok(still.reused)
+  const kept = await busy.stop()
+  t.ok(still.reused && kept.every(r => r.reused), `and so does a refused one (${kept.length} health checks kept it busy in between, all on that connection)`)
   t.match(still.body, /theme two[\s\S]*from B/, 'the previous configuration still serves')
 
   // Rules that do not compile are refused the same way.
@@ -144,24 +98,4 @@ t.test('cluster mode: the primary passes SIGHUP to every worker', async t => {
   const code = once(primary.child, 'exit')
   t.equal(await primary.stop(), 0)
   await code
-})
-
-t.test('watch: true picks up a changed rules file without a signal', async t => {
-  const up = await backends(t)
-  const dir = t.testdir({ 'rules.xml': rules('one.html') })
-  const file = join(dir, 'livery.yaml')
-  writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }\nwatch: true\ncache: { directory: ./cache }\nsites:\n  - name: main\n    upstream: ${up.a}\n    theme: { rules: ./rules.xml, base: "${up.theme}/" }\n`)
-  const gateway = new LiveryProcess(['serve', '--config', file])
-  t.teardown(() => gateway.stop())
-  const port = Number((await gateway.waitForLine(l => l.msg === 'livery is listening')).port)
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
-  t.teardown(() => agent.destroy())
-  t.match((await get(port, '/', agent)).body, /theme one/)
-  // As an editor saves: a new file renamed over the old one.
-  writeFileSync(join(dir, 'rules.xml.tmp'), rules('two.html'))
-  const { renameSync } = await import('node:fs')
-  renameSync(join(dir, 'rules.xml.tmp'), join(dir, 'rules.xml'))
-  await gateway.waitForLine(l => l.msg === 'a watched file changed')
-  await gateway.waitForLine(reloaded, 'the reload')
-  t.match((await get(port, '/', agent)).body, /theme two/, 'the new rules apply')
 })
