@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 const [name, ...args] = process.argv.slice(2)
 const file = `bench/${name ?? ''}.ts`
 if (name === undefined || !existsSync(file)) {
-  console.error('usage: npm run bench -- compare|proxy|cache|cache-redis|coherence|theme|slow-theme|isolation|parser-compare|warm|transform-abuse [--duration S]')
+  console.error('usage: npm run bench -- compare|hit-path|proxy|cache|cache-redis|coherence|theme|slow-theme|isolation|parser-compare|warm|transform-abuse [--duration S]')
   process.exit(2)
 }
 const r = spawnSync(process.execPath, [file, ...args], { stdio: 'inherit' })

@@ -25,6 +25,13 @@ t.test('same JSON as logger.info, time aside', async t => {
   const strip = (l: string): string => l.replace(/"time":\d+/, '"time":0')
   t.equal(strip(ours.lines[0]), strip(theirs.lines[0]))
   t.same(JSON.parse(ours.lines[0]).path, '/news/ü "quoted"\\', 'and it parses back')
+  // The writer keeps each field's last JSON: a changed value must not reuse it, a repeated one must give the same line.
+  const next = fields.map(([n, v]) => [n, n === 'path' ? '/other' : n === 'host' ? undefined : v] as const)
+  write!(next.map(([, v]) => v))
+  write!(fields.map(([, v]) => v))
+  createLogger({ level: 'info', destination: theirs.stream }).info(Object.fromEntries(next.filter(([, v]) => v !== undefined)), 'request')
+  t.equal(strip(ours.lines[1]), strip(theirs.lines[1]), 'a changed and a left-out value')
+  t.equal(strip(ours.lines[2]), strip(ours.lines[0]), 'the first values again')
 })
 
 t.test('honours the level, and child bindings', async t => {
