@@ -18,7 +18,7 @@ import type { CacheEntry } from '../../src/cache/entry.ts'
 import { cacheKey, normaliseHost } from '../../src/cache/key.ts'
 import { coarseNow } from '../../src/clock.ts'
 import { LogCapture, type LogLine } from '../helpers/logs.ts'
-import { listenHttp, type Teardown } from '../helpers/servers.ts'
+import { listenHttp, withoutLagShedding, type Teardown } from '../helpers/servers.ts'
 
 /** A route answers the n-th request for its path (n counts from 1). */
 export type Route = (req: IncomingMessage, res: ServerResponse, n: number) => void
@@ -93,6 +93,7 @@ export async function cacheFixture (t: Teardown, routes: Record<string, Route>, 
     log: { level: 'debug' },
     ...raw,
     cache: { directory: dir, ...(raw.cache as Record<string, unknown> | undefined) },
+    pool: withoutLagShedding(raw.pool),
     sites: [{ name: 'cached', hosts: ['*'], upstream: up.url, ...opts.site }],
   }, {}, dir)
   const logs = new LogCapture()

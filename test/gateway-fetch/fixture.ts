@@ -19,7 +19,7 @@ import type { Config } from '../../src/config/types.ts'
 import { Gateway } from '../../src/server/gateway.ts'
 import { coarseNow } from '../../src/clock.ts'
 import { LogCapture } from '../helpers/logs.ts'
-import { startUpstream, type Teardown, type Upstream } from '../helpers/servers.ts'
+import { startUpstream, withoutLagShedding, type Teardown, type Upstream } from '../helpers/servers.ts'
 import { startServer, tempDir, type TestServer } from '../fetcher/helpers.ts'
 
 export { tempDir, timerLateness } from '../fetcher/helpers.ts'
@@ -132,6 +132,7 @@ export interface SiteSpec {
 export function themedConfig (dir: string, sites: readonly SiteSpec[], fetch: Record<string, unknown> = {}, top: Record<string, unknown> = {}): Config {
   return parseConfig({
     ...top,
+    pool: withoutLagShedding(top.pool),
     listen: { host: '127.0.0.1', port: 0 },
     log: { level: 'debug' },
     threads: 1,
