@@ -30,7 +30,12 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
     raw: {
       log: { level: 'info', access: false },
       sites: [
-        { name: 'a', hosts: ['a.test'], upstream: hanging.url, pool: { maxConcurrent: 50, maxQueue: 100, queueTimeout: '3s', requestTimeout: '4s', killAfter: '4s' } },
+        // The answers below hold while A's 200 clients arrive within 4 s (the queue timeout) and
+        // all 100 queued ones time out before a slot frees (the deadline, 5 s later). At a load
+        // of 25 they took over a second to arrive, and with 3 s and 4 s some queued clients got
+        // a slot as the first deadlines fell (57 deadlines, 43 queue-full, one killed under pressure);
+        // by the deadline nothing waits, so nothing is killed.
+        { name: 'a', hosts: ['a.test'], upstream: hanging.url, pool: { maxConcurrent: 50, maxQueue: 100, queueTimeout: '4s', requestTimeout: '9s', killAfter: '9s' } },
         { name: 'b', hosts: ['b.test'], upstream: healthy.url },
       ],
     },
@@ -63,7 +68,7 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
   subscribe('livery:pool:queue-wait', onWait)
   const during: number[] = []
   // Measured while A's 100 queued clients still wait (their queue timeout is
-  // 3 s, long enough on a busy machine): stop at the first that gives up, and
+  // 4 s, long enough on a busy machine): stop at the first that gives up, and
   // need at least 5 requests of B.
   for (let i = 0; i < 30 && aGaveUp === 0; i++) {
     const r = await get(fx.agent, fx.url, 'b.test', `/b/${i}`)
@@ -86,7 +91,7 @@ t.test('a hanging upstream fills only its own site\'s slots', async t => {
   }, 'A\'s clients get the configured answers')
   t.ok(replies.filter(r => r.status === 503).every(r => header(r, 'retry-after') === '1'), 'every 503 carries Retry-After')
   const deadline = replies.filter(r => r.status === 504)
-  t.ok(deadline.every(r => r.ms >= 3900), 'the 504s came at the 4 s deadline, not before')
+  t.ok(deadline.every(r => r.ms >= 8900), 'the 504s came at the 9 s deadline, not before')
   t.equal(hanging.received.length, 50, 'only A\'s 50 slots reached its upstream')
   await hanging.untilAllClosed()
   t.pass('every upstream socket of A was closed')
