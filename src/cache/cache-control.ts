@@ -28,10 +28,31 @@ const empty: Directives = new DirectiveMap()
 /** The greatest delta-seconds value, which caches use for anything larger (RFC 9111 §1.2.2). */
 export const MAX_DELTA = 2147483648
 
+/**
+ * Parsed values by their text. An upstream sends few distinct Cache-Control
+ * values, and every pass and miss parsed its response's (and a request's own)
+ * anew: a Map and a Set each time (issue 15). Bounded in count and in the
+ * length of what is kept; a parsed value is never modified after parsing.
+ */
+const parsed = new Map<string, Directives>()
+const maxParsed = 256
+const maxParsedLength = 256
+
 export function parseCacheControl (value: string | readonly string[] | undefined): Directives {
   if (value === undefined) return empty
   const text = typeof value === 'string' ? value : value.join(',')
   if (text.length === 0) return empty
+  const known = parsed.get(text)
+  if (known !== undefined) return known
+  const out = parseDirectives(text)
+  if (text.length <= maxParsedLength) {
+    if (parsed.size >= maxParsed) parsed.clear()
+    parsed.set(text, out)
+  }
+  return out
+}
+
+function parseDirectives (text: string): Directives {
   const out = new DirectiveMap()
   let i = 0
   const n = text.length
