@@ -75,7 +75,16 @@ t.test('a slow or dead Redis never holds a call past the timeout, and the tier c
   await redis.restart()
   await s.whenReady(5000)
   // The breaker may still be open from the outage; it closes on reconnect.
-  t.equal(await s.put('k2', e, 60_000), true, 'put works again after restart')
+  // A put can still run past its short deadline on a busy machine (issue 10):
+  // that is counted as a timeout and says the tier is up, so it is tried
+  // again; an open breaker would refuse the put without one.
+  let put = false
+  for (let i = 0; i < 10 && !put; i++) {
+    const timeouts = s.redisStats().timeouts
+    put = await s.put('k2', e, 60_000)
+    if (!put && s.redisStats().timeouts === timeouts) break
+  }
+  t.equal(put, true, 'put works again after restart')
   t.ok(await s.get('k2'), 'get works again after restart')
 })
 
