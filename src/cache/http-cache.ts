@@ -93,6 +93,8 @@ export class HttpCache {
   readonly #host: FillHost
   readonly #maxEntrySize: number
   readonly #missLock: MissLock | undefined
+  /** The store's list of entries removed by identity (TieredStore.refuses): a waiter handed one fetches instead. */
+  readonly #refuses: ((e: CacheEntry) => boolean) | undefined
   /** Purges entered here so far: an entry another member fetched while one came in is served, not kept. */
   #purges = 0
   #closed = false
@@ -103,6 +105,8 @@ export class HttpCache {
     this.#log = (opts.logger ?? silentLogger).child({ module: 'cache' })
     this.#maxEntrySize = config.memory.maxEntrySize
     this.#missLock = opts.missLock
+    const refusing = opts.store as { refuses?: (e: CacheEntry) => boolean }
+    this.#refuses = refusing.refuses?.bind(opts.store)
     // A request after a purge must not wait for a fill that started before it (docs/architecture.md, "Coherence").
     const banned = opts.store as { onBan?: (fn: (id: string, sel: PurgeSelector, soft: boolean) => void) => void }
     banned.onBan?.((id, sel, soft) => {
@@ -378,7 +382,7 @@ export class HttpCache {
       // Only a fresh entry answers a waiter: one stale on arrival (Age at or past
       // max-age, max-age=0, no-cache) may not be reused (RFC 9111 §4), so the
       // waiter asks the upstream itself, as nginx's proxy_cache_lock waiters do.
-      if ('entry' in v && varyMatches(v.entry, ctx.req.headers) && answersAuth(v.entry, ctx.req.headers) &&
+      if ('entry' in v && varyMatches(v.entry, ctx.req.headers) && answersAuth(v.entry, ctx.req.headers) && this.#refuses?.(v.entry) !== true &&
         residentNow(this.#now(), v.entry.meta) < v.entry.meta.freshUntil) return { kind: 'hit', entry: v.entry, xcache: 'HIT' }
       if ('stale' in v && answersAuth(v.stale, ctx.req.headers)) return { kind: 'hit', entry: v.stale, xcache: 'STALE' }
     }

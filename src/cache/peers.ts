@@ -7,11 +7,26 @@
  */
 import type { PurgeSelector } from './store.ts'
 
+/**
+ * One entry by identity (its fill's request and response times, its body
+ * length): a write-back that may have raced a purge, removed wherever a copy
+ * of that very entry is, and nothing else (TieredStore.purgeLocal).
+ */
+export interface ExactEntry {
+  readonly key: string
+  readonly url: string
+  readonly requestTime: number
+  readonly responseTime: number
+  readonly length: number
+}
+
 /** One purge as it travels: `id` lets a member that hears it twice (IPC and Redis) apply it once. */
 export interface PurgeNotice {
   readonly id: string
   readonly sel: PurgeSelector
   readonly soft: boolean
+  /** Set: only copies of this very entry are removed, and no fill is banned. */
+  readonly exact?: ExactEntry
 }
 
 /** Who applied a purge: member names (`host:pid` for Redis members, `pid N` for sibling processes). */

@@ -37,7 +37,7 @@ import { closeRedisClient, createRedisClient, destroyRedisClient, withDeadline, 
 import { liveryError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
-import type { PeerReport, PurgeApplier, PurgeNotice, PurgePeers } from './peers.ts'
+import type { ExactEntry, PeerReport, PurgeApplier, PurgeNotice, PurgePeers } from './peers.ts'
 import type { PurgeSelector } from './store.ts'
 
 const receivedChannel = channel('livery:cache:purge_received')
@@ -177,7 +177,7 @@ export class PurgeBus implements PurgePeers {
     })
     this.#rounds.set(notice.id, round)
     try {
-      const msg = JSON.stringify({ v: 2, type: 'purge', from: this.instanceId, id: notice.id, sel: notice.sel, soft: notice.soft })
+      const msg = JSON.stringify({ v: 2, type: 'purge', from: this.instanceId, id: notice.id, sel: notice.sel, soft: notice.soft, exact: notice.exact })
       if (!await this.#send(msg)) return { acked: [], missing: ['redis (the other instances could not be told)'] }
       if (round.waiting.size > 0) await settled
       return { acked: [...round.acked], missing: [...round.waiting] }
@@ -273,7 +273,7 @@ export class PurgeBus implements PurgePeers {
     }
     if (this.#apply === undefined) return
     try {
-      const count = await this.#apply({ id: msg.id, sel: msg.sel, soft: msg.soft })
+      const count = await this.#apply({ id: msg.id, sel: msg.sel, soft: msg.soft, ...(msg.exact === undefined ? {} : { exact: msg.exact }) })
       if (receivedChannel.hasSubscribers) receivedChannel.publish({ from: msg.from, to: this.instanceId, selector: msg.sel, soft: msg.soft, count })
     } catch (err) {
       // Not acknowledged: the sender reports this member as missing and the operator retries.
@@ -292,7 +292,7 @@ export class PurgeBus implements PurgePeers {
 }
 
 type Message =
-  | { readonly type: 'purge', readonly from: string, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean }
+  | { readonly type: 'purge', readonly from: string, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean, readonly exact?: ExactEntry }
   | { readonly type: 'ack', readonly from: string, readonly to: string, readonly id: string }
 
 /** Escapes the glob metacharacters of Redis MATCH patterns. */
@@ -329,5 +329,12 @@ function parseMessage (raw: string): Message {
     site: s.site as string | undefined,
     all: s.all as boolean | undefined
   }
-  return { type: 'purge', from: o.from, id: o.id, sel, soft: o.soft }
+  return { type: 'purge', from: o.from, id: o.id, sel, soft: o.soft, ...(o.exact === undefined ? {} : { exact: exactEntry(o.exact) }) }
+}
+
+function exactEntry (v: unknown): ExactEntry {
+  const x = v as Record<string, unknown> | null
+  if (typeof x !== 'object' || x === null || typeof x.key !== 'string' || typeof x.url !== 'string' ||
+    typeof x.requestTime !== 'number' || typeof x.responseTime !== 'number' || typeof x.length !== 'number') throw new TypeError('exact must name an entry')
+  return { key: x.key, url: x.url, requestTime: x.requestTime, responseTime: x.responseTime, length: x.length }
 }

@@ -219,6 +219,13 @@ export class RedisStore implements CacheStore {
     }
   }
 
+  /** Deletes `key` if Redis holds that very entry (holds); resolves whether it did. */
+  async deleteIf (key: string, entry: CacheEntry): Promise<boolean> {
+    if (await this.holds(key, entry) === false) return false
+    const r = await this.#admin('del', (o) => this.#client.sendCommand(['DEL', this.#entryKey(key)], o))
+    return r === 1
+  }
+
   async delete (key: string): Promise<boolean> {
     this.#check()
     const reply = await this.#call('delete', this.#timeout, (o) => this.#client.sendCommand(['DEL', this.#entryKey(key)], o))

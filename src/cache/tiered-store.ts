@@ -38,7 +38,7 @@ import { silentLogger } from '../log.ts'
 import { randomUUID } from 'node:crypto'
 import { LRUCache } from 'lru-cache'
 import { type CacheEntry, softPurged } from './entry.ts'
-import type { PeerReport, PurgeNotice, PurgePeers } from './peers.ts'
+import type { ExactEntry, PeerReport, PurgeNotice, PurgePeers } from './peers.ts'
 import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats, matchesSelector } from './store.ts'
 
 const writeErrorChannel = channel('livery:cache:write_error')
@@ -119,6 +119,8 @@ export class TieredStore implements CacheStore {
   /** Entries this process wrote to the shared tiers lately: a purge heard meanwhile must purge those too. */
   readonly #recent = new LRUCache<string, CacheEntry>({ max: 10_000, ttl: 5_000, ttlAutopurge: false })
   readonly #banListeners: Array<(id: string, sel: PurgeSelector, soft: boolean) => void> = []
+  /** Entries removed by identity (raced write-backs), for as long as bans live. */
+  readonly #exact: Array<{ readonly x: ExactEntry, readonly at: number }> = []
   #gen = 0
   /** Everything entered before this generation / clock reading is banned (folded bans). */
   #floorGen = 0
@@ -203,7 +205,7 @@ export class TieredStore implements CacheStore {
   async adopt (key: string, entry: CacheEntry, ttlMs: number, screen = true): Promise<boolean> {
     this.#check()
     if (!(ttlMs > 0)) return false
-    const e = screen ? this.#screenRead(entry, this.#gen) : entry
+    const e = screen ? this.#screenRead(entry, this.#gen) : this.refuses(entry) ? undefined : entry
     if (e === undefined) return false
     return await this.#tiers[0].put(key, e, ttlMs)
   }
@@ -304,13 +306,7 @@ export class TieredStore implements CacheStore {
       return await this.#purgeTiers(this.#local, sel, { soft, now: ban.at })
     } finally {
       ban.pending = false
-      if (raced.length > 0 && await this.#landedAfter(raced)) {
-        const r = await this.purgeReport(sel, {}).catch((err: unknown) => {
-          this.#log.warn({ err }, 'purging again after a raced write-back failed')
-          return undefined
-        })
-        if (r !== undefined && r.missing.length > 0) this.#log.warn({ missing: r.missing }, 'purging again after a raced write-back: not every member acknowledged')
-      }
+      if (raced.length > 0) await this.#purgeRaced(raced)
     }
   }
 
@@ -326,23 +322,49 @@ export class TieredStore implements CacheStore {
   }
 
   /**
-   * Whether one of these writes of ours is in a shared tier now, after the
-   * sender's purge of it (which ran before the notice was sent): then it
-   * landed after that purge. A write that landed before was removed by it,
-   * and the entry is gone or another fill's. Asking saves a purge over every
-   * member each time a page this process wrote in the last seconds is
-   * purged: that second purge detached and banned the refill under way, and
-   * bench/coherence counted 3 upstream fetches after a hard purge instead of
-   * 1. A tier that cannot tell, or does not answer, counts as raced.
+   * Removes, everywhere, these writes of ours to the shared tiers, which may
+   * have landed after the sender's purge of them (that purge ran before the
+   * notice was sent): by identity, so copies of them go, whichever member
+   * promoted them meanwhile, and no fill is banned. Purging again by the
+   * selector did the same but banned the refill already under way (2 to 3
+   * extra fetches after each hard purge of a hot page); asking Redis whether
+   * the write was still there instead missed the copies other members had
+   * promoted before a refill overwrote it. Awaited before this member
+   * acknowledges the purge it heard, so the sender's answer comes after.
    */
-  async #landedAfter (writes: ReadonlyArray<[string, CacheEntry]>): Promise<boolean> {
+  async #purgeRaced (writes: ReadonlyArray<[string, CacheEntry]>): Promise<void> {
     for (const [key, e] of writes) {
       await this.written(key)
+      const exact: ExactEntry = { key, url: e.meta.url, requestTime: e.meta.requestTime, responseTime: e.meta.responseTime, length: e.body.length }
+      await this.#applyExact(exact)
       for (const tier of this.#sharedTiers) {
-        const holds = await (tier as CacheStore & { holds?: (key: string, e: CacheEntry) => Promise<boolean | undefined> }).holds?.(key, e)
-        if (holds !== false) return true
+        const t = tier as CacheStore & { deleteIf?: (key: string, e: CacheEntry) => Promise<boolean> }
+        await (t.deleteIf !== undefined ? t.deleteIf(key, e) : t.delete(key)).catch((err: unknown) => {
+          this.#log.warn({ err, tier: tier.name }, 'removing a raced write-back failed')
+        })
       }
+      const notice: PurgeNotice = { id: randomUUID(), sel: { urls: [e.meta.url] }, soft: false, exact }
+      const r = mergeReports(await Promise.all(this.#peers.map((p) => p.publish(notice))))
+      if (r.missing.length > 0) this.#log.warn({ missing: r.missing }, 'removing a raced write-back: not every member acknowledged')
     }
+  }
+
+  /** Records `x` (reads and adoptions of it are refused from now on) and removes this process's copies of it. */
+  async #applyExact (x: ExactEntry): Promise<number> {
+    const horizon = this.#now() - this.#banTtl
+    while (this.#exact.length > 0 && (this.#exact[0].at < horizon || this.#exact.length >= this.#maxBans)) this.#exact.shift()
+    this.#exact.push({ x, at: this.#now() })
+    let n = 0
+    for (const tier of this.#local) {
+      const c = await tier.get(x.key).catch(() => undefined)
+      if (c !== undefined && sameEntry(c, x) && await tier.delete(x.key).catch(() => false)) n++
+    }
+    return n
+  }
+
+  /** True for an entry removed by identity here (a raced write-back): it is neither kept nor served to waiters. */
+  refuses (e: CacheEntry): boolean {
+    for (const { x } of this.#exact) if (sameEntry(e, x)) return true
     return false
   }
 
@@ -431,7 +453,7 @@ export class TieredStore implements CacheStore {
   #heardPurge (n: PurgeNotice): Promise<number> {
     let p = this.#heard.get(n.id)
     if (p === undefined) {
-      p = this.#closed ? Promise.resolve(0) : this.purgeLocal(n.sel, { soft: n.soft, id: n.id })
+      p = this.#closed ? Promise.resolve(0) : n.exact !== undefined ? this.#applyExact(n.exact) : this.purgeLocal(n.sel, { soft: n.soft, id: n.id })
       // A failed application is not remembered: hearing it again retries it.
       p.catch(() => { this.#heard.delete(n.id) })
       this.#heard.set(n.id, p)
@@ -461,6 +483,7 @@ export class TieredStore implements CacheStore {
 
   /** A slower tier's answer to a read that started at generation `gen`: banned (undefined), soft-purged, or as is. */
   #screenRead (e: CacheEntry, gen: number): CacheEntry | undefined {
+    if (this.#exact.length > 0 && this.refuses(e)) return this.#stopped('promote')
     if (this.#bans.length === 0 && gen >= this.#floorGen) return e
     if (gen < this.#floorGen) return this.#stopped('promote')
     let out = e
@@ -514,6 +537,10 @@ function mergeReports (reports: readonly PeerReport[]): PeerReport {
   const missing = new Set<string>()
   for (const r of reports) for (const m of r.missing) if (!acked.has(m)) missing.add(m)
   return { acked: [...acked], missing: [...missing] }
+}
+
+function sameEntry (e: CacheEntry, x: ExactEntry): boolean {
+  return e.meta.requestTime === x.requestTime && e.meta.responseTime === x.responseTime && e.body.length === x.length && e.meta.url === x.url
 }
 
 /**

@@ -77,7 +77,7 @@ export class ClusterLink implements PurgePeers, GatewayLock {
       }, this.#ackTimeout + 1000)
       timer.unref()
       this.#purges.set(notice.id, { resolve, timer })
-      this.#send({ type: ipc.purge, id: notice.id, sel: notice.sel, soft: notice.soft })
+      this.#send({ type: ipc.purge, id: notice.id, sel: notice.sel, soft: notice.soft, ...(notice.exact === undefined ? {} : { exact: notice.exact }) })
     })
   }
 
@@ -123,7 +123,7 @@ export class ClusterLink implements PurgePeers, GatewayLock {
         const apply = this.#apply
         const id = m.id
         if (apply === undefined) { this.#send({ type: ipc.purgeApplied, id, count: 0 }); return }
-        apply({ id, sel: m.sel, soft: m.soft }).then(
+        apply({ id, sel: m.sel, soft: m.soft, ...(m.exact === undefined ? {} : { exact: m.exact }) }).then(
           count => { this.#send({ type: ipc.purgeApplied, id, count }) },
           (err: unknown) => {
             this.#log.warn({ err }, 'a purge from a sibling process failed here')

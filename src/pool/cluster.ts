@@ -310,7 +310,7 @@ class Coherence {
     timer.unref()
     const round: PurgeRound = { origin, waiting: new Map(others.map(w => [w.id, label(w)])), acked: [], timer }
     this.#rounds.set(id, round)
-    const apply: IpcMessage = { type: ipc.purgeApply, id, sel: m.sel, soft: m.soft }
+    const apply: IpcMessage = { type: ipc.purgeApply, id, sel: m.sel, soft: m.soft, ...(m.exact === undefined ? {} : { exact: m.exact }) }
     for (const w of others) send(w, apply)
   }
 

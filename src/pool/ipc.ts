@@ -17,6 +17,7 @@
  * | `livery:metrics:snapshot`  | worker → primary  | id, metrics (getMetricsAsJSON)      |
  */
 import type { PurgeSelector } from '../cache/store.ts'
+import type { ExactEntry } from '../cache/peers.ts'
 
 export const ipc = {
   purge: 'livery:purge',
@@ -32,8 +33,8 @@ export const ipc = {
 } as const
 
 export type IpcMessage =
-  | { readonly type: typeof ipc.purge, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean }
-  | { readonly type: typeof ipc.purgeApply, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean }
+  | { readonly type: typeof ipc.purge, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean, readonly exact?: ExactEntry }
+  | { readonly type: typeof ipc.purgeApply, readonly id: string, readonly sel: PurgeSelector, readonly soft: boolean, readonly exact?: ExactEntry }
   | { readonly type: typeof ipc.purgeApplied, readonly id: string, readonly count: number, readonly error?: string }
   | { readonly type: typeof ipc.purgeDone, readonly id: string, readonly acked: readonly string[], readonly missing: readonly string[] }
   | { readonly type: typeof ipc.lock, readonly id: string, readonly key: string }

@@ -6,6 +6,7 @@ import { RedisStore } from '../../src/cache/redis-store.ts'
 import { TieredStore } from '../../src/cache/tiered-store.ts'
 import type { CacheEntry } from '../../src/cache/entry.ts'
 import type { CacheStore, PurgeSelector, TierStats } from '../../src/cache/store.ts'
+import type { PurgeNotice, PurgePeers } from '../../src/cache/peers.ts'
 import { storeConformance } from './store-conformance.ts'
 import { makeEntry } from './helpers.ts'
 import { sharedRedisUrl, uniquePrefix } from '../helpers/redis.ts'
@@ -126,3 +127,57 @@ t.test('rewriteShared: a fill written to Redis again, unless a purge came since 
   t.equal(await store.rewriteShared('b', old, 2000), false, 'a fill that started before a purge is not written')
   t.equal(await redis.get('b'), undefined, 'not in Redis')
 })
+
+t.test('a raced write-back promoted by another member is removed by identity, and no refill is banned (issue 12)', async (t) => {
+  // Two members on one Redis, joined by an in-process transport whose
+  // delivery to the writer is held until the test lets it go. The writer's
+  // write-back of a fill older than the purge lands after the sender purged
+  // Redis; the sender promotes it; then a refill overwrites it in Redis.
+  // When the writer hears the purge, asking Redis whether its write is still
+  // there says no, but the sender's copy must go all the same; and removing
+  // it must not ban fills (purging again by URL banned the refill under way).
+  const prefix = uniquePrefix(t, 'raced')
+  const members: Array<{ name: string, apply?: (n: PurgeNotice) => Promise<number>, gate?: Promise<void> }> = [{ name: 'writer' }, { name: 'sender' }]
+  let published = (): void => {}
+  const publishing = new Promise<void>((resolve) => { published = resolve })
+  const peersOf = (me: number): PurgePeers => ({
+    onPurge (apply) { members[me].apply = apply },
+    async publish (n) {
+      // The sender's own tiers are purged, and its ban no longer pending, before it tells anyone.
+      if (me === 1) published()
+      const others = members.filter((_, i) => i !== me)
+      await Promise.all(others.map(async (o) => { await o.gate; await o.apply?.(n) }))
+      return { acked: others.map((o) => o.name), missing: [] }
+    },
+  })
+  const make = async (me: number): Promise<{ store: TieredStore, memory: MemoryStore, redis: RedisStore }> => {
+    const memory = new MemoryStore({ maxSize: 1024 * 1024, maxEntrySize: 64 * 1024 })
+    const redis = new RedisStore({ url: sharedRedisUrl, prefix, timeout: 2000 })
+    await redis.whenReady()
+    const store = new TieredStore({ tiers: [memory, redis], peers: [peersOf(me)] })
+    t.teardown(() => store.destroy())
+    return { store, memory, redis }
+  }
+  const writer = await make(0)
+  const sender = await make(1)
+  const url = 'http://a.test/raced'
+  const old = makeEntry(url, 'old', { requestTime: Date.now() - 1000 })
+  await writer.store.put('k', old, 60_000)
+  await writer.store.settled()
+  let letGo = (): void => {}
+  members[0].gate = new Promise<void>((resolve) => { letGo = resolve })
+  const answered = sender.store.purgeReport({ urls: [url] })
+  // The purge has left Redis: the late write-back lands now.
+  await publishing
+  await writer.redis.put('k', old, 60_000)
+  t.equal((await sender.store.get('k'))?.body.toString(), 'old', 'the sender promoted the raced write-back (the hole)')
+  await sender.redis.put('k', makeEntry(url, 'refill'), 60_000)
+  const bans = sender.store.bans
+  letGo()
+  const r = await answered
+  t.same(r.missing, [], 'acknowledged')
+  t.not(sender.memory.getSync('k')?.body.toString(), 'old', 'the sender\'s copy of the raced write-back is gone')
+  t.equal((await sender.store.get('k'))?.body.toString(), 'refill', 'the refill is served')
+  t.equal(sender.store.bans, bans, 'no ban was added: fills under way are not banned')
+})
+
