@@ -10,8 +10,9 @@
  *   unless the site's measured cost per byte says this page would hold the
  *   event loop longer than `theme.inlineBudget`: then it goes to a thread,
  *   with the same budget as the large ones. The estimate follows every
- *   transform, inline or threaded, so a site whose rules are expensive moves
- *   to the threads after its first slow page and cheap sites stay inline.
+ *   transform, inline or threaded (as the thread timed it, without the wait
+ *   for a thread), so a site whose rules are expensive moves to the threads
+ *   after its first slow page and cheap sites stay or come back inline.
  * - Inline transforms share the event loop's turn budget (inline-turn.ts):
  *   past it, a page waits for the next turn instead of holding the loop.
  *
@@ -94,11 +95,12 @@ export class TransformScheduler {
   }
 
   async #threaded (compiled: Compiled, html: string, ctx: TransformContext, key: string): Promise<Exclude<TransformOutcome, { kind: 'html' }> | EncodedOutcome> {
-    const started = performance.now()
     try {
       const theme = shareTheme(compiled, this.#opts.site)
       const out = await this.#opts.pool.run<TransformTask, ThreadedOutcome>({ site: this.#opts.site, theme, html, ctx }, { name: 'transform', timeout: this.#opts.timeout })
-      this.#measured(performance.now() - started, html.length, false)
+      // The thread's own figure: timed from here, a burst's wait for the thread counted as the pages' cost, the
+      // estimate rose with the queue, and a site of cheap pages stayed on the threads until the queue overflowed.
+      this.#measured(out.ms, html.length, false)
       if (out.loaded && threadLoadChannel.hasSubscribers) threadLoadChannel.publish({ site: this.#opts.site, version: theme.version })
       return out.outcome
     } catch (err) {

@@ -20,6 +20,8 @@ export interface ThreadedOutcome {
   readonly outcome: Exclude<TransformOutcome, { kind: 'html' }> | EncodedOutcome
   /** This thread deserialised the theme's version for this page (it did not hold it). */
   readonly loaded: boolean
+  /** How long the transform itself took on the thread, ms: not the wait for a thread, not reading the theme. */
+  readonly ms: number
 }
 
 const themes = new ThreadThemes()
@@ -27,9 +29,11 @@ const utf8 = new TextEncoder()
 
 export function transform (task: TransformTask): ThreadedOutcome | Transferring<ThreadedOutcome> {
   const { compiled, loaded } = themes.get(task.site, task.theme)
+  const started = performance.now()
   const outcome = transformCompiled(compiled, task.html, task.ctx)
-  if (outcome.kind !== 'html') return { outcome, loaded }
+  const ms = performance.now() - started
+  if (outcome.kind !== 'html') return { outcome, loaded, ms }
   // TextEncoder gives the bytes a buffer of their own, which can be moved (a small Buffer.from would share the pool's).
   const body = utf8.encode(outcome.html)
-  return transferring({ outcome: { kind: 'encoded', body, theme: outcome.theme }, loaded }, [body.buffer])
+  return transferring({ outcome: { kind: 'encoded', body, theme: outcome.theme }, loaded, ms }, [body.buffer])
 }
