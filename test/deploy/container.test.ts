@@ -20,6 +20,9 @@ const instruction = (name: string): string[] => dockerfile.filter(l => l.startsW
 const jsonArray = (name: string): string[] => JSON.parse(instruction(name).at(-1) ?? '[]') as string[]
 
 const entrypoint = jsonArray('ENTRYPOINT')
+// ["node", ...flags, script]: the flags are whatever the image passes (--expose-gc, --max-semi-space-size, ...).
+const nodeFlags = entrypoint.slice(1, -1)
+const script = entrypoint.at(-1)
 const cmd = jsonArray('CMD')
 const workdir = instruction('WORKDIR').at(-1) ?? '/'
 const user = instruction('USER').at(-1) ?? 'root'
@@ -54,7 +57,7 @@ t.test('compose: demo CMS, theme server and gateway start from the image and ser
   // A backend's command with its port and host taken to the loopback.
   const backend = (name: string): LiveryProcess => {
     const command = (services[name].command ?? cmd).map((arg, i, all) => all[i - 1] === '--port' ? '0' : all[i - 1] === '--host' ? '127.0.0.1' : arg)
-    return new LiveryProcess(command, { nodeArgs: entrypoint.slice(1, 2), script: entrypoint[2], unprivileged: true, cwd: repoRoot })
+    return new LiveryProcess(command, { nodeArgs: nodeFlags, script, unprivileged: true, cwd: repoRoot })
   }
   const cms = backend('cms')
   const theme = backend('theme')
@@ -78,7 +81,7 @@ t.test('compose: demo CMS, theme server and gateway start from the image and ser
     LIVERY_SITES_0_THEME_BASE: (shipped.sites[0].theme?.base ?? '').replace(/\/\/theme:\d+/, `//127.0.0.1:${themePort}`),
   }
   const command = cmd.map(arg => arg === '/etc/livery/livery.yaml' ? join(deploy, 'livery.yaml') : arg)
-  const gateway = new LiveryProcess(command, { nodeArgs: entrypoint.slice(1, 2), script: entrypoint[2], unprivileged: true, cwd: repoRoot, env })
+  const gateway = new LiveryProcess(command, { nodeArgs: nodeFlags, script, unprivileged: true, cwd: repoRoot, env })
   t.teardown(async () => { await gateway.stop() })
   const listening = await gateway.waitForLine(l => l.msg === 'livery is listening', 'the gateway listening')
   const res = await fetch(`http://127.0.0.1:${String(listening.port)}/news`)
