@@ -96,7 +96,7 @@ const site = obj({
     params: { t: 'strings', default: [], doc: 'parameters for rule conditions, as name=value' },
     threshold: { t: 'size', default: '64KB', doc: 'pages at least this large are themed on a worker thread (0: every page)' },
     timeout: { t: 'duration', default: '500ms', doc: 'time budget of one transform; past it the page is served unthemed' },
-    inlineBudget: { t: 'duration', default: '20ms', doc: 'a page below threshold is still sent to a thread when the site\'s measured cost per byte says theming it inline would hold the event loop longer than this (0: size alone decides)' },
+    inlineBudget: { t: 'duration', default: '20ms', doc: 'a page below threshold is still sent to a thread when the site\'s measured CPU cost per byte says theming it inline would hold the event loop longer than this (0: size alone decides)' },
     rememberTimeout: { t: 'duration', default: '30s', doc: 'a page whose transform ran past timeout is served unthemed for this long without a new attempt, so one page cannot terminate threads in a loop (0: retry every time)' },
   }, { optional: true, doc: 'theming; without it the site is a pure caching reverse proxy' }),
 })

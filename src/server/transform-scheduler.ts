@@ -17,7 +17,8 @@
  *   past it, a page waits for the next turn instead of holding the loop.
  *
  * `livery:theme:cost` `{ site, ms, bytes, inline }` is published for every
- * transform (the watchdog sheds by it); `livery:theme:timeout-remembered`
+ * transform, `ms` being the CPU time it took on its thread (thread-cpu.ts;
+ * the watchdog sheds by it); `livery:theme:timeout-remembered`
  * `{ site, path }` when a remembered page is served unthemed without a try.
  */
 import { channel } from 'node:diagnostics_channel'
@@ -29,6 +30,7 @@ import type { TransformPool } from '../pool/index.ts'
 import type { ThreadedOutcome, TransformTask } from './transform-task.ts'
 import { shareTheme, threadLoadChannel } from './shared-theme.ts'
 import { loopTurn, type LoopTurn } from './inline-turn.ts'
+import { threadCpuMs } from './thread-cpu.ts'
 
 export const costChannel = channel('livery:theme:cost')
 export const rememberedChannel = channel('livery:theme:timeout-remembered')
@@ -76,9 +78,9 @@ export class TransformScheduler {
     const budget = this.#opts.inlineBudget
     if (html.length < this.#opts.threshold && (budget <= 0 || this.#msPerChar * html.length <= budget)) {
       return (this.#opts.turn ?? loopTurn).run(() => {
-        const started = performance.now()
+        const started = threadCpuMs()
         const out = transformCompiled(compiled, html, ctx)
-        this.#measured(performance.now() - started, html.length, true)
+        this.#measured(threadCpuMs() - started, html.length, true)
         return out
       })
     }
@@ -98,7 +100,7 @@ export class TransformScheduler {
     try {
       const theme = shareTheme(compiled, this.#opts.site)
       const out = await this.#opts.pool.run<TransformTask, ThreadedOutcome>({ site: this.#opts.site, theme, html, ctx }, { name: 'transform', timeout: this.#opts.timeout })
-      // The thread's own figure: timed from here, a burst's wait for the thread counted as the pages' cost, the
+      // The thread's own CPU figure: timed from here, a burst's wait for the thread counted as the pages' cost, the
       // estimate rose with the queue, and a site of cheap pages stayed on the threads until the queue overflowed.
       this.#measured(out.ms, html.length, false)
       if (out.loaded && threadLoadChannel.hasSubscribers) threadLoadChannel.publish({ site: this.#opts.site, version: theme.version })

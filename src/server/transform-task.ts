@@ -6,6 +6,7 @@
 import { transformCompiled, type EncodedOutcome, type TransformContext, type TransformOutcome } from '../theme/index.ts'
 import { transferring, type Transferring } from '../pool/transfer.ts'
 import { ThreadThemes, type SharedTheme } from './shared-theme.ts'
+import { threadCpuMs } from './thread-cpu.ts'
 
 export interface TransformTask {
   /** A thread holds one compiled version per site. */
@@ -20,7 +21,7 @@ export interface ThreadedOutcome {
   readonly outcome: Exclude<TransformOutcome, { kind: 'html' }> | EncodedOutcome
   /** This thread deserialised the theme's version for this page (it did not hold it). */
   readonly loaded: boolean
-  /** How long the transform itself took on the thread, ms: not the wait for a thread, not reading the theme. */
+  /** CPU time the transform itself took on the thread, ms: not the wait for a thread, not reading the theme. */
   readonly ms: number
 }
 
@@ -29,9 +30,9 @@ const utf8 = new TextEncoder()
 
 export function transform (task: TransformTask): ThreadedOutcome | Transferring<ThreadedOutcome> {
   const { compiled, loaded } = themes.get(task.site, task.theme)
-  const started = performance.now()
+  const started = threadCpuMs()
   const outcome = transformCompiled(compiled, task.html, task.ctx)
-  const ms = performance.now() - started
+  const ms = threadCpuMs() - started
   if (outcome.kind !== 'html') return { outcome, loaded, ms }
   // TextEncoder gives the bytes a buffer of their own, which can be moved (a small Buffer.from would share the pool's).
   const body = utf8.encode(outcome.html)
