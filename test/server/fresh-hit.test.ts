@@ -219,3 +219,26 @@ t.test('a trusted proxy gets Server-Timing: the general path answers', async t =
   t.match(await raw(side, get('/page', 'www.test', 'X-Forwarded-For: 192.0.2.7\r\n')), /server-timing: [^]*x-cache: HIT/i)
   t.equal(freshHits(side), 1, 'through a trusted proxy: the general path')
 })
+
+t.test('while the watchdog sheds, hits go to the general path, which sheds them', async t => {
+  const up = await listenHttp(t, createServer(origin))
+  const dir = t.testdir({})
+  const rawConfig = (extra: Record<string, unknown>): Record<string, unknown> => gatewayRaw({ raw: { sites: [{ name: 'www', hosts: ['www.test'], upstream: up.url }], ...extra } }, dir)
+  const store = new MemoryStore({ maxSize: 64 * 1024 * 1024, maxEntrySize: 8 * 1024 * 1024 })
+  const open = async (config: ReturnType<typeof parseConfig>): Promise<Side> => {
+    const gateway = new Gateway(config, { logger: new LogCapture().logger, store, now: () => clock.now })
+    const { port } = await gateway.listen(0, '127.0.0.1')
+    t.teardown(() => gateway.destroy())
+    return { gateway, port, url: `http://127.0.0.1:${port}`, logs: new LogCapture() }
+  }
+  const healthy = await open(parseConfig(rawConfig({}), {}, dir))
+  t.match(await raw(healthy, get('/page')), /x-cache: MISS/i, 'filled through a healthy gateway')
+  // Any heap is over 1 KB: the second gateway's watchdog sheds from its first sample on.
+  const shedding = await open(parseConfig(rawConfig({ pool: { maxHeap: '1KB' } }), {}, dir))
+  await until(() => shedding.gateway.watchdog.overloaded() !== undefined, 10_000, 'the watchdog to shed')
+  t.match(await raw(shedding, get('/page')), /^HTTP\/1\.1 503 [^]*x-livery-error: LIVERY_ERR_OVERLOADED/i, 'shed, as before the fast path')
+  t.equal(freshHits(shedding), 0, 'by the general path')
+  t.match(await raw(healthy, get('/page')), /x-cache: HIT/i, 'the same entry is a hit where nothing sheds')
+  t.equal(freshHits(healthy), 1)
+})
+
