@@ -140,11 +140,11 @@ export const schema: ObjectNode = obj({
       maxEntrySize: { t: 'size', default: '16MB', doc: 'larger responses are not cached' },
     }),
     disk: obj({
-      maxSize: { t: 'size', default: '2GB', doc: 'bytes held by the disk tier (0: no disk tier)' },
+      maxSize: { t: 'size', default: '2GB', doc: 'bytes of disk tier files each process indexes (0: no disk tier); the processes of a gateway share the directory, not the index, so it can hold up to N times this (docs/scaling.md)' },
     }),
     redis: obj({
       url: { t: 'url', doc: 'Redis URL (redis://host:port)', pattern: /^rediss?:\/\//, patternDoc: 'a redis:// or rediss:// URL' },
-      timeout: { t: 'duration', default: '50ms', doc: 'longest wait for Redis before the tier is skipped' },
+      timeout: { t: 'duration', default: '50ms', doc: 'longest wait for Redis before the tier is skipped (the cross-instance miss lock waits at least 1 s)' },
       prefix: { t: 'string', default: 'livery:', doc: 'key prefix, to share one Redis between deployments' },
     }, { optional: true, doc: 'optional shared tier, purge bus and single-flight' }),
     lockTimeout: { t: 'duration', default: '5s', doc: 'longest wait behind a coalesced miss before going upstream alone' },
