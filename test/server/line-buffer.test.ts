@@ -39,7 +39,11 @@ t.test('lines gather into one write: at maxBytes, after the interval, or on flus
 
   const timed = dest.next()
   b.write('late\n')
+  // The buffer's timer is unref'd (it must not keep a stopping gateway alive), so with nothing else pending this
+  // process could exit before it fires: a safety net holds the event loop open and fails if the write never comes.
+  const net = setTimeout(() => { t.fail('the timer never wrote the line') }, 20_000)
   t.equal(await timed, 'late\n', 'written by the timer, with no further line')
+  clearTimeout(net)
 
   b.close()
   b.write('after\n')
