@@ -40,6 +40,13 @@ export interface OverloadMessage {
   readonly reason: string | undefined
 }
 
+export interface WatchdogSampleMessage {
+  /** The longest event-loop stall in the window just ended, ms. */
+  readonly eventLoopDelay: number
+  /** The verdict after this sample; undefined when healthy. */
+  readonly reason: string | undefined
+}
+
 export interface TransformTimeoutMessage {
   readonly name: string
   readonly timeout: number
@@ -59,6 +66,7 @@ export const killedChannel = channel('livery:pool:killed')
 export const queueWaitChannel = channel('livery:pool:queue-wait')
 export const deadlineChannel = channel('livery:pool:deadline')
 export const overloadChannel = channel('livery:pool:overload')
+export const watchdogSampleChannel = channel('livery:pool:watchdog-sample')
 export const transformTimeoutChannel = channel('livery:pool:transform-timeout')
 export const workerExitChannel = channel('livery:pool:worker-exit')
 

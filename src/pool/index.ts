@@ -18,6 +18,7 @@
  * | `livery:pool:queue-wait`         | `{ site, seconds }`, every admission (0 when at once)| `livery_queue_wait_seconds{site,outcome="admitted"}` |
  * | `livery:pool:deadline`           | `{ site, requestTimeout }`                           | (optional) deadlines counter                 |
  * | `livery:pool:overload`           | `{ reason: string \| undefined }` on transitions     | readyz / log                                 |
+ * | `livery:pool:watchdog-sample`    | `{ eventLoopDelay, reason }`, every sample (500 ms)  | (tests, tracing)                             |
  * | `livery:pool:transform-timeout`  | `{ name, timeout }`                                  | (optional) transform timeouts counter        |
  * | `livery:pool:worker-exit`        | `{ pid, slot, code, signal, restartIn }` (primary)   | (optional) worker restarts counter           |
  *

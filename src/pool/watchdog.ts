@@ -4,15 +4,16 @@
  * request with one property read before it costs anything, and `readyz` can
  * report not ready so a load balancer steers traffic away.
  *
- * Event-loop delay is the worst delay seen by a `monitorEventLoopDelay`
- * histogram during the last sampling window (then reset): a loop blocked for
- * 300 ms shows up as a 300 ms delay in the next sample. Or by the sampling
- * timer itself: resetting the histogram also forgets its last tick, so when
- * a stall ends with the sample due before the histogram's next tick, the
- * sample resets it first and the histogram never records that stall (1 stall
- * in 20 with a 500 ms window and 20 ms resolution, more with shorter
- * windows). The sample is then late by about as long as the stall, so the
- * window's delay is the larger of the two.
+ * Event-loop delay is the longest gap between two ticks of a timer of its
+ * own (every `resolution` ms, less that period) during the last sampling
+ * window: a loop blocked for 300 ms shows up as a 300 ms delay in the next
+ * sample. Not `monitorEventLoopDelay`: its reset() also forgets its last
+ * tick, so a stall that began before the histogram's first tick after a
+ * reset, or ended before it, was never recorded (seen under load: 1 stall in
+ * 20 with a 500 ms window, for a 300 ms stall right after a sample). The
+ * ticker keeps its last tick across samples; a sample that runs after a
+ * stall but before the ticker counts the gap since the last tick itself, and
+ * takes that tick as its own so the next window does not count it again.
  *
  * Shedding is per site when the lag has a known cause (issue 13): inline
  * theming publishes its cost on `livery:theme:cost`, and a window whose
@@ -22,12 +23,11 @@
  * is shed as before.
  */
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { getHeapStatistics } from 'node:v8'
 import { liveryError, type LiveryError } from '../errors.ts'
 import { formatDuration, formatSize } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
-import { overloadChannel, shedChannel } from './channels.ts'
+import { overloadChannel, shedChannel, watchdogSampleChannel } from './channels.ts'
 
 export interface WatchdogOptions {
   /** Shed when the event-loop delay in a window exceeds this (ms; 0: off). @default PoolConfig.maxEventLoopDelay */
@@ -36,7 +36,7 @@ export interface WatchdogOptions {
   readonly maxHeap: number
   /** Sampling window in ms. @default 500 */
   readonly interval?: number
-  /** Histogram resolution in ms; smaller sees shorter stalls. @default 20 */
+  /** Ticker period in ms; smaller sees shorter stalls. @default 20 */
   readonly resolution?: number
   /** @default silentLogger */
   readonly logger?: Logger
@@ -59,11 +59,13 @@ export class Watchdog {
   readonly #maxDelay: number
   readonly #maxHeap: number
   readonly #logger: Logger
-  readonly #histogram: ReturnType<typeof monitorEventLoopDelay> | undefined
   #timer: NodeJS.Timeout | undefined
-  readonly #interval: number
-  /** performance.now() when the last sample ran (or the timer started). */
-  #lastSample = 0
+  #ticker: NodeJS.Timeout | undefined
+  readonly #resolution: number
+  /** performance.now() at the ticker's last tick (or a sample that took its place). */
+  #lastTick = 0
+  /** The longest gap between ticks in this window, less the period, ms. */
+  #maxLag = 0
   #reason: string | undefined
   #delay = 0
   #heap = 0
@@ -80,16 +82,16 @@ export class Watchdog {
     this.#maxDelay = opts.maxEventLoopDelay
     this.#maxHeap = opts.maxHeap
     this.#logger = (opts.logger ?? silentLogger).child({ module: 'watchdog' })
-    this.#interval = opts.interval ?? 500
+    this.#resolution = opts.resolution ?? 20
     if (this.#maxDelay <= 0 && this.#maxHeap <= 0) return
     if (this.#maxDelay > 0) {
-      this.#histogram = monitorEventLoopDelay({ resolution: opts.resolution ?? 20 })
-      this.#histogram.enable()
+      this.#lastTick = performance.now()
+      this.#ticker = setInterval(() => { this.#tick() }, this.#resolution)
+      this.#ticker.unref()
       subscribe('livery:theme:cost', this.#onCost)
     }
-    this.#timer = setInterval(() => { this.#sample() }, this.#interval)
+    this.#timer = setInterval(() => { this.#sample() }, opts.interval ?? 500)
     this.#timer.unref()
-    this.#lastSample = performance.now()
   }
 
   /** Why new requests should be shed right now, or undefined. A field read. */
@@ -114,9 +116,10 @@ export class Watchdog {
   }
 
   close (): Promise<void> {
-    if (this.#timer !== undefined) clearInterval(this.#timer)
+    clearInterval(this.#timer)
+    clearInterval(this.#ticker)
     this.#timer = undefined
-    this.#histogram?.disable()
+    this.#ticker = undefined
     unsubscribe('livery:theme:cost', this.#onCost)
     return Promise.resolve()
   }
@@ -125,17 +128,20 @@ export class Watchdog {
     return this.close()
   }
 
-  #sample (): void {
+  #tick (): void {
     const now = performance.now()
-    // Node schedules an interval's next run from the start of this one (or a little before): this run is at least this late.
-    const late = now - this.#lastSample - this.#interval
-    this.#lastSample = now
+    const lag = now - this.#lastTick - this.#resolution
+    if (lag > this.#maxLag) this.#maxLag = lag
+    this.#lastTick = now
+  }
+
+  #sample (): void {
     let reason: string | undefined
-    if (this.#histogram !== undefined) {
-      // The histogram is in nanoseconds; an empty window reports a huge min
-      // and max 0, which reads as no delay.
-      this.#delay = Math.max(this.#histogram.max / 1e6, late)
-      this.#histogram.reset()
+    if (this.#ticker !== undefined) {
+      // A stall that just ended may not have reached the ticker yet: count it here, once.
+      this.#tick()
+      this.#delay = Math.max(0, this.#maxLag)
+      this.#maxLag = 0
       if (this.#delay > this.#maxDelay) {
         reason = `event-loop delay ${formatDuration(Math.round(this.#delay))} > ${formatDuration(this.#maxDelay)}`
       }
@@ -155,6 +161,7 @@ export class Watchdog {
         reason = `heap ${Math.round(this.#heap / 1048576)}MB > ${formatSize(this.#maxHeap)}`
       }
     }
+    if (watchdogSampleChannel.hasSubscribers) watchdogSampleChannel.publish({ eventLoopDelay: this.#delay, reason })
     if (reason === this.#reason) return
     // Log and publish transitions only; the limit string changes with the
     // measured value, so compare "overloaded or not" to avoid noise.

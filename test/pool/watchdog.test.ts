@@ -2,7 +2,7 @@ import t from 'tap'
 import { setTimeout as delay } from 'node:timers/promises'
 import { channel } from 'node:diagnostics_channel'
 import { Watchdog } from '../../src/pool/index.ts'
-import type { OverloadMessage } from '../../src/pool/channels.ts'
+import type { OverloadMessage, WatchdogSampleMessage } from '../../src/pool/channels.ts'
 import { keepAlive, nextMessage } from './helpers.ts'
 
 /** Holds the event loop for `ms`: the stall the watchdog must notice. */
@@ -64,6 +64,26 @@ t.test('a stall that ends as a sample comes due is seen, though the histogram mi
   const { eventLoopDelay } = watchdog.stats()
   t.ok(eventLoopDelay >= 550, `the first sample after the stall saw it (${eventLoopDelay.toFixed(0)} ms)`)
   t.match(watchdog.overloaded(), /^event-loop delay \S+ > 100ms$/, 'and sheds')
+})
+
+t.test('a stall that starts just after a sample is seen (the histogram missed it)', async t => {
+  keepAlive(t)
+  // monitorEventLoopDelay's reset() forgets its last tick, so its first tick
+  // after a sample measures nothing: a stall that starts after the sample and
+  // before that tick was never recorded, and the sample after it is on time.
+  // The gateway watchdog test hung on this under load (a 300 ms stall read
+  // as 24 ms). Timers of one duration run in the order they were set, so the
+  // stall set after the watchdog runs straight after its first sample.
+  const interval = 500
+  const watchdog = new Watchdog({ maxEventLoopDelay: 100, maxHeap: 0, interval, resolution: 20 })
+  t.teardown(() => watchdog.close())
+  const stalled = new Promise<void>(resolve => { setTimeout(() => { block(300); resolve() }, interval) })
+  await stalled
+  // The first sample ran just before the stall; the next one covers it.
+  const seen = await nextMessage<WatchdogSampleMessage>('livery:pool:watchdog-sample')
+  t.ok(seen.eventLoopDelay >= 280, `the next sample saw the stall (${seen.eventLoopDelay.toFixed(0)} ms)`)
+  t.match(seen.reason, /^event-loop delay \S+ > 100ms$/, 'and sheds')
+  t.equal(watchdog.overloaded(), seen.reason)
 })
 
 t.test('heap above its limit sheds', async t => {
