@@ -35,6 +35,8 @@ export interface TransformPoolOptions {
   readonly maxQueue?: number
   /** V8 old-generation limit per thread, bytes; a thread above it dies and the task fails. @default 0 (Node's default) */
   readonly maxThreadHeap?: number
+  /** How long close() and destroy() wait for stopped threads to exit before they log and return, ms. @default 5000 */
+  readonly exitTimeout?: number
 }
 
 export interface RunOptions {
@@ -65,15 +67,20 @@ export class TransformPool {
   readonly #threads: number
   readonly #maxQueue: number
   readonly #logger: Logger
+  readonly #exitTimeout: number
   #pending = 0
+  /** Resolved when #pending drops to 0 (close() waits for the tasks already given). */
+  #idle: (() => void)[] = []
   #timeouts = 0
   #closed = false
   #closing: Promise<void> | undefined
+  #stopping: Promise<void> | undefined
 
   constructor (opts: TransformPoolOptions) {
     this.#threads = resolveThreads(opts.threads)
     this.#maxQueue = opts.maxQueue ?? this.#threads * 32
     this.#logger = (opts.logger ?? silentLogger).child({ module: 'transform-pool' })
+    this.#exitTimeout = opts.exitTimeout ?? 5000
     const filename = opts.filename
     const module = filename instanceof URL ? filename.href : filename.includes('://') ? filename : pathToFileURL(filename).href
     const heapMb = opts.maxThreadHeap !== undefined && opts.maxThreadHeap > 0 ? Math.ceil(opts.maxThreadHeap / 1048576) : undefined
@@ -130,7 +137,7 @@ export class TransformPool {
       }
       throw wrapError('LIVERY_ERR_TRANSFORM', err, err instanceof Error ? err.message : String(err))
     } finally {
-      this.#pending--
+      if (--this.#pending === 0) for (const resolve of this.#idle.splice(0)) resolve()
       clearTimeout(timer)
       port1.close()
       opts.signal?.removeEventListener('abort', onAbort)
@@ -151,18 +158,41 @@ export class TransformPool {
     }
   }
 
-  /** Lets queued and running tasks finish, then stops the threads. Idempotent. */
+  /** Lets queued and running tasks finish (each within its budget), then stops the threads. Idempotent. */
   close (): Promise<void> {
     this.#closed = true
-    this.#closing ??= this.#piscina.close()
+    this.#closing ??= (async () => {
+      if (this.#pending > 0) await new Promise<void>(resolve => { this.#idle.push(resolve) })
+      await this.#stop()
+    })()
     return this.#closing
   }
 
   /** Terminates every thread now; pending tasks reject. Idempotent. */
   destroy (): Promise<void> {
     this.#closed = true
-    this.#closing = this.#piscina.destroy()
-    return this.#closing
+    return this.#stop()
+  }
+
+  /**
+   * Terminates the threads and waits for them to exit, but not forever: a
+   * thread stuck where V8 cannot interrupt it (a blocking system call) never
+   * exits, and piscina's destroy() would then never settle, nor would the
+   * gateway's close(). Past exitTimeout this logs and returns; the process
+   * itself may then not exit (Node joins its threads at exit), which is what
+   * the primary's SIGKILL after shutdownTimeout is for.
+   */
+  #stop (): Promise<void> {
+    this.#stopping ??= (async () => {
+      let timer: NodeJS.Timeout | undefined
+      const late = new Promise<'late'>(resolve => { timer = setTimeout(() => resolve('late'), this.#exitTimeout) })
+      const outcome = await Promise.race([this.#piscina.destroy().then(() => 'exited' as const), late])
+      clearTimeout(timer)
+      if (outcome === 'late') {
+        this.#logger.warn({ exitTimeout: this.#exitTimeout }, `a transform thread did not exit within ${formatDuration(this.#exitTimeout)} of being stopped; it is left behind`)
+      }
+    })()
+    return this.#stopping
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

@@ -1,4 +1,10 @@
 import t from 'tap'
+import { execFileSync } from 'node:child_process'
+import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import type { Worker } from 'node:worker_threads'
+import { LogCapture } from '../helpers/logs.ts'
 import { TransformPool } from '../../src/pool/index.ts'
 import { hasCode } from '../../src/errors.ts'
 import type { TransformTimeoutMessage } from '../../src/pool/channels.ts'
@@ -112,4 +118,29 @@ t.test('close finishes work, then refuses new tasks', async t => {
   await pool.close()
   await t.rejects(pool.run({ text: 'x' }, { name: 'upper', timeout: ample }), { code: 'LIVERY_ERR_CLOSED' })
   await pool.destroy()
+})
+
+t.test('destroy and close return though a thread cannot be stopped, and say so', async t => {
+  // A thread blocked in a system call cannot be terminated until the call
+  // returns, and piscina waits for every thread's exit: without a bound the
+  // gateway's close() never returned (issue 10: tests hung in teardown).
+  const fifo = join(t.testdir({}), 'gate')
+  execFileSync('mkfifo', [fifo])
+  const logs = new LogCapture()
+  let thread: Worker | undefined
+  const onWorker = (w: Worker): void => { thread = w }
+  process.on('worker', onWorker)
+  t.teardown(() => { process.off('worker', onWorker) })
+  const pool = new TransformPool({ threads: 1, filename: worker, exitTimeout: 200, logger: logs.logger })
+  const started = nextMessage('livery:pool:transform-started')
+  const blocked = pool.run({ path: fifo }, { name: 'readFifo', timeout: ample }).then(() => undefined, (err: unknown) => err)
+  await started
+  const exited = once(thread as Worker, 'exit')
+  await pool.destroy()
+  t.match(await blocked, { code: 'LIVERY_ERR_TRANSFORM', message: /Terminating worker thread/ }, 'the blocked task fails')
+  t.match(logs.find({ module: 'transform-pool', exitTimeout: 200 }), [{ level: 40, msg: /did not exit within 200ms of being stopped/ }], 'the stuck thread is logged')
+  await pool.close()
+  // Let the read return: the thread then ends, and this process can exit.
+  writeFileSync(fifo, 'x')
+  await exited
 })
