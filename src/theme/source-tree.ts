@@ -16,30 +16,68 @@ export type SourceElement = Element & { verbatim: boolean }
 export function isVerbatim (n: AnyNode): n is SourceElement { return (n as Partial<SourceElement>).verbatim === true }
 
 /*
- * Elements and text nodes are plain objects with the fields of domhandler's
- * classes (which is all css-select, domutils and this module read): building
- * them from literals costs a third of running domhandler's constructor chain,
- * and a page has thousands. Casts are confined to these two functions.
+ * Elements and text nodes are instances of two field-only classes with the
+ * fields of domhandler's classes (which is all css-select, domutils and this
+ * module read): building them costs a third of running domhandler's
+ * constructor chain, and a page has thousands. Casts are confined to these
+ * two functions.
+ *
+ * Not object literals: V8 tracks an allocation site per literal and
+ * pretenures it (allocates straight into the old generation) once most of
+ * what it made survives a scavenge, which a tree being built always does.
+ * Under --max-semi-space-size=2 (src/node-flags.ts) the parser's literals were
+ * pretenured, every page's tree became old-generation garbage, and theming a
+ * page cost 1.8-1.9 ms of CPU instead of 0.8-1.0 ms, most of it in major GCs
+ * (1,500 pages: 6-9 mark-compacts against 1). Objects made by `new` of a
+ * class carry no allocation site, nor does an empty `{}`; `children` comes
+ * from `new Array()`, because `[]` is a literal with a site of its own (with
+ * `this.children = []` the tree was pretenured again). `noChildren.slice()`
+ * and `Array.of()` avoid the site too but cost 30-40% more per page.
  */
-export function newElement (name: string, start: number): SourceElement {
-  const el = {
-    type: name === 'script' ? 'script' : name === 'style' ? 'style' : 'tag',
-    name,
-    attribs: {},
-    children: [],
-    parent: null,
-    prev: null,
-    next: null,
-    startIndex: start,
-    endIndex: null,
-    verbatim: true
+
+class SourceElementNode {
+  type: string
+  name: string
+  attribs: Record<string, string>
+  children: AnyNode[]
+  parent: ParentNode | null = null
+  prev: AnyNode | null = null
+  next: AnyNode | null = null
+  startIndex: number | null
+  endIndex: number | null = null
+  verbatim = true
+
+  constructor (name: string, start: number) {
+    this.type = name === 'script' ? 'script' : name === 'style' ? 'style' : 'tag'
+    this.name = name
+    this.attribs = {}
+    this.children = new Array<AnyNode>()
+    this.startIndex = start
   }
-  return el as unknown as SourceElement
+}
+
+class TextNode {
+  readonly type = 'text'
+  data: string
+  parent: ParentNode | null = null
+  prev: AnyNode | null = null
+  next: AnyNode | null = null
+  startIndex: number | null
+  endIndex: number | null
+
+  constructor (data: string, start: number | null, end: number) {
+    this.data = data
+    this.startIndex = start
+    this.endIndex = end
+  }
+}
+
+export function newElement (name: string, start: number): SourceElement {
+  return new SourceElementNode(name, start) as unknown as SourceElement
 }
 
 export function newText (data: string, start: number | null, end: number): Text {
-  const t = { type: 'text', data, parent: null, prev: null, next: null, startIndex: start, endIndex: end }
-  return t as unknown as Text
+  return new TextNode(data, start, end) as unknown as Text
 }
 
 /** A parsed content page; `source` is the text the indices refer to. */
