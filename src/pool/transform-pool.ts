@@ -91,6 +91,13 @@ export class TransformPool {
       minThreads: this.#threads,
       maxThreads: this.#threads,
       maxQueue: this.#maxQueue,
+      // Idle threads wait for work on their event loop, not in Atomics.wait
+      // (piscina's default): a thread terminated there soon after loading
+      // the theme modules on a busy core stayed blocked for good (native
+      // stack in V8's FutexEmulation::WaitSync), so close() never returned
+      // and the process could not exit (issue 10; test/pool/thread-exit).
+      // The cost is an event-loop wake-up per task instead of a futex one.
+      atomics: 'disabled',
       resourceLimits: heapMb !== undefined ? { maxOldGenerationSizeMb: heapMb } : undefined,
     })
     // piscina emits 'error' for a thread that fails outside a task (e.g. while the pool closes
