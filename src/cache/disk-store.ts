@@ -292,13 +292,14 @@ export class DiskStore implements CacheStore {
     // disk are selected too (a purge must never be overtaken by a write-back).
     const hits = this.#index.records().filter(r => r.key !== '' && matchesMeta(r, sel))
     const pending = [...this.#writing].filter(([, w]) => !w.cancelled && matchesMeta(w, sel))
+    // An entry counts once, though its file is on disk and a newer copy of it is being written.
+    const hashes = new Set([...hits.map(r => r.hash), ...pending.map(([h]) => h)])
     if (opts.soft !== true) {
       for (const [, w] of pending) w.cancelled = true
       await Promise.all(hits.map(rec => this.#remove(rec)))
-      return hits.length + pending.length
+      return hashes.size
     }
     // A soft purge rewrites each file after whatever is already queued for its key.
-    const hashes = new Set([...hits.map(r => r.hash), ...pending.map(([h]) => h)])
     const done = await Promise.all([...hashes].map(hash => this.#lanes.run(hash, () => this.#softPurge(hash, now)).catch((err: unknown) => {
       this.#writeFailed(err)
       return false

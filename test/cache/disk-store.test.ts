@@ -258,6 +258,18 @@ t.test('a hard purge or delete overtakes no write accepted before it', async (t)
   t.equal(s.diskStats().bytes, onDisk.bytes, 'the accounting matches the disk')
 })
 
+t.test('a hard purge counts an entry once while a newer copy of it is being written', async (t) => {
+  // The purge API answered "purged: 14" for 13 pages when a refreshed copy of
+  // one was still on its way to disk (gateway-tiers/purge-api, idle run).
+  const s = await DiskStore.open({ directory: t.testdir(), maxSize: 16 * 1024 * 1024 })
+  t.teardown(() => s.destroy())
+  t.ok(await s.put('k', makeEntry('http://a.test/k', Buffer.alloc(1024, 1)), 60_000), 'the first copy is on disk')
+  const refresh = s.put('k', makeEntry('http://a.test/k', Buffer.alloc(1024, 2)), 60_000)
+  t.equal(await s.purge({ urls: ['http://a.test/k'] }), 1, 'one entry purged')
+  await refresh
+  t.equal(await s.get('k'), undefined, 'and neither copy survives')
+})
+
 t.test('a process opening the directory leaves the writes of the others in it alone (issue 12)', async (t) => {
   // The processes of a gateway share the directory. A worker restarted after a
   // crash used to empty tmp/ while its siblings were writing there: their
