@@ -1,7 +1,7 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
-import { writeFileSync } from 'node:fs'
+import { closeSync, constants, openSync, writeSync } from 'node:fs'
 import { join } from 'node:path'
 import type { Worker } from 'node:worker_threads'
 import { LogCapture } from '../helpers/logs.ts'
@@ -132,15 +132,27 @@ t.test('destroy and close return though a thread cannot be stopped, and say so',
   process.on('worker', onWorker)
   t.teardown(() => { process.off('worker', onWorker) })
   const pool = new TransformPool({ threads: 1, filename: worker, exitTimeout: 200, logger: logs.logger })
-  const started = nextMessage('livery:pool:transform-started')
   const blocked = pool.run({ path: fifo }, { name: 'readFifo', timeout: ample }).then(() => undefined, (err: unknown) => err)
-  await started
+  // The thread holds the FIFO open for reading once it is in the read: a
+  // non-blocking open for writing succeeds only from then on (ENXIO before).
+  // Never a blocking open here: if the thread were gone, it would block this
+  // thread for good, tap's own timeout included.
+  let writer: number | undefined
+  while (writer === undefined) {
+    try {
+      writer = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') throw err
+      await new Promise(resolve => { setTimeout(resolve, 5) })
+    }
+  }
   const exited = once(thread as Worker, 'exit')
   await pool.destroy()
   t.match(await blocked, { code: 'LIVERY_ERR_TRANSFORM', message: /Terminating worker thread/ }, 'the blocked task fails')
   t.match(logs.find({ module: 'transform-pool', exitTimeout: 200 }), [{ level: 40, msg: /did not exit within 200ms of being stopped/ }], 'the stuck thread is logged')
   await pool.close()
   // Let the read return: the thread then ends, and this process can exit.
-  writeFileSync(fifo, 'x')
+  writeSync(writer, 'x')
+  closeSync(writer)
   await exited
 })
