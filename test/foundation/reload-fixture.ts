@@ -9,14 +9,30 @@ import { startUpstream, type Teardown } from '../helpers/servers.ts'
 export const rules = (theme: string): string => `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http://namespaces.plone.org/diazo/css">
   <theme href="${theme}" /><replace css:theme="#main" css:content="#content" /></rules>`
 
-export interface Got { status: number, body: string, reused: boolean }
+/**
+ * `connection` numbers the client socket a reply came on (0: the request
+ * failed). Not `req.reusedSocket`: Node's agent leaves that false for a
+ * request that waited in its queue and was then handed the same kept-alive
+ * socket, which is what happens when a health check is in flight as the
+ * test's own request goes out (issue 10).
+ */
+export interface Got { status: number, body: string, connection: number }
+
+const connections = new WeakMap<object, number>()
+let lastConnection = 0
+const connectionOf = (socket: object): number => {
+  let id = connections.get(socket)
+  if (id === undefined) { id = ++lastConnection; connections.set(socket, id) }
+  return id
+}
 
 export function get (port: number, path: string, agent: Agent): Promise<Got> {
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, agent }, res => {
+      const connection = connectionOf(res.socket)
       let body = ''
       res.setEncoding('utf8').on('data', (c: string) => { body += c })
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, reused: req.reusedSocket }))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection }))
     })
     req.on('error', reject)
     req.end()
@@ -91,7 +107,7 @@ export function keepBusy (t: Teardown, port: number, agent: Agent): { stop: () =
         replies.push(await get(port, '/_livery/healthz', agent))
       } catch {
         // A failed request is a dropped connection: the assertion on the replies says so.
-        replies.push({ status: 0, body: '', reused: false })
+        replies.push({ status: 0, body: '', connection: 0 })
         return
       }
       await new Promise(resolve => { setTimeout(resolve, 500) })
