@@ -4,7 +4,6 @@
  * does on a fresh machine. Pages carry Plone-like ids the demo rules use.
  */
 import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 
 const pages: Record<string, { title: string, body: string }> = {
   '/': {
@@ -85,15 +84,5 @@ export function createDemoCms (): Server {
       const timer = setTimeout(send, 2000)
       res.on('close', () => clearTimeout(timer))
     } else send()
-  })
-}
-
-export function listenOn (server: Server, port: number, host = '127.0.0.1'): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(port, host, () => {
-      server.off('error', reject)
-      resolve(server.address() as AddressInfo)
-    })
   })
 }

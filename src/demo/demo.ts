@@ -9,7 +9,8 @@ import { join } from 'node:path'
 import type { Server } from 'node:http'
 import { parseConfig } from '../config/load.ts'
 import type { Config } from '../config/types.ts'
-import { createDemoCms, listenOn } from './cms.ts'
+import { createDemoCms } from './cms.ts'
+import { listenOn } from '../server/listening.ts'
 import { createThemeServer, demoThemeDir } from './theme-server.ts'
 
 export interface DemoServers {
@@ -21,10 +22,10 @@ export interface DemoServers {
 
 async function listenPreferring (server: Server, port: number): Promise<number> {
   try {
-    return (await listenOn(server, port)).port
+    return (await listenOn(server, port, '127.0.0.1')).port
   } catch {
     // The preferred port is taken: any free one will do, the gateway is told which.
-    return (await listenOn(server, 0)).port
+    return (await listenOn(server, 0, '127.0.0.1')).port
   }
 }
 

@@ -41,7 +41,10 @@ import { RedisFetchLock } from '../fetcher/redis-lock.ts'
 import { type SiteThemer, transformTaskModule } from './site-themer.ts'
 import { createThemeAssetsRoute, themeAssetLimits, type ThemeAssetPools } from './theme-assets.ts'
 import { startBufferReclaimer } from './buffer-reclaimer.ts'
-import { checkCacheDirectory, listenError } from './preflight.ts'
+import { checkCacheDirectory } from './preflight.ts'
+import { listenOn, stopAccepting } from './listening.ts'
+import { clientErrorReply, connectRefusal, upgradeRefusal } from './raw-replies.ts'
+import { restartOnlyKeys, type ReloadResult } from './reload-result.ts'
 import { methodPurgeSelector } from './purge-method.ts'
 import { addServerTiming, takeTimingToken, tokenDigest } from './server-timing.ts'
 import { addOperatorRoutes, RecentErrors, SiteTraffic, type OperatorView } from './operator-page.ts'
@@ -568,26 +571,20 @@ export class Gateway {
 
   /** Malformed requests Node's parser refused: answer like nginx would, then close. */
   #onClientError (err: NodeJS.ErrnoException, socket: Duplex): void {
-    if (err.code === 'ECONNRESET' || !socket.writable) {
+    const reply = clientErrorReply(err, socket.writable)
+    if (reply === undefined) {
       socket.destroy()
       return
     }
-    const [status, reason] = err.code === 'HPE_HEADER_OVERFLOW'
-      ? (requestLineOverflowed(err) ? [414, 'URI Too Long'] : [431, 'Request Header Fields Too Large'])
-      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? [408, 'Request Timeout'] : [400, 'Bad Request']
-    const body = `${status} ${reason}\n`
-    this.#logger.info({ code: err.code, status }, 'refused a malformed request')
-    socket.end(`HTTP/1.1 ${status} ${reason}\r\nconnection: close\r\ncontent-type: text/plain\r\ncontent-length: ${body.length}\r\n\r\n${body}`)
+    this.#logger.info({ code: err.code, status: reply.status }, 'refused a malformed request')
+    socket.end(reply.text)
   }
 
-  /** CONNECT asks for a tunnel, which a reverse proxy does not open (Node would otherwise drop the socket unanswered). */
   #onConnect (req: IncomingMessage, socket: Duplex): void {
     socket.on('error', () => socket.destroy())
-    const err = liveryError('LIVERY_ERR_METHOD_NOT_ALLOWED', 'CONNECT')
-    const body = `405 Method Not Allowed\n${err.message}\n`
-    this.#logger.info({ method: req.method, code: err.code }, 'refused a CONNECT request')
-    socket.end(`HTTP/1.1 405 Method Not Allowed\r\nallow: ${allowedMethods}\r\nconnection: close\r\ncache-control: no-store\r\nx-livery-error: ${err.code}\r\n` +
-      `content-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`)
+    const refusal = connectRefusal()
+    this.#logger.info({ method: req.method, code: refusal.error.code }, 'refused a CONNECT request')
+    socket.end(refusal.text)
   }
 
   #onUpgrade (req: IncomingMessage, socket: Duplex, head: Buffer): void {
@@ -596,7 +593,7 @@ export class Gateway {
     const host = typeof target === 'string' ? target : requestHost(req, client.proto, target.authority)
     const handler = typeof target === 'string' || typeof host === 'string' ? undefined : this.#sites.router.match(host.raw, target.path)
     if (this.#draining || handler === undefined || req.headers.upgrade?.toLowerCase() !== 'websocket') {
-      socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n')
+      socket.end(upgradeRefusal)
       return
     }
     socket.on('error', () => socket.destroy())
@@ -701,26 +698,6 @@ export class Gateway {
   }
 }
 
-export interface ReloadResult {
-  /** False when the new configuration could not be used: the old one still runs. */
-  readonly applied: boolean
-  readonly problems: readonly string[]
-  /** Keys that changed but take effect only after a restart (sockets, cache tiers, threads, processes). */
-  readonly restartNeeded: readonly string[]
-}
-
-/** Parts of the configuration owned by what a reload keeps. */
-const restartOnly: readonly (readonly [string, (c: Config) => unknown])[] = [
-  ['listen', c => c.listen], ['admin.port', c => c.admin.port], ['admin.prefix', c => c.admin.prefix],
-  ['cache', c => c.cache], ['fetch', c => c.fetch], ['processes', c => c.processes], ['threads', c => c.threads],
-  ['metrics', c => c.metrics], ['log.level', c => c.log.level],
-  ['pool.maxEventLoopDelay', c => c.pool.maxEventLoopDelay], ['pool.maxHeap', c => c.pool.maxHeap],
-]
-
-function restartOnlyKeys (old: Config, next: Config): string[] {
-  return restartOnly.filter(([, get]) => JSON.stringify(get(old)) !== JSON.stringify(get(next))).map(([key]) => key)
-}
-
 /**
  * `threads: 0` shares the cores between the processes: one process per core
  * gets one thread each, a single process gets one per core. A fixed number
@@ -732,61 +709,7 @@ function threadsPerProcess (config: Config): number {
   return Math.max(1, Math.floor(resolveThreads(0) / processes))
 }
 
-/** What a 405 names: the methods a site's resources can be asked for (every other token is forwarded too). */
-const allowedMethods = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS'
-
-/**
- * Stops accepting connections; `done` runs once every open one has closed.
- * Node's server.close() also closes idle kept-alive connections at once, so a
- * client reusing one at that moment gets EOF or RST; those are kept until the
- * in-flight requests are done (then closed by the caller), and a request on
- * one meanwhile gets the documented 503 with Connection: close.
- */
-function stopAccepting (server: Server, done: () => void): void {
-  const closeIdle = server.closeIdleConnections
-  server.closeIdleConnections = () => {}
-  try {
-    server.close(done)
-  } finally {
-    server.closeIdleConnections = closeIdle
-  }
-}
-
-/**
- * True when Node's header limit was hit inside the request line (a long
- * URL, 414) rather than in the header fields (431). Node only hands over
- * the chunk it was parsing; when that chunk holds the start of the request
- * (a new connection, or the request after a blank line), the request line
- * overflowed if no line ended before the point of the error. A request line
- * trickled in over many small chunks cannot be told apart and stays 431.
- */
-function requestLineOverflowed (err: NodeJS.ErrnoException): boolean {
-  const e = err as NodeJS.ErrnoException & { rawPacket?: unknown, bytesParsed?: unknown }
-  if (!Buffer.isBuffer(e.rawPacket)) return false
-  const data = e.rawPacket
-  const at = typeof e.bytesParsed === 'number' ? Math.min(e.bytesParsed, data.length) : data.length
-  // A blank line ending before the error starts the request that overflowed (one ending at it is that request's own end).
-  const blank = at < 4 ? -1 : data.lastIndexOf('\r\n\r\n', at - 4)
-  const start = blank === -1 ? 0 : blank + 4
-  if (blank === -1 && !requestLineStart.test(data.subarray(0, 24).toString('latin1'))) return false
-  const nl = data.indexOf(10, start)
-  return nl === -1 || nl >= at
-}
-
-const requestLineStart = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+ /
-
 function memoryBudget (config: Config): { perProcess: number, processes: number, total: number } {
   const processes = config.processes === 0 ? availableParallelism() : config.processes
   return { perProcess: config.cache.memory.maxSize, processes, total: config.cache.memory.maxSize * processes }
-}
-
-function listenOn (server: Server, port: number, host: string): Promise<AddressInfo> {
-  return new Promise((resolve, reject) => {
-    const fail = (err: NodeJS.ErrnoException): void => reject(listenError(err, host, port))
-    server.once('error', fail)
-    server.listen(port, host, () => {
-      server.off('error', fail)
-      resolve(server.address() as AddressInfo)
-    })
-  })
 }

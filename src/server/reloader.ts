@@ -8,7 +8,8 @@
 import type { Config } from '../config/types.ts'
 import { hasCode } from '../errors.ts'
 import type { Logger } from '../log.ts'
-import type { Gateway, ReloadResult } from './gateway.ts'
+import type { Gateway } from './gateway.ts'
+import type { ReloadResult } from './reload-result.ts'
 
 export interface ReloaderOptions {
   readonly gateway: Gateway
