@@ -36,9 +36,11 @@ export class LiveryProcess {
     const env = { ...process.env, ...opts.env }
     // `env -u`: tap puts its coverage hooks in every child's NODE_OPTIONS, and
     // as nobody they could not write their report into the root-owned .tap folder.
-    this.child = drop
-      ? spawn('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-u', 'NODE_OPTIONS', ...argv], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
-      : spawn(argv[0], argv.slice(1), { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
+    // --pdeathsig: a test file that tap kills on its timeout takes its gateways with it, instead of
+    // leaving them to load the machine and hold ports for the files that run after it. setpriv execs
+    // the command, so the child's pid is the gateway's.
+    const user = drop ? ['--reuid=65534', '--regid=65534', '--clear-groups', 'env', '-u', 'NODE_OPTIONS'] : []
+    this.child = spawn('setpriv', ['--pdeathsig', 'KILL', ...user, ...argv], { env, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     this.child.stdout?.setEncoding('utf8').on('data', (text: string) => this.#take(text))
     this.child.stderr?.setEncoding('utf8').on('data', (text: string) => { this.stderr += text; this.#wake() })
     this.exited = once(this.child, 'close').then(([code]) => { this.#wake(); return code as number | null })

@@ -1,0 +1,53 @@
+// A test file that tap kills on its timeout takes the gateways it started with
+// it (test/helpers/livery-process.ts spawns them with a parent-death signal).
+// Left running, they loaded the machine and held ports for the files after it
+// (issue 10). Run with the default process count: the primary dies of the
+// signal, and its workers follow it when their channel to it closes.
+import t from 'tap'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { startUpstream } from './servers.ts'
+
+t.test('gateways started by a killed test process do not outlive it', async t => {
+  const up = await startUpstream(t, (_req, res) => { res.end('ok') })
+  const dir = t.testdir({})
+  const file = join(dir, 'livery.yaml')
+  writeFileSync(file, `listen: { host: 127.0.0.1, port: 0 }\ncache: { directory: ./cache }\nsites:\n  - name: main\n    upstream: ${up.url}\n`)
+  const fixture = fileURLToPath(new URL('./fixtures/gateway-parent.ts', import.meta.url))
+  const parent = spawn(process.execPath, [fixture, file], { cwd: dir, stdio: ['ignore', 'pipe', 'inherit'] })
+  t.teardown(() => { parent.kill('SIGKILL') })
+  const started = await new Promise<{ port: number, pid: number }>((resolve, reject) => {
+    let out = ''
+    parent.stdout.setEncoding('utf8').on('data', (c: string) => {
+      out += c
+      if (out.includes('\n')) resolve(JSON.parse(out.slice(0, out.indexOf('\n'))) as { port: number, pid: number })
+    })
+    parent.once('exit', code => reject(new Error(`the fixture exited (${String(code)}) before its gateway listened`)))
+  })
+  // A connection to the gateway: it closes when the process that serves it is gone.
+  const socket = connect(started.port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.on('error', () => {})
+  const closed = once(socket, 'close')
+  parent.kill('SIGKILL')
+  await once(parent, 'exit')
+  await closed
+  t.pass('the serving process went with its test process')
+  t.equal(processState(started.pid), 'gone', 'and so did the gateway process the test started')
+})
+
+/** 'gone' once the process has exited: no such pid, or a zombie its new parent has not reaped yet. */
+function processState (pid: number): string {
+  try {
+    // The state follows the command name in parentheses, which may itself hold spaces.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3)
+    return state === 'Z' || state === 'X' ? 'gone' : `running (state ${state})`
+  } catch {
+    return 'gone'
+  }
+}
