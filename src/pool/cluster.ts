@@ -6,25 +6,22 @@
  * period; SIGTERM/SIGINT ask every worker to shut down gracefully (they get
  * SIGTERM and drain) and stragglers are killed after `shutdownTimeout`.
  *
- * Metrics: this is the one file in src/pool that imports prom-client,
- * because combining the workers' registries IS the metrics aggregation
- * (MetricsAggregator below: bounded scrapes, counters kept across worker
- * restarts, gauges combined by meaning). A worker answers the primary once
- * it has called setupWorkerMetrics(). A worker serving `/_livery/metrics`
- * calls requestClusterMetrics(), which asks the primary for the aggregate.
- *
- * Coherence: the primary also relays purges and holds the gateway's waiting
- * list for misses (class Coherence; the worker side is cluster-link.ts).
+ * The primary also aggregates the workers' metrics (cluster-metrics.ts), and
+ * relays purges and holds the gateway's waiting list for misses
+ * (cluster-coherence.ts; the worker side is cluster-link.ts).
  */
 import cluster, { type Worker } from 'node:cluster'
-import { availableParallelism, hostname } from 'node:os'
-import { randomUUID } from 'node:crypto'
-import promClient from 'prom-client'
-import { liveryError, wrapError } from '../errors.ts'
+import { availableParallelism } from 'node:os'
+import { liveryError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
 import { workerExitChannel } from './channels.ts'
-import { ipc, isIpc, type IpcMessage } from './ipc.ts'
+import { ipc, isIpc } from './ipc.ts'
+import { Coherence } from './cluster-coherence.ts'
+import { answerMetricsRequest, MetricsAggregator, type Snapshot } from './cluster-metrics.ts'
+
+// Workers and the CLI import these from here: the cluster's entry points in one place.
+export { requestClusterMetrics, setupWorkerMetrics } from './cluster-metrics.ts'
 
 export interface RestartPolicy {
   /** First delay before re-forking a crashed worker, ms. @default 100 */
@@ -67,12 +64,6 @@ export interface Primary {
   /** Graceful shutdown of every worker; resolves once all have exited. Idempotent. */
   shutdown (): Promise<void>
 }
-
-const metricsRequest = 'livery:metrics:request'
-const metricsResponse = 'livery:metrics:response'
-
-interface MetricsRequest { readonly type: typeof metricsRequest, readonly id: string }
-interface MetricsResponse { readonly type: typeof metricsResponse, readonly id: string, readonly metrics?: string, readonly error?: string }
 
 interface Slot {
   readonly id: number
@@ -142,17 +133,7 @@ export function runPrimary (opts: PrimaryOptions): Primary {
       else coherence.receive(worker, message)
       return
     }
-    if (!isMessage(message, metricsRequest)) return
-    const id = message.id
-    metricsAggregator.scrape().then(
-      metrics => { reply(worker, { type: metricsResponse, id, metrics }) },
-      (err: unknown) => { reply(worker, { type: metricsResponse, id, error: err instanceof Error ? err.message : String(err) }) },
-    )
-  }
-
-  const reply = (worker: Worker, message: MetricsResponse): void => {
-    // The asking worker may have died meanwhile; then nobody waits for this.
-    if (worker.isConnected()) worker.send(message)
+    answerMetricsRequest(worker, message, metricsAggregator)
   }
 
   const shutdown = (): Promise<void> => {
@@ -216,347 +197,4 @@ export function runPrimary (opts: PrimaryOptions): Primary {
     pids: () => slots.flatMap(slot => slot.worker?.process.pid ?? []),
     shutdown,
   }
-}
-
-interface PurgeRound {
-  readonly origin: Worker
-  /** Workers yet to acknowledge, by worker id. */
-  readonly waiting: Map<number, string>
-  readonly acked: string[]
-  readonly timer: NodeJS.Timeout
-}
-
-interface Held {
-  readonly leader: Worker
-  readonly waiters: Array<{ readonly worker: Worker, readonly id: string }>
-  readonly timer: NodeJS.Timeout
-}
-
-/** Most purges being acknowledged, keys being fetched, and waiters per key: every map here is bounded. */
-const maxRounds = 1000
-const maxHeld = 10_000
-const maxWaitersPerKey = 10_000
-
-/**
- * The primary's half of cache coherence between its workers
- * (docs/architecture.md): it broadcasts purges and collects the
- * acknowledgements, and holds the gateway's waiting list for cold misses,
- * relaying the leader's entry to the processes that waited. It keeps no
- * cache of its own, so a primary never holds more than the entries in flight.
- */
-class Coherence {
-  readonly #rounds = new Map<string, PurgeRound>()
-  readonly #held = new Map<string, Held>()
-  /** Flights a purge detached: they still deliver to their waiters, and take no new ones. */
-  readonly #detached = new Set<Held & { readonly key: string }>()
-  /** Purges some worker already detached for (insertion-ordered, bounded). */
-  readonly #purgesSeen = new Set<string>()
-  readonly #lockTimeout: number
-  readonly #ackTimeout: number
-  readonly #workers: () => Worker[]
-
-  constructor (opts: { lockTimeout: number, ackTimeout: number, workers: () => Worker[] }) {
-    this.#lockTimeout = opts.lockTimeout
-    this.#ackTimeout = opts.ackTimeout
-    this.#workers = opts.workers
-  }
-
-  receive (worker: Worker, m: IpcMessage): void {
-    switch (m.type) {
-      case ipc.purge: this.#purge(worker, m); return
-      case ipc.purgeApplied: this.#applied(worker, m.id); return
-      case ipc.lock: this.#lock(worker, m.id, m.key); return
-      case ipc.unlock: this.#unlock(worker, m.key, m.entry); return
-      case ipc.detach: this.#detach(m.id); return
-      default:
-    }
-  }
-
-  /** A worker died: it acknowledges nothing more, and keys it led are handed back. */
-  gone (worker: Worker): void {
-    for (const [id, round] of this.#rounds) {
-      if (round.origin === worker) { clearTimeout(round.timer); this.#rounds.delete(id); continue }
-      // Its memory tier died with it, so the purge holds there: not missing.
-      if (round.waiting.delete(worker.id)) this.#maybeDone(id, round)
-    }
-    for (const [key, h] of this.#held) {
-      if (h.leader === worker) { this.#end(key, h, undefined); continue }
-      const i = h.waiters.findIndex(w => w.worker === worker)
-      if (i !== -1) h.waiters.splice(i, 1)
-    }
-    for (const d of this.#detached) if (d.leader === worker) this.#end(d.key, d, undefined)
-  }
-
-  #detach (purgeId: string): void {
-    // Only the first process to enter a purge detaches: flights started after that are fresh fills.
-    if (this.#purgesSeen.has(purgeId)) return
-    this.#purgesSeen.add(purgeId)
-    if (this.#purgesSeen.size > maxRounds) this.#purgesSeen.delete(this.#purgesSeen.values().next().value as string)
-    for (const [key, h] of this.#held) {
-      if (this.#detached.size >= maxHeld) { this.#end(key, h, undefined); continue }
-      this.#detached.add({ ...h, key })
-    }
-    this.#held.clear()
-  }
-
-  #purge (origin: Worker, m: Extract<IpcMessage, { type: typeof ipc.purge }>): void {
-    const id = m.id
-    const others = this.#workers().filter(w => w !== origin && w.isConnected())
-    if (others.length === 0 || this.#rounds.size >= maxRounds) {
-      send(origin, { type: ipc.purgeDone, id, acked: [], missing: others.map(label) })
-      return
-    }
-    const timer = setTimeout(() => { this.#finish(id) }, this.#ackTimeout)
-    timer.unref()
-    const round: PurgeRound = { origin, waiting: new Map(others.map(w => [w.id, label(w)])), acked: [], timer }
-    this.#rounds.set(id, round)
-    const apply: IpcMessage = { type: ipc.purgeApply, id, sel: m.sel, soft: m.soft, ...(m.exact === undefined ? {} : { exact: m.exact }) }
-    for (const w of others) send(w, apply)
-  }
-
-  #applied (worker: Worker, id: string): void {
-    const round = this.#rounds.get(id)
-    if (round === undefined) return
-    const name = round.waiting.get(worker.id)
-    if (name === undefined) return
-    round.waiting.delete(worker.id)
-    round.acked.push(name)
-    this.#maybeDone(id, round)
-  }
-
-  #maybeDone (id: string, round: PurgeRound): void {
-    if (round.waiting.size === 0) this.#finish(id)
-  }
-
-  #finish (id: string): void {
-    const round = this.#rounds.get(id)
-    if (round === undefined) return
-    this.#rounds.delete(id)
-    clearTimeout(round.timer)
-    send(round.origin, { type: ipc.purgeDone, id, acked: round.acked, missing: [...round.waiting.values()] })
-  }
-
-  #lock (worker: Worker, id: string, key: string): void {
-    const h = this.#held.get(key)
-    if (h === undefined) {
-      if (this.#held.size >= maxHeld) { send(worker, { type: ipc.lockGrant, id, lead: true }); return }
-      // The lock times out like a process's own waiting list: the waiters then go upstream alone.
-      const h: Held = { leader: worker, waiters: [], timer: setTimeout(() => { this.#end(key, h, undefined) }, this.#lockTimeout) }
-      h.timer.unref()
-      this.#held.set(key, h)
-      send(worker, { type: ipc.lockGrant, id, lead: true })
-      return
-    }
-    if (h.leader === worker || h.waiters.length >= maxWaitersPerKey) {
-      // The leading process asking again means its own lead ended without an unlock (e.g. a lock timeout there).
-      send(worker, { type: ipc.lockGrant, id, lead: false, entry: undefined })
-      return
-    }
-    h.waiters.push({ worker, id })
-  }
-
-  #unlock (worker: Worker, key: string, entry: Uint8Array | undefined): void {
-    const h = this.#held.get(key)
-    if (h !== undefined && h.leader === worker) { this.#end(key, h, entry); return }
-    for (const d of this.#detached) if (d.key === key && d.leader === worker) { this.#end(key, d, entry); return }
-  }
-
-  #end (key: string, h: Held, entry: Uint8Array | undefined): void {
-    clearTimeout(h.timer)
-    if (this.#held.get(key) === h) this.#held.delete(key)
-    let detached = false
-    for (const d of this.#detached) if (d.key === key && d.leader === h.leader && d.timer === h.timer) { this.#detached.delete(d); detached = true }
-    // A detached flight started before a purge: its waiters may serve what it brought, never keep it.
-    for (const w of h.waiters) send(w.worker, { type: ipc.lockGrant, id: w.id, lead: false, entry, ...(detached ? { purged: true } : {}) })
-  }
-}
-
-/** How the Redis purge bus names a member too (`host:pid`), so one acknowledged over either transport counts once. */
-function label (w: Worker): string {
-  return `${hostname()}:${String(w.process.pid)}`
-}
-
-function send (w: Worker, m: IpcMessage): void {
-  // A worker that died meanwhile has nobody waiting any more.
-  if (w.isConnected()) w.send(m)
-}
-
-/** A worker's registry as JSON (prom-client's getMetricsAsJSON). */
-type Snapshot = Array<{ name: string, type: string, aggregator?: string, values: unknown[] } & Record<string, unknown>>
-
-/**
- * How each gauge is combined over the processes (DESIGN §6: "each gauge is
- * aggregated as its meaning requires"). Counters and histograms are summed;
- * gauges not named here are summed too (they count things each process has:
- * requests in flight, queue lengths, bytes of its own memory tier).
- */
-const gaugeRules: Readonly<Record<string, 'average' | 'max' | 'min'>> = {
-  // A share of threads busy: the gateway's share is the mean, not the sum.
-  livery_worker_pool_utilization: 'average',
-  // A boolean per origin: open anywhere means open.
-  livery_fetch_circuit_open: 'max',
-  // A boolean: Redis is up for the gateway only if every process reaches it.
-  livery_redis_up: 'min',
-  // A boolean per site: a theme is available to the gateway only if every process has it.
-  livery_theme_available: 'min',
-}
-/** Tiers every process sees the same copy of: their bytes are counted once (the largest report), not per process. */
-const sharedTiers: ReadonlySet<string> = new Set(['redis', 'disk'])
-
-/** Workers asked for metrics by one scrape, waiting for their snapshots. */
-interface Scrape { readonly waiting: Map<number, (s: Snapshot | undefined) => void> }
-
-/**
- * The primary's metrics aggregation. Each scrape asks every live worker for
- * its registry as JSON and waits at most `scrapeTimeout`; a worker that does
- * not answer in time (hung, or just killed) contributes its last counters,
- * so a scrape answers within the bound and never drops. When a worker dies,
- * its last counters and histograms are kept (`retired`) and added to every
- * later scrape: counters stay monotonic across restarts, as Prometheus needs
- * (a drop reads as a counter reset). Counts of a dead worker since its last
- * scrape are lost, which only ever makes a counter grow by less.
- */
-class MetricsAggregator {
-  readonly #last = new Map<number, Snapshot>()
-  #retired: Snapshot = []
-  #retiring: Promise<void> = Promise.resolve()
-  readonly #scrapes = new Map<string, Scrape>()
-  readonly #timeout: number
-  readonly #workers: () => Worker[]
-
-  constructor (opts: { scrapeTimeout: number, workers: () => Worker[] }) {
-    this.#timeout = opts.scrapeTimeout
-    this.#workers = opts.workers
-  }
-
-  /** A worker died: keep its last counters. */
-  retire (worker: Worker): void {
-    const last = this.#last.get(worker.id)
-    this.#last.delete(worker.id)
-    for (const scrape of this.#scrapes.values()) scrape.waiting.get(worker.id)?.(undefined)
-    if (last === undefined) return
-    const kept = last.filter(m => m.type === 'counter' || m.type === 'histogram')
-    // Folded into one snapshot, so the retired part stays one registry's size however many workers died.
-    this.#retiring = this.#retiring.then(async () => {
-      this.#retired = await promClient.AggregatorRegistry.aggregate([this.#retired, kept]).getMetricsAsJSON() as unknown as Snapshot
-    })
-  }
-
-  snapshot (worker: Worker, id: string, metrics: Snapshot): void {
-    this.#scrapes.get(id)?.waiting.get(worker.id)?.(metrics)
-  }
-
-  async scrape (): Promise<string> {
-    const id = randomUUID()
-    const scrape: Scrape = { waiting: new Map() }
-    this.#scrapes.set(id, scrape)
-    const workers = this.#workers().filter(w => w.isConnected())
-    let timer: NodeJS.Timeout | undefined
-    try {
-      const answers = workers.map(w => new Promise<Snapshot | undefined>(resolve => {
-        scrape.waiting.set(w.id, s => { scrape.waiting.delete(w.id); resolve(s) })
-        send(w, { type: ipc.metricsCollect, id })
-      }))
-      const deadline = new Promise<void>(resolve => { timer = setTimeout(resolve, this.#timeout); timer.unref() })
-      const done = Promise.all(answers)
-      await Promise.race([done, deadline])
-      for (const settle of [...scrape.waiting.values()]) settle(undefined)
-      const got = await done
-      const parts: Snapshot[] = []
-      workers.forEach((w, i) => {
-        const fresh = got[i]
-        if (fresh !== undefined) {
-          this.#last.set(w.id, fresh)
-          parts.push(fresh)
-        } else {
-          // Late or gone: its gauges are unknown now, its counters are not.
-          const last = this.#last.get(w.id)
-          if (last !== undefined) parts.push(last.filter(m => m.type === 'counter' || m.type === 'histogram'))
-        }
-      })
-      await this.#retiring
-      return await combine(parts, this.#retired)
-    } finally {
-      clearTimeout(timer)
-      this.#scrapes.delete(id)
-    }
-  }
-}
-
-async function combine (parts: readonly Snapshot[], retired: Snapshot): Promise<string> {
-  const tierBytes = { name: 'livery_cache_bytes', help: '', type: 'gauge', aggregator: 'sum', values: [] as Array<{ value: number, labels: Record<string, string> }> }
-  const byTier = new Map<string, number[]>()
-  const prepared = parts.map(snap => snap.flatMap(m => {
-    if (m.name === 'livery_cache_bytes') {
-      tierBytes.help = String(m.help)
-      for (const v of m.values as Array<{ value: number, labels: Record<string, string> }>) {
-        const tier = v.labels.tier
-        const list = byTier.get(tier) ?? []
-        list.push(v.value)
-        byTier.set(tier, list)
-      }
-      return []
-    }
-    const rule = m.type === 'gauge' ? gaugeRules[m.name] : undefined
-    return [rule === undefined ? m : { ...m, aggregator: rule }]
-  }))
-  for (const [tier, values] of byTier) {
-    tierBytes.values.push({ labels: { tier }, value: sharedTiers.has(tier) ? Math.max(...values) : values.reduce((a, b) => a + b, 0) })
-  }
-  // One more "registry": the dead workers' counters and the tier bytes, each already combined.
-  prepared.push([...retired, ...(byTier.size > 0 ? [tierBytes] : [])])
-  return await promClient.AggregatorRegistry.aggregate(prepared).metrics()
-}
-
-/**
- * In each worker, once at start-up: makes the worker answer the primary's
- * metrics requests, reporting `registries` (default: prom-client's global one).
- */
-export function setupWorkerMetrics (registries?: promClient.Registry[]): void {
-  const regs = registries ?? [promClient.register]
-  process.on('message', (m: unknown) => {
-    if (!isIpc(m) || m.type !== ipc.metricsCollect) return
-    const id = m.id
-    Promise.all(regs.map(r => r.getMetricsAsJSON())).then(
-      all => { if (process.connected) process.send?.({ type: ipc.metricsSnapshot, id, metrics: all.flat() }) },
-      () => { if (process.connected) process.send?.({ type: ipc.metricsSnapshot, id, metrics: undefined }) },
-    )
-  })
-}
-
-/**
- * In a worker: the whole cluster's metrics, aggregated by the primary.
- * Rejects with LIVERY_ERR_CLUSTER_METRICS outside a cluster worker, on timeout
- * or when a worker failed to report.
- */
-export function requestClusterMetrics (timeout = 5_000): Promise<string> {
-  const send = process.send?.bind(process)
-  if (!cluster.isWorker || send === undefined) {
-    return Promise.reject(liveryError('LIVERY_ERR_CLUSTER_METRICS', 'this process is not a cluster worker'))
-  }
-  const id = randomUUID()
-  return new Promise<string>((resolve, reject) => {
-    const onMessage = (message: unknown): void => {
-      if (!isMessage(message, metricsResponse) || message.id !== id) return
-      done()
-      if (message.metrics !== undefined) resolve(message.metrics)
-      else reject(wrapError('LIVERY_ERR_CLUSTER_METRICS', new Error(message.error), message.error))
-    }
-    const timer = setTimeout(() => {
-      done()
-      reject(liveryError('LIVERY_ERR_CLUSTER_METRICS', `the primary did not answer within ${formatDuration(timeout)}`))
-    }, timeout)
-    timer.unref()
-    const done = (): void => {
-      clearTimeout(timer)
-      process.off('message', onMessage)
-    }
-    process.on('message', onMessage)
-    send({ type: metricsRequest, id } satisfies MetricsRequest)
-  })
-}
-
-function isMessage<T extends string> (message: unknown, type: T): message is { type: T, id: string, metrics?: string, error?: string } {
-  return typeof message === 'object' && message !== null &&
-    (message as { type?: unknown }).type === type && typeof (message as { id?: unknown }).id === 'string'
 }

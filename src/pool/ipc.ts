@@ -16,6 +16,7 @@
  * | `livery:metrics:collect`   | primary → worker  | id                                  |
  * | `livery:metrics:snapshot`  | worker → primary  | id, metrics (getMetricsAsJSON)      |
  */
+import type { Worker } from 'node:cluster'
 import type { PurgeSelector } from '../cache/store.ts'
 import type { ExactEntry } from '../cache/peers.ts'
 
@@ -49,4 +50,9 @@ const types: ReadonlySet<string> = new Set(Object.values(ipc))
 /** True for one of the messages above (prom-client's own messages share the channel). */
 export function isIpc (m: unknown): m is IpcMessage {
   return typeof m === 'object' && m !== null && types.has((m as { type?: unknown }).type as string)
+}
+
+/** Sends to a worker; one that died meanwhile has nobody waiting any more. */
+export function sendTo (w: Worker, m: IpcMessage): void {
+  if (w.isConnected()) w.send(m)
 }
