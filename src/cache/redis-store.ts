@@ -33,8 +33,7 @@
  */
 import { channel } from 'node:diagnostics_channel'
 import { once } from 'node:events'
-import { RESP_TYPES } from '@redis/client'
-import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
+import { bufferReplies, closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
 import { liveryError, wrapError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
@@ -80,7 +79,6 @@ export interface RedisStats {
 type Client = RedisClient
 
 const kSkip = Symbol('skip')
-const bufferReplies = { [RESP_TYPES.BLOB_STRING]: Buffer }
 
 export class RedisStore implements CacheStore {
   readonly name: string
@@ -173,7 +171,7 @@ export class RedisStore implements CacheStore {
     const ek = this.#entryKey(key)
     // GET and PTTL go out in one tick, so @redis/client pipelines them.
     const reply = await this.#call('get', opts?.timeout ?? this.#timeout, (o) => Promise.all([
-      this.#client.sendCommand(['GET', ek], { ...o, typeMapping: bufferReplies }),
+      this.#client.sendCommand(['GET', ek], { ...o, typeMapping: bufferReplies() }),
       this.#client.sendCommand(['PTTL', ek], o)
     ]), opts?.timeout !== undefined)
     if (!Array.isArray(reply) || !Buffer.isBuffer(reply[0])) return undefined
@@ -208,7 +206,7 @@ export class RedisStore implements CacheStore {
    */
   async holds (key: string, entry: CacheEntry): Promise<boolean | undefined> {
     this.#check()
-    const r = await this.#call('get', this.#adminTimeout, (o) => this.#client.sendCommand(['GET', this.#entryKey(key)], { ...o, typeMapping: bufferReplies }), true)
+    const r = await this.#call('get', this.#adminTimeout, (o) => this.#client.sendCommand(['GET', this.#entryKey(key)], { ...o, typeMapping: bufferReplies() }), true)
     if (r === kSkip) return undefined
     if (!Buffer.isBuffer(r)) return false
     try {
@@ -351,7 +349,7 @@ export class RedisStore implements CacheStore {
 
   async #softPurge (entryKey: string, now: number): Promise<boolean> {
     const [buf, pttl] = await Promise.all([
-      this.#admin('get', (o) => this.#client.sendCommand(['GET', entryKey], { ...o, typeMapping: bufferReplies })),
+      this.#admin('get', (o) => this.#client.sendCommand(['GET', entryKey], { ...o, typeMapping: bufferReplies() })),
       this.#admin('pttl', (o) => this.#client.sendCommand(['PTTL', entryKey], o))
     ])
     if (!Buffer.isBuffer(buf) || typeof pttl !== 'number' || pttl <= 0) return false

@@ -18,8 +18,7 @@ import { channel } from 'node:diagnostics_channel'
 import { createHash, randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { once } from 'node:events'
-import { RESP_TYPES } from '@redis/client'
-import { closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
+import { bufferReplies, closeRedisClient, createRedisClient, destroyRedisClient, type RedisClient } from '../redis-client.ts'
 import type { Logger } from '../log.ts'
 import { silentLogger } from '../log.ts'
 import { decodeEntry, encodeEntry } from './store.ts'
@@ -27,7 +26,6 @@ import type { FetchLock, FetchedResource } from './types.ts'
 
 const sharedChannel = channel('livery:fetch:shared')
 const errorChannel = channel('livery:fetch:lock_error')
-const bufferReplies = { [RESP_TYPES.BLOB_STRING]: Buffer }
 // Deletes the lock only if this instance still holds it.
 const releaseScript = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end"
 
@@ -109,7 +107,7 @@ export class RedisFetchLock implements FetchLock {
       let held: unknown
       try {
         [buf, held] = await Promise.all([
-          this.#call(o => this.#client.sendCommand(['GET', resultKey], { ...o, typeMapping: bufferReplies })),
+          this.#call(o => this.#client.sendCommand(['GET', resultKey], { ...o, typeMapping: bufferReplies() })),
           this.#call(o => this.#client.sendCommand(['EXISTS', lockKey], o)),
         ])
       } catch (err) {

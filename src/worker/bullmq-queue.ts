@@ -15,8 +15,10 @@
  * The connections are `@redis/client` instances (BullMQ 6 adapts them), so
  * Livery keeps one Redis client library.
  */
-import { Queue, Worker } from 'bullmq'
-import { createClient } from '@redis/client'
+import { createRequire } from 'node:module'
+import type * as BullMQ from 'bullmq'
+import type { Queue, Worker } from 'bullmq'
+import { redis } from '../redis-client.ts'
 import { liveryError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
@@ -35,8 +37,17 @@ export interface BullQueueOptions extends QueueOptions {
   readonly closeTimeout?: number
 }
 
+const requireDep = createRequire(import.meta.url)
+let bullmqModule: typeof BullMQ | undefined
+
+/** BullMQ, loaded on first use: a gateway whose worker tier runs in-process never loads it (see `redis()` in src/redis-client.ts). */
+function bullmq (): typeof BullMQ {
+  bullmqModule ??= requireDep('bullmq') as typeof BullMQ
+  return bullmqModule
+}
+
 function newClient (url: string) {
-  return createClient({ url })
+  return redis().createClient({ url })
 }
 
 type Client = ReturnType<typeof newClient>
@@ -65,7 +76,7 @@ export class BullQueue<D> implements WorkQueue<D> {
   /** Connected on first use: a gateway that never enqueues opens no connection for it. */
   #producer (): Queue {
     if (this.#queue === undefined) {
-      this.#queue = new Queue(this.kind, { connection: this.#client(), prefix: this.#opts.prefix })
+      this.#queue = new (bullmq().Queue)(this.kind, { connection: this.#client(), prefix: this.#opts.prefix })
       this.#queue.on('error', (err: Error) => { this.#log.warn({ err: err.message }, 'job queue connection error') })
     }
     return this.#queue
@@ -100,7 +111,7 @@ export class BullQueue<D> implements WorkQueue<D> {
     if (this.#worker !== undefined) throw new TypeError(`the ${this.kind} queue already has a consumer`)
     const rate = this.#opts.rate
     const started = new Map<string, number>()
-    this.#worker = new Worker<{ key: string, data: D }>(this.kind, async (job, _token, signal) => {
+    this.#worker = new (bullmq().Worker)<{ key: string, data: D }>(this.kind, async (job, _token, signal) => {
       const attempt = job.attemptsStarted
       const { key, data } = job.data
       started.set(key, performance.now())
