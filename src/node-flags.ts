@@ -7,9 +7,10 @@
  * socket buffers pile up. A streaming proxy turns every socket read into a
  * 64 KB buffer outside V8's heap, and V8 collects them only after ~64 MB of
  * external growth: one 50 MB stream grew RSS by 40-70 MB. With the reclaimer
- * it grows by under 30 MB (test/foundation/streaming.test.ts), at the cost
- * of a sub-millisecond scavenge per 8 MB streamed. It never forces a major GC
- * (see buffer-reclaimer.ts for why that was measured to cost far more).
+ * it grows by 13-20 MB, under 30 MB (test/foundation/streaming.test.ts), at
+ * the cost of a sub-millisecond scavenge per 8 MB streamed. It never forces a
+ * major GC, and asks for no scavenge while V8 is marking, which would make V8
+ * finish the marking in one pause (see buffer-reclaimer.ts).
  *
  * --max-semi-space-size=2: a young generation near bare Node's (issue 15,
  * item 3). V8 grows the semi-spaces with the allocation rate, to 16 MB for
