@@ -14,7 +14,7 @@ export interface InstrumentedTier {
 }
 
 /** A scrape never waits on a slow Redis longer than this; the depth is then left out. */
-const depthTimeout = 1000
+export const depthTimeout = 1000
 
 export function instrumentWorker (metrics: Metrics, tier: InstrumentedTier): () => void {
   const subs: [string, (m: unknown) => void][] = []
@@ -25,6 +25,7 @@ export function instrumentWorker (metrics: Metrics, tier: InstrumentedTier): () 
   }
   const kind = (m: Record<string, unknown>): string => typeof m.kind === 'string' ? m.kind : 'unknown'
 
+  let pending: Promise<unknown> | undefined
   new Gauge({
     name: 'livery_worker_queue_depth',
     help: 'Jobs in the worker tier\'s queues, by job kind and state (waiting, delayed for a retry, active)',
@@ -32,9 +33,17 @@ export function instrumentWorker (metrics: Metrics, tier: InstrumentedTier): () 
     registers: [metrics.registry],
     async collect () {
       this.reset()
+      // A query Redis has not answered yet means Redis is stalled: the depth is
+      // left out at once rather than asked again. Each scrape of a stalled
+      // Redis would otherwise wait the whole timeout in every process (a
+      // cluster scrape then drops late processes' gauges) and queue one more
+      // query behind the stall.
+      if (pending !== undefined) return
+      const query = tier.depth().catch(() => undefined).finally(() => { if (pending === query) pending = undefined })
+      pending = query
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), depthTimeout); timer.unref() })
-      const depth = await Promise.race([tier.depth().catch(() => undefined), timeout])
+      const depth = await Promise.race([query, timeout])
       clearTimeout(timer)
       if (depth === undefined) return
       for (const [k, d] of Object.entries(depth)) {

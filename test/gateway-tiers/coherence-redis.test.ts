@@ -59,13 +59,22 @@ t.test('two gateways of two processes share Redis', async t => {
   }
   // Every process announces itself on the bus once Redis answers; then a purge is acknowledged by the three others.
   await until(async () => await members() === 3, 20_000, 'all four processes to be members of the purge bus', 50)
+  /** Waits until `n` requests and the scrape itself are in flight in `g`; a timeout names the last count seen. */
+  const allWaiting = async (g: CliGateway, n: number): Promise<void> => {
+    let last = NaN
+    try {
+      await until(async () => { last = metricValue((await g.request('/_livery/metrics')).body, 'livery_http_requests_active'); return last >= n + 1 }, 90_000, 'every request to be waiting')
+    } catch (err) {
+      throw new Error(`${(err as Error).message} (last scrape: ${last} requests active, ${n + 1} expected)`)
+    }
+  }
 
   await t.test('item 2: concurrent cold misses over both gateways make one upstream request in all', async t => {
     const n = 30
     const replies: Array<Promise<CliReply>> = []
     for (const g of both) for (let i = 0; i < n; i++) replies.push(g.request('/cold'))
     for (const g of both) {
-      await until(async () => metricValue((await g.request('/_livery/metrics')).body, 'livery_http_requests_active') >= n + 1, 90_000, 'every request to be waiting')
+      await allWaiting(g, n)
     }
     for (const release of held.splice(0)) release()
     const got = await Promise.all(replies)
@@ -85,7 +94,7 @@ t.test('two gateways of two processes share Redis', async t => {
     const replies: Array<Promise<CliReply>> = []
     for (const g of both) for (let i = 0; i < n; i++) replies.push(g.request('/stalled'))
     for (const [i, g] of both.entries()) {
-      await until(async () => metricValue((await g.request('/_livery/metrics')).body, 'livery_http_requests_active') >= n + 1, 90_000, 'every request to be waiting')
+      await allWaiting(g, n)
       // A read of Redis for the page timed out (1 s) in this gateway; the first
       // one to was its leader's, which is at the lock now. (The counter, not
       // the status: "stalled" shows only until the tier's breaker closes again.)
