@@ -26,6 +26,8 @@ export function instrumentWorker (metrics: Metrics, tier: InstrumentedTier): () 
   const kind = (m: Record<string, unknown>): string => typeof m.kind === 'string' ? m.kind : 'unknown'
 
   let pending: Promise<unknown> | undefined
+  /** A query went unanswered for `depthTimeout`, and none has answered since. */
+  let stalled = false
   new Gauge({
     name: 'livery_worker_queue_depth',
     help: 'Jobs in the worker tier\'s queues, by job kind and state (waiting, delayed for a retry, active)',
@@ -39,13 +41,16 @@ export function instrumentWorker (metrics: Metrics, tier: InstrumentedTier): () 
       // cluster scrape then drops late processes' gauges) and queue one more
       // query behind the stall.
       if (pending !== undefined) return
-      const query = tier.depth().catch(() => undefined).finally(() => { if (pending === query) pending = undefined })
+      const query = tier.depth().then(d => { stalled = false; return d }, () => undefined).finally(() => { if (pending === query) pending = undefined })
       pending = query
+      // Stalled and the last query given up (the queue's own deadline): ask
+      // again in the background, but no scrape waits until one answers.
+      if (stalled) return
       let timer: NodeJS.Timeout | undefined
       const timeout = new Promise<undefined>(resolve => { timer = setTimeout(() => resolve(undefined), depthTimeout); timer.unref() })
       const depth = await Promise.race([query, timeout])
       clearTimeout(timer)
-      if (depth === undefined) return
+      if (depth === undefined) { stalled = true; return }
       for (const [k, d] of Object.entries(depth)) {
         this.set({ kind: k, state: 'waiting' }, d.waiting)
         this.set({ kind: k, state: 'delayed' }, d.delayed)
