@@ -649,7 +649,7 @@ export class Gateway {
     this.#draining = true
     this.#destroyed = true
     this.server.closeAllConnections()
-    await Promise.all([this.close(), this.#sites.destroy(), ...[...this.#retiring].map(layer => layer.destroy()), this.cache.destroy(), this.fetchPool.destroy(), this.assetPools.theme.destroy(), this.assetPools.other.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
+    await Promise.all([this.close(), this.worker.destroy(), this.watchdog.destroy(), this.#sites.destroy(), ...[...this.#retiring].map(layer => layer.destroy()), this.cache.destroy(), this.fetchPool.destroy(), this.assetPools.theme.destroy(), this.assetPools.other.destroy(), this.transformPool?.destroy(), this.#fetchLock?.destroy()])
   }
 
   async [Symbol.asyncDispose] (): Promise<void> {

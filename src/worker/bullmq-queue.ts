@@ -65,6 +65,7 @@ export class BullQueue<D> implements WorkQueue<D> {
   #dead: Client | undefined
   #worker: Worker | undefined
   #closing: Promise<void> | undefined
+  #destroyed = false
 
   constructor (opts: BullQueueOptions) {
     this.kind = opts.kind
@@ -182,7 +183,9 @@ export class BullQueue<D> implements WorkQueue<D> {
   close (): Promise<void> {
     this.#closing ??= (async () => {
       const worker = this.#worker
-      if (worker !== undefined) {
+      if (worker !== undefined && this.#destroyed) {
+        await worker.close(true)
+      } else if (worker !== undefined) {
         let timer: NodeJS.Timeout | undefined
         const timedOut = new Promise<'timeout'>(resolve => { timer = setTimeout(() => resolve('timeout'), this.#opts.closeTimeout ?? 30_000) })
         const r = await Promise.race([worker.close(), timedOut])
@@ -198,6 +201,13 @@ export class BullQueue<D> implements WorkQueue<D> {
       }
     })()
     return this.#closing
+  }
+
+  /** Aborts the running jobs (they go back to the queue once their lock lapses) and closes without waiting for them. */
+  destroy (): Promise<void> {
+    this.#destroyed = true
+    this.#worker?.cancelAllJobs(`the ${this.kind} queue is being destroyed`)
+    return this.close()
   }
 
   /** Deletes every key of this queue (tests, `livery worker --obliterate` is not offered). */

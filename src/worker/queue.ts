@@ -71,6 +71,8 @@ export interface WorkQueue<D> {
   deadLetters (): Promise<readonly DeadLetter[]>
   /** Stops taking jobs, waits for the running ones. Idempotent. */
   close (): Promise<void>
+  /** Aborts the running jobs' signals and closes without waiting for them. */
+  destroy (): Promise<void>
 }
 
 /** The id of a job: kind and key. BullMQ refuses ':' in ids, so the key is URI-encoded. */

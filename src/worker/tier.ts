@@ -162,16 +162,30 @@ export class WorkerTier {
   }
 
   async deadLetters (): Promise<DeadLetter[]> {
-    const lists = await Promise.all([this.warm, this.prefetch, this.themeRefresh, this.themeCheck].map(q => q.deadLetters()))
+    const lists = await Promise.all(this.#queues().map(q => q.deadLetters()))
     return lists.flat()
   }
 
   /** Stops the schedules and consumers; running jobs finish. */
   async close (): Promise<void> {
+    this.#stopSchedules()
+    await Promise.all(this.#queues().map(q => q.close()))
+  }
+
+  /** Stops the schedules and consumers, and aborts the running jobs. */
+  async destroy (): Promise<void> {
+    this.#stopSchedules()
+    await Promise.all(this.#queues().map(q => q.destroy()))
+  }
+
+  #stopSchedules (): void {
     this.#closed = true
     for (const t of this.#timers) clearTimeout(t)
     this.#timers.clear()
-    await Promise.all([this.warm.close(), this.prefetch.close(), this.themeRefresh.close(), this.themeCheck.close()])
+  }
+
+  #queues (): ReadonlyArray<Pick<WorkQueue<never>, 'close' | 'destroy' | 'deadLetters'>> {
+    return [this.warm, this.prefetch, this.themeRefresh, this.themeCheck]
   }
 
   #every (interval: number, fn: () => Promise<unknown>): void {
