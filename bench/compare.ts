@@ -23,7 +23,9 @@
  * nginx runs when it is installed (Debian's nginx-light), as one process
  * (master_process off) so its CPU is one /proc entry.
  * Run: npm run bench -- compare [--duration S] [--connections N] [--only hit,miss,pass,themed] [--livery-flags=--max-semi-space-size=2]
- * (--livery-flags: extra Node flags for the Livery processes only, to try a V8 setting against the same anchors).
+ * [--livery-env=NAME=VALUE,...]
+ * (--livery-flags: extra Node flags for the Livery processes only, to try a V8 setting against the same anchors;
+ * --livery-env: environment variables for them only, e.g. a malloc tunable).
  * Writes bench/results/compare.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -36,8 +38,13 @@ import { request } from 'undici'
 import { nodeFlags } from '../src/node-flags.ts'
 import { writeResults } from './harness.ts'
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' } } })
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' }, 'livery-env': { type: 'string', default: '' } } })
 const liveryFlags = values['livery-flags'].split(/\s+/).filter(f => f !== '')
+const liveryEnv: Record<string, string> = Object.fromEntries(values['livery-env'].split(',').filter(e => e !== '').map(e => {
+  const i = e.indexOf('=')
+  if (i < 1) throw new Error(`--livery-env: "${e}" is not NAME=VALUE`)
+  return [e.slice(0, i), e.slice(i + 1)]
+}))
 // --only hit,miss,pass,themed runs those paths (with their anchors) and skips the rest.
 const pathNames = new Set(['hit', 'miss', 'pass', 'themed'])
 const only = values.only === undefined ? pathNames : new Set(values.only.split(','))
@@ -190,11 +197,11 @@ const rules = `<rules xmlns="http://namespaces.plone.org/diazo" xmlns:css="http:
 `
 
 async function livery (config: Record<string, unknown>): Promise<Proc & { proc: ChildProcess }> {
-  return await start(serverCore, process.execPath, [...nodeFlags, ...liveryFlags, 'bench/servers/gateway.ts'], { LIVERY_BENCH_CONFIG: JSON.stringify(config) })
+  return await start(serverCore, process.execPath, [...nodeFlags, ...liveryFlags, 'bench/servers/gateway.ts'], { ...liveryEnv, LIVERY_BENCH_CONFIG: JSON.stringify(config) })
 }
 
 const rows: Row[] = []
-let fill: { pages: number, onDisk: number, share: number, rssMb: number } | undefined
+let fill: { pages: number, onDisk: number, share: number, rssMb: number, settledRssMb: number } | undefined
 const print = (): void => { console.table(rows) }
 try {
   const cacheable = await node(otherCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
@@ -240,7 +247,8 @@ try {
       }
       // Shed or failed requests (non-2xx, socket errors) stored nothing: they are not pages of the fill.
       const filled = Math.max(1, missRow['req/s'] * duration - missRow.errors)
-      fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'] }
+      // The tier is full and the writes are done: what the process holds for a full 256 MB memory tier.
+      fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'], settledRssMb: rssMb(gw.pid) }
     }
     await stop(gw)
   }
@@ -296,8 +304,8 @@ try {
     'miss cpu Livery/undici proxy': ratio('miss', 'Livery', 'undici proxy'),
   }
   console.table(ratios)
-  if (fill !== undefined) console.log(`Livery cold-miss fill: ${fill.onDisk} of ${fill.pages} new pages reached the disk tier (${fill.share}%); RSS afterwards ${fill.rssMb} MB (memory tier 256 MB)`)
-  console.log(`wrote ${writeResults('compare', { duration, connections, liveryFlags, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, fill })}`)
+  if (fill !== undefined) console.log(`Livery cold-miss fill: ${fill.onDisk} of ${fill.pages} new pages reached the disk tier (${fill.share}%); RSS ${fill.rssMb} MB at the end of the load, ${fill.settledRssMb} MB once the disk writes settled (memory tier 256 MB)`)
+  console.log(`wrote ${writeResults('compare', { duration, connections, liveryFlags, liveryEnv, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, fill })}`)
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
