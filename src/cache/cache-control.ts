@@ -191,8 +191,14 @@ const sfNumber = /^-?[0-9]{1,15}(\.[0-9]{1,3})?$/
  * Parameters on members are allowed and ignored. `name=?0` is absent.
  */
 export function parseTargeted (value: string | readonly string[] | undefined): Directives | undefined {
+  // Checked before the parser is entered: its nested functions and their
+  // shared context are allocated on entry, before any early return, and most
+  // responses carry neither targeted field it reads (two calls per fill).
   if (value === undefined) return undefined
-  const text = typeof value === 'string' ? value : value.join(',')
+  return parseDictionary(typeof value === 'string' ? value : value.join(','))
+}
+
+function parseDictionary (text: string): Directives | undefined {
   const out = new DirectiveMap()
   let i = 0
   const n = text.length
