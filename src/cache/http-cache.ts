@@ -169,7 +169,7 @@ export class HttpCache {
     // and a disk index lookup (or a Redis round trip) per request, for an
     // answer that is almost always "nothing" (issue 15, item 6). A request
     // that only wants what is stored still looks everywhere.
-    if (ctx.rd?.onlyIfCached !== true && this.#co.isHitForMiss(primary)) return this.#miss(primary, undefined, ctx)
+    if (ctx.rd?.onlyIfCached !== true && this.#co.isHitForMiss(primary)) return this.#miss(primary, undefined, ctx, true)
     return this.#get(primary).then((e) => this.#found(e, ctx))
   }
 
@@ -343,13 +343,15 @@ export class HttpCache {
     return this.#miss(key, e, ctx)
   }
 
-  #miss (key: string, stale: CacheEntry | undefined, ctx: Ctx): LookupResult | Promise<LookupResult> {
+  /** `hitForMiss`: the caller has just found `key` hit-for-miss, so the waiting list need not look it up again. */
+  #miss (key: string, stale: CacheEntry | undefined, ctx: Ctx, hitForMiss = false): LookupResult | Promise<LookupResult> {
     if (ctx.rd?.onlyIfCached === true) return kOnlyIfCached
     // A Range request with nothing stored goes upstream as it is: the origin's
     // 206 is passed through, never stored as a complete object, and a large
     // file the cache would not keep can still be fetched in parts.
     if (stale === undefined && ctx.req.headers.range !== undefined && ctx.req.method === 'GET') return kPass
-    const a = this.#co.acquire(key, ctx.req.signal)
+    // acquire() answers undefined for a hit-for-miss key: the fill goes alone.
+    const a = hitForMiss ? undefined : this.#co.acquire(key, ctx.req.signal)
     if (a === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, undefined, false) }
     if (a instanceof Lock) {
       if (this.#missLock === undefined) return { kind: 'miss', fill: this.#fill(key, stale, ctx, a, false) }
