@@ -197,7 +197,8 @@ export class SiteHandler {
       if (ticket !== undefined) ticket.clientGone()
       else client?.abort(new LiveryError('LIVERY_ERR_CLIENT_ABORTED'))
     }
-    res.once('close', onClose)
+    // on, not once: once wraps the listener in a closure of its own, and the finally below removes it in any case.
+    res.on('close', onClose)
     try {
       if (ticket === undefined) {
         client = new AbortController()
