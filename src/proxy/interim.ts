@@ -34,10 +34,12 @@ function filterContinue (socket: Socket): void {
   let atStart = false
   let held: Buffer | undefined
   const push = socket.push.bind(socket)
-  const write = socket.write.bind(socket) as (...a: unknown[]) => boolean
-  socket.write = ((...a: unknown[]) => {
-    if (typeof a[0] === 'string' && requestLine.test(a[0])) atStart = true
-    return write(...a)
+  const write = socket.write.bind(socket) as (chunk: unknown, encoding?: unknown, cb?: unknown) => boolean
+  // Named parameters, not a rest array spread into write(): undici writes at
+  // most (chunk, encoding), and Writable.write treats missing and undefined alike.
+  socket.write = ((chunk: unknown, encoding?: unknown, cb?: unknown) => {
+    if (typeof chunk === 'string' && requestLine.test(chunk)) atStart = true
+    return write(chunk, encoding, cb)
   }) as Socket['write']
   socket.push = (chunk: unknown, encoding?: BufferEncoding): boolean => {
     if (chunk === null) {
