@@ -38,6 +38,8 @@ export class Ticket {
   readonly #controller: AbortController
   readonly #onDone: (ticket: Ticket) => void
   readonly #clientSignal: AbortSignal | undefined
+  /** Made only for a ticket with a client signal (a queued request): an admitted-at-once pass or miss has none. */
+  readonly #onClientAbort: (() => void) | undefined
   #timer: NodeJS.Timeout | undefined
   #done = false
 
@@ -59,7 +61,10 @@ export class Ticket {
       }, init.requestTimeout)
       this.#timer.unref()
     }
-    this.#clientSignal?.addEventListener('abort', this.#onClientAbort)
+    if (this.#clientSignal !== undefined) {
+      this.#onClientAbort = () => { this.clientGone() }
+      this.#clientSignal.addEventListener('abort', this.#onClientAbort)
+    }
   }
 
   /** True once released or aborted; the slot is free again. */
@@ -73,7 +78,7 @@ export class Ticket {
     this.#done = true
     if (this.#timer !== undefined) clearTimeout(this.#timer)
     this.#timer = undefined
-    this.#clientSignal?.removeEventListener('abort', this.#onClientAbort)
+    if (this.#onClientAbort !== undefined) this.#clientSignal?.removeEventListener('abort', this.#onClientAbort)
     this.#onDone(this)
   }
 
@@ -94,9 +99,5 @@ export class Ticket {
     if (this.#done) return
     this.release()
     this.#controller.abort(reason)
-  }
-
-  readonly #onClientAbort = (): void => {
-    this.clientGone()
   }
 }
