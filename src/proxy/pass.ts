@@ -7,7 +7,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { RequestContext } from '../server/context.ts'
 import { clientResponseHeaders, stripHopByHop } from './headers.ts'
-import { clientInfo, type ClientInfo } from './forwarded.ts'
 import { LiveryError } from '../errors.ts'
 import type { Upstream, UpstreamResponse } from './upstream.ts'
 
@@ -17,16 +16,6 @@ export function requestHasBody (req: IncomingMessage): boolean {
 }
 
 export { clientInfo, type ClientInfo } from './forwarded.ts'
-
-export interface ForwardedRequest {
-  readonly method: string
-  readonly headers: Record<string, string | string[] | undefined>
-  /** The client's body stream, or null (cache fills are GETs). */
-  readonly body: IncomingMessage | null
-  readonly client: ClientInfo
-  /** Where the upstream's `103 Early Hints` go (the client's response), if anywhere. */
-  readonly onEarlyHints?: (headers: Record<string, string | string[]>) => void
-}
 
 /**
  * Forwards the upstream's 103 Early Hints to `res` while the final response
@@ -43,15 +32,6 @@ export function earlyHintsTo (req: IncomingMessage, res: ServerResponse): ((head
       res.writeEarlyHints(hints)
     } catch { /* a Link value Node refuses to write: a hint is only a hint */ }
   }
-}
-
-/** The client's own request, as pass mode forwards it. */
-export function asForwarded (req: IncomingMessage, res?: ServerResponse): ForwardedRequest {
-  return { method: req.method ?? 'GET', headers: req.headers, body: requestHasBody(req) ? req : null, client: clientInfo(req), onEarlyHints: res === undefined ? undefined : earlyHintsTo(req, res) }
-}
-
-export function forwardRequest (upstream: Upstream, fwd: ForwardedRequest, path: string, signal: AbortSignal, ctx: RequestContext): Promise<UpstreamResponse> {
-  return upstream.forward({ method: fwd.method, path, headers: fwd.headers, body: fwd.body, signal, context: fwd.client, onEarlyHints: fwd.onEarlyHints, timing: ctx })
 }
 
 /** Reads a body up to `max` bytes; `complete` is false when it broke off or overflowed. */

@@ -13,7 +13,7 @@ import type { Logger } from '../log.ts'
 import type { CacheRequest, Fill, HttpCache } from '../cache/index.ts'
 import type { RequestPool, Ticket } from '../pool/index.ts'
 import { Upstream, type UpstreamResponse } from '../proxy/upstream.ts'
-import { asForwarded, clientInfo, collectBody, earlyHintsTo, forwardRequest, newCapture, streamResponse, type ClientInfo } from '../proxy/pass.ts'
+import { clientInfo, collectBody, earlyHintsTo, newCapture, requestHasBody, streamResponse, type ClientInfo } from '../proxy/pass.ts'
 import { clientResponseHeaders } from '../proxy/headers.ts'
 import { LiveryError, liveryError, type ErrorCode } from '../errors.ts'
 import { newContext, sendError, type RequestContext } from './context.ts'
@@ -224,7 +224,7 @@ export class SiteHandler {
     let up: UpstreamResponse
     const framing = this.upstream.framingErrors
     try {
-      up = await forwardRequest(this.upstream, { method: fill.upstreamMethod, headers: fill.upstreamHeaders(req.headers), body: null, client, onEarlyHints: res === undefined ? undefined : earlyHintsTo(req, res) }, path, signal, ctx)
+      up = await this.upstream.forward({ method: fill.upstreamMethod, path, headers: fill.upstreamHeaders(req.headers), body: null, signal, context: client, onEarlyHints: res === undefined ? undefined : earlyHintsTo(req, res), timing: ctx })
     } catch (err) {
       const stale = fill.fail(err)
       if (stale === undefined || res === undefined) throw err
@@ -319,7 +319,7 @@ export class SiteHandler {
 
   /** Pass mode: the request is not cacheable; forward it, theme HTML answers, stream the rest. */
   async #pass (req: IncomingMessage, res: ServerResponse, ctx: RequestContext, path: string, signal: AbortSignal, invalidate: CacheRequest | undefined): Promise<void> {
-    const up = await forwardRequest(this.upstream, asForwarded(req, res), path, signal, ctx)
+    const up = await this.upstream.forward({ method: req.method ?? 'GET', path, headers: req.headers, body: requestHasBody(req) ? req : null, signal, context: clientInfo(req), onEarlyHints: earlyHintsTo(req, res), timing: ctx })
     if (invalidate !== undefined) await this.#cache.invalidate(invalidate, up.status, up.headers)
     if (this.theme !== undefined && this.theme.shouldTheme({ method: req.method ?? 'GET', url: path, headers: req.headers }, { status: up.status, headers: up.headers })) {
       const got = await collectBody(up.body, this.#maxThemed)
