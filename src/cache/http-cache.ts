@@ -131,7 +131,8 @@ export class HttpCache {
       remove: async (key) => { await this.#store.delete(key).catch((err: unknown) => { this.#storeError('delete', err) }) },
       uncacheable: (key, reason) => {
         this.#co.markHitForMiss(key)
-        this.#log.debug({ key, reason }, 'response not stored')
+        // Every pass of a hit-for-miss key comes here: no log object unless debug lines are written.
+        if (this.#log.isLevelEnabled('debug')) this.#log.debug({ key, reason }, 'response not stored')
       },
       cacheable: (key) => { this.#co.clearHitForMiss(key) }
     }
