@@ -23,9 +23,10 @@
  * nginx runs when it is installed (Debian's nginx-light), as one process
  * (master_process off) so its CPU is one /proc entry.
  * Run: npm run bench -- compare [--duration S] [--connections N] [--only hit,miss,pass,themed] [--livery-flags=--max-semi-space-size=2]
- * [--livery-env=NAME=VALUE,...]
+ * [--livery-env=NAME=VALUE,...] [--rounds N]
  * (--livery-flags: extra Node flags for the Livery processes only, to try a V8 setting against the same anchors;
- * --livery-env: environment variables for them only, e.g. a malloc tunable).
+ * --livery-env: environment variables for them only, e.g. a malloc tunable; --rounds: run every server N times,
+ * alternating, and report medians, with each ratio the median of the rounds' own ratios).
  * Writes bench/results/compare.json.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
@@ -38,7 +39,7 @@ import { request } from 'undici'
 import { nodeFlags } from '../src/node-flags.ts'
 import { writeResults } from './harness.ts'
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' }, 'livery-env': { type: 'string', default: '' } } })
+const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' }, 'livery-env': { type: 'string', default: '' }, rounds: { type: 'string', default: '1' } } })
 const liveryFlags = values['livery-flags'].split(/\s+/).filter(f => f !== '')
 const liveryEnv: Record<string, string> = Object.fromEntries(values['livery-env'].split(',').filter(e => e !== '').map(e => {
   const i = e.indexOf('=')
@@ -52,6 +53,8 @@ for (const p of only) if (!pathNames.has(p)) throw new Error(`--only: unknown pa
 const want = (path: string): boolean => only.has(path)
 const duration = Number(values.duration)
 const connections = Number(values.connections)
+const rounds = Number(values.rounds)
+if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: "${values.rounds}" is not a whole number of at least 1`)
 const serverCore = '0'
 const otherCore = cpus().length > 1 ? '1' : '0'
 const dir = mkdtempSync(join(tmpdir(), 'livery-compare-'))
@@ -200,9 +203,28 @@ async function livery (config: Record<string, unknown>): Promise<Proc & { proc: 
   return await start(serverCore, process.execPath, [...nodeFlags, ...liveryFlags, 'bench/servers/gateway.ts'], { ...liveryEnv, LIVERY_BENCH_CONFIG: JSON.stringify(config) })
 }
 
-const rows: Row[] = []
-let fill: { pages: number, onDisk: number, share: number, rssMb: number, settledRssMb: number } | undefined
-const print = (): void => { console.table(rows) }
+interface Fill { pages: number, onDisk: number, share: number, rssMb: number, settledRssMb: number }
+const perRound: Row[][] = []
+const fills: Fill[] = []
+
+const median = (xs: readonly number[]): number => {
+  const v = xs.filter(x => !Number.isNaN(x)).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
+/** One row per (path, server): the median of each figure over the rounds, except the event-loop delay: its largest. */
+function medianRows (rounds: readonly Row[][]): Row[] {
+  return rounds[0].map(first => {
+    const same = rounds.flatMap(rs => rs.filter(x => x.path === first.path && x.server === first.server))
+    const m = (k: 'req/s' | 'p50 ms' | 'p99 ms' | 'cpu µs/req' | 'errors' | 'rss MB'): number => median(same.map(x => x[k]))
+    const loops = same.flatMap(x => x['loop max ms'] ?? [])
+    return {
+      path: first.path, server: first.server, 'req/s': Math.round(m('req/s')), 'p50 ms': Math.round(m('p50 ms') * 100) / 100, 'p99 ms': Math.round(m('p99 ms') * 100) / 100,
+      'cpu µs/req': Math.round(m('cpu µs/req')), 'loop max ms': loops.length === 0 ? null : Math.max(...loops), errors: m('errors'), 'rss MB': Math.round(m('rss MB')),
+    }
+  })
+}
 try {
   const cacheable = await node(otherCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
   const uncacheable = await node(otherCore, 'bench/servers/origin.ts', ['--cache-control', 'no-store'])
@@ -212,89 +234,101 @@ try {
   const one = script('one', '/page/0')
   const many = script('many', '/page/')
 
-  // --- hits --------------------------------------------------------------
-  if (want('hit')) {
-    const bare = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
-    rows.push(await wrk(bare, 'hit-1', 'bare node:http', one))
-    rows.push(await wrk(bare, 'hit-1000', 'bare node:http (one body)', many))
-    await stop(bare)
-    const bareDistinct = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600', '--distinct', String(paths.length)])
-    rows.push(await wrk(bareDistinct, 'hit-1000', 'bare node:http', many))
-    await stop(bareDistinct)
-  }
-  if (hasNginx && (want('hit') || want('miss'))) {
-    const nx = await startNginx('cache', cacheable.url, true)
-    await warm(nx.url, paths, false)
-    if (want('hit')) rows.push(await wrk(nx, 'hit-1', 'nginx proxy_cache', one))
-    if (want('hit')) rows.push(await wrk(nx, 'hit-1000', 'nginx proxy_cache', many))
-    if (want('miss')) rows.push(await wrk(nx, 'miss', 'nginx proxy_cache', script('unique', '/nginx-cold/')))
-    await stop(nx)
-  }
-  if (want('hit') || want('miss')) {
-    const gw = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url }], cache: { directory: join(dir, 'livery-cache') } })
-    await warm(gw.url, paths, true)
-    if (want('hit')) rows.push(await wrk(gw, 'hit-1', 'Livery', one, true))
-    if (want('hit')) rows.push(await wrk(gw, 'hit-1000', 'Livery', many, true))
-    if (want('miss')) {
-      const missRow = await wrk(gw, 'miss', 'Livery', script('unique', '/livery-cold/'), true)
-      rows.push(missRow)
-      // Issue 15: under a fill, at least 95% of the pages reach the disk tier. Writes finish after the load; wait until the count settles.
-      let disk = -1
-      for (let last = -2; disk !== last; await new Promise(resolve => setTimeout(resolve, 500))) {
-        last = disk
-        const status = JSON.parse((await get(`${gw.url}/_livery/status`)).body) as { cache: { tiers: Record<string, { entries: number }> } }
-        disk = status.cache.tiers.disk?.entries ?? 0
-      }
-      // Shed or failed requests (non-2xx, socket errors) stored nothing: they are not pages of the fill.
-      const filled = Math.max(1, missRow['req/s'] * duration - missRow.errors)
-      // The tier is full and the writes are done: what the process holds for a full 256 MB memory tier.
-      fill = { pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'], settledRssMb: rssMb(gw.pid) }
+  // Rounds alternate the anchors and Livery, so a VM whose speed drifts during the run moves both (issue 15: ratios within one run).
+  for (let round = 1; round <= rounds; round++) {
+    const r = `r${round}`
+    const roundRows: Row[] = []
+    perRound.push(roundRows)
+    // --- hits --------------------------------------------------------------
+    if (want('hit')) {
+      const bare = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
+      roundRows.push(await wrk(bare, 'hit-1', 'bare node:http', one))
+      roundRows.push(await wrk(bare, 'hit-1000', 'bare node:http (one body)', many))
+      await stop(bare)
+      const bareDistinct = await node(serverCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600', '--distinct', String(paths.length)])
+      roundRows.push(await wrk(bareDistinct, 'hit-1000', 'bare node:http', many))
+      await stop(bareDistinct)
     }
-    await stop(gw)
-  }
+    if (hasNginx && (want('hit') || want('miss'))) {
+      const nx = await startNginx(`cache-${r}`, cacheable.url, true)
+      await warm(nx.url, paths, false)
+      if (want('hit')) roundRows.push(await wrk(nx, 'hit-1', 'nginx proxy_cache', one))
+      if (want('hit')) roundRows.push(await wrk(nx, 'hit-1000', 'nginx proxy_cache', many))
+      if (want('miss')) roundRows.push(await wrk(nx, 'miss', 'nginx proxy_cache', script('unique', `/nginx-cold-${r}/`)))
+      await stop(nx)
+    }
+    if (want('hit') || want('miss')) {
+      const gw = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url }], cache: { directory: join(dir, `livery-cache-${r}`) } })
+      await warm(gw.url, paths, true)
+      if (want('hit')) roundRows.push(await wrk(gw, 'hit-1', 'Livery', one, true))
+      if (want('hit')) roundRows.push(await wrk(gw, 'hit-1000', 'Livery', many, true))
+      if (want('miss')) {
+        const missRow = await wrk(gw, 'miss', 'Livery', script('unique', `/livery-cold-${r}/`), true)
+        roundRows.push(missRow)
+        // Issue 15: under a fill, at least 95% of the pages reach the disk tier. Writes finish after the load; wait until the count settles.
+        let disk = -1
+        for (let last = -2; disk !== last; await new Promise(resolve => setTimeout(resolve, 500))) {
+          last = disk
+          const status = JSON.parse((await get(`${gw.url}/_livery/status`)).body) as { cache: { tiers: Record<string, { entries: number }> } }
+          disk = status.cache.tiers.disk?.entries ?? 0
+        }
+        // Shed or failed requests (non-2xx, socket errors) stored nothing: they are not pages of the fill.
+        const filled = Math.max(1, missRow['req/s'] * duration - missRow.errors)
+        // The tier is full and the writes are done: what the process holds for a full 256 MB memory tier.
+        fills.push({ pages: filled, onDisk: disk - paths.length, share: Math.round((disk - paths.length) / filled * 1000) / 10, rssMb: missRow['rss MB'], settledRssMb: rssMb(gw.pid) })
+      }
+      await stop(gw)
+    }
 
-  // --- pass --------------------------------------------------------------
-  if (want('pass')) {
-    const proxy = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', uncacheable.url])
-    rows.push(await wrk(proxy, 'pass', 'undici proxy', one))
-    await stop(proxy)
-  }
-  if (want('miss')) {
-    const proxyMiss = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', cacheable.url])
-    rows.push(await wrk(proxyMiss, 'miss', 'undici proxy', script('unique', '/proxy-cold/')))
-    await stop(proxyMiss)
-  }
-  if (hasNginx && want('pass')) {
-    const nx = await startNginx('pass', uncacheable.url, false)
-    rows.push(await wrk(nx, 'pass', 'nginx proxy_pass', one))
-    await stop(nx)
-  }
-  if (want('pass')) {
-    const gwPass = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: uncacheable.url }], cache: { directory: join(dir, 'livery-pass') } })
-    rows.push(await wrk(gwPass, 'pass', 'Livery', one, true))
-    await stop(gwPass)
-  }
+    // --- pass --------------------------------------------------------------
+    if (want('pass')) {
+      const proxy = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', uncacheable.url])
+      roundRows.push(await wrk(proxy, 'pass', 'undici proxy', one))
+      await stop(proxy)
+    }
+    if (want('miss')) {
+      const proxyMiss = await node(serverCore, 'bench/servers/undici-proxy.ts', ['--upstream', cacheable.url])
+      roundRows.push(await wrk(proxyMiss, 'miss', 'undici proxy', script('unique', `/proxy-cold-${r}/`)))
+      await stop(proxyMiss)
+    }
+    if (hasNginx && want('pass')) {
+      const nx = await startNginx(`pass-${r}`, uncacheable.url, false)
+      roundRows.push(await wrk(nx, 'pass', 'nginx proxy_pass', one))
+      await stop(nx)
+    }
+    if (want('pass')) {
+      const gwPass = await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: uncacheable.url }], cache: { directory: join(dir, `livery-pass-${r}`) } })
+      roundRows.push(await wrk(gwPass, 'pass', 'Livery', one, true))
+      await stop(gwPass)
+    }
 
-  // --- themed miss -------------------------------------------------------
-  if (want('themed')) {
-    const rulesFile = join(dir, 'rules.xml')
-    writeFileSync(rulesFile, rules)
-    const gwTheme = await livery({
-      sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url, theme: { rules: rulesFile, base: `${theme.url}/` } }],
-      cache: { directory: join(dir, 'livery-theme') },
-    })
-    const sample = await get(`${gwTheme.url}/themed/warm`)
-    if (!sample.body.includes('BENCH-THEME')) throw new Error(`the gateway does not theme: ${sample.status}`)
-    rows.push(await wrk(gwTheme, 'themed', 'Livery', script('unique', '/themed/'), true))
-    await stop(gwTheme)
+    // --- themed miss -------------------------------------------------------
+    if (want('themed')) {
+      const rulesFile = join(dir, 'rules.xml')
+      writeFileSync(rulesFile, rules)
+      const gwTheme = await livery({
+        sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url, theme: { rules: rulesFile, base: `${theme.url}/` } }],
+        cache: { directory: join(dir, `livery-theme-${r}`) },
+      })
+      const sample = await get(`${gwTheme.url}/themed-${r}/warm`)
+      if (!sample.body.includes('BENCH-THEME')) throw new Error(`the gateway does not theme: ${sample.status}`)
+      roundRows.push(await wrk(gwTheme, 'themed', 'Livery', script('unique', `/themed-${r}/`), true))
+      await stop(gwTheme)
+    }
   }
+  const rows = medianRows(perRound)
 
   console.log(`\nbench/compare: 60 KB pages, wrk -t1 -c${connections} -d${duration}s; server on core ${serverCore}, wrk and origins on core ${otherCore}; ${cpus()[0]?.model ?? ''}, ${cpus().length} cores`)
-  print()
+  if (rounds > 1) console.log(`medians of ${rounds} rounds (each round runs every server once, anchors first)`)
+  console.table(rows)
+  /** CPU per request of `a` over `b`: the median of the rounds' ratios, each taken within one round. */
   const ratio = (path: string, a: string, b: string): number | null => {
-    const x = rows.find(r => r.path === path && r.server === a)?.['cpu µs/req']
-    const y = rows.find(r => r.path === path && r.server === b)?.['cpu µs/req']
-    return x === undefined || y === undefined ? null : Math.round(x / y * 100) / 100
+    const each = perRound.flatMap(rs => {
+      const x = rs.find(r => r.path === path && r.server === a)?.['cpu µs/req']
+      const y = rs.find(r => r.path === path && r.server === b)?.['cpu µs/req']
+      return x === undefined || y === undefined ? [] : [x / y]
+    })
+    return each.length === 0 ? null : Math.round(median(each) * 100) / 100
   }
   const ratios = {
     'hit-1 cpu Livery/bare': ratio('hit-1', 'Livery', 'bare node:http'),
@@ -304,8 +338,10 @@ try {
     'miss cpu Livery/undici proxy': ratio('miss', 'Livery', 'undici proxy'),
   }
   console.table(ratios)
-  if (fill !== undefined) console.log(`Livery cold-miss fill: ${fill.onDisk} of ${fill.pages} new pages reached the disk tier (${fill.share}%); RSS ${fill.rssMb} MB at the end of the load, ${fill.settledRssMb} MB once the disk writes settled (memory tier 256 MB)`)
-  console.log(`wrote ${writeResults('compare', { duration, connections, liveryFlags, liveryEnv, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, fill })}`)
+  for (const [i, fill] of fills.entries()) {
+    console.log(`Livery cold-miss fill${fills.length > 1 ? ` (round ${i + 1})` : ''}: ${fill.onDisk} of ${fill.pages} new pages reached the disk tier (${fill.share}%); RSS ${fill.rssMb} MB at the end of the load, ${fill.settledRssMb} MB once the disk writes settled (memory tier 256 MB)`)
+  }
+  console.log(`wrote ${writeResults('compare', { duration, connections, rounds, liveryFlags, liveryEnv, cpu: cpus()[0]?.model, cores: cpus().length, rows, ratios, perRound, fills })}`)
 } finally {
   for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM')
   rmSync(dir, { recursive: true, force: true })
