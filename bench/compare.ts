@@ -37,7 +37,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { request } from 'undici'
 import { nodeFlags } from '../src/node-flags.ts'
-import { writeResults } from './harness.ts'
+import { median, writeResults } from './harness.ts'
 
 const { values } = parseArgs({ options: { duration: { type: 'string', default: '10' }, connections: { type: 'string', default: '50' }, only: { type: 'string' }, 'livery-flags': { type: 'string', default: '' }, 'livery-env': { type: 'string', default: '' }, rounds: { type: 'string', default: '1' } } })
 const liveryFlags = values['livery-flags'].split(/\s+/).filter(f => f !== '')
@@ -206,12 +206,6 @@ async function livery (config: Record<string, unknown>): Promise<Proc & { proc: 
 interface Fill { pages: number, onDisk: number, share: number, rssMb: number, settledRssMb: number }
 const perRound: Row[][] = []
 const fills: Fill[] = []
-
-const median = (xs: readonly number[]): number => {
-  const v = xs.filter(x => !Number.isNaN(x)).sort((a, b) => a - b)
-  if (v.length === 0) return NaN
-  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
-}
 
 /** One row per (path, server): the median of each figure over the rounds, except the event-loop delay: its largest. */
 function medianRows (rounds: readonly Row[][]): Row[] {

@@ -116,6 +116,13 @@ export function printTable (title: string, rows: readonly Figures[]): void {
   console.table(rows.map(r => ({ scenario: r.name, 'req/s': r.reqPerSec, 'p50 ms': r.p50, 'p99 ms': r.p99, 'max ms': r.max, errors: r.errors, non2xx: r.non2xx, 'autocannon cpu': r.loadCpu })))
 }
 
+/** The median of the numbers that are not NaN (NaN when there are none); of an even count, the mean of the middle two. */
+export function median (xs: readonly number[]): number {
+  const v = xs.filter(x => !Number.isNaN(x)).sort((a, b) => a - b)
+  if (v.length === 0) return NaN
+  return v.length % 2 === 1 ? v[(v.length - 1) / 2] : (v[v.length / 2 - 1] + v[v.length / 2]) / 2
+}
+
 export function writeResults (name: string, data: unknown): string {
   const dir = new URL('./results/', import.meta.url).pathname
   mkdirSync(dir, { recursive: true })

@@ -28,7 +28,7 @@ import { pino } from 'pino'
 import { parseConfig } from '../src/config/load.ts'
 import { Gateway } from '../src/server/gateway.ts'
 import { createLogger } from '../src/log.ts'
-import { page60k } from './harness.ts'
+import { median, page60k } from './harness.ts'
 
 const { values } = parseArgs({ options: { requests: { type: 'string', default: '2000' }, rounds: { type: 'string', default: '41' }, paths: { type: 'string', default: '1' } } })
 const perBatch = Number(values.requests)
@@ -113,7 +113,6 @@ for (let r = 0; r < rounds; r++) {
   }
 }
 // Per round, each variant against the general path in the same round: the median and range of those ratios.
-const median = (xs: number[]): number => { const a = [...xs].sort((x, y) => x - y); return a[Math.floor(a.length / 2)] }
 const round2 = (x: number): number => Math.round(x * 100) / 100
 console.log(`bench/hit-path: ${perBatch} requests per batch, ${rounds - 1} measured rounds, ${paths} path(s), 60 KB page, in-memory socket`)
 console.table(variants.map(v => {
