@@ -13,6 +13,21 @@
  * call: replacing 115k small entries with 1 MB ones stalled the event loop
  * for 1.5 s.
  *
+ * Bodies that left the tier still count until V8 frees them. A Buffer's
+ * memory lives outside V8's heap, and V8 frees an evicted body only at its
+ * next full collection, which it starts once external memory grew by about
+ * 64 MB: under a cold-miss fill of a full 256 MB tier, 46-58 MB of evicted
+ * bodies were waiting at any moment, on top of the live ones (glibc then
+ * keeps that high-water mark for reuse). So a body of 4 KB or more that
+ * leaves the tier is watched with a FinalizationRegistry, its bytes count as
+ * `unreclaimed` until V8 collects it, and the tier evicts to keep live plus
+ * unreclaimed bytes within `maxSize`: RSS follows `maxSize`, not maxSize plus
+ * V8's slack. What is counted is capped at a quarter of `maxSize`, so that a
+ * small tier under churn keeps serving (V8's slack does not shrink with the
+ * tier) rather than evicting everything while it waits for a collection.
+ * Smaller bodies share Node's 8 KB buffer pool and die in bulk; they are
+ * not watched. Nothing forces a collection (issue 15, item 1).
+ *
  * Metrics (node:diagnostics_channel):
  * - `livery:cache:eviction` `{ tier, bytes }` — an entry evicted for room.
  * - `livery:cache:write_dropped` `{ tier, reason: 'evicting' }` — a put
@@ -29,6 +44,9 @@ import { type CacheStore, type PurgeOptions, type PurgeSelector, type TierStats,
 const evictionChannel = channel('livery:cache:eviction')
 const stepChannel = channel('livery:cache:eviction_step')
 const writeDroppedChannel = channel('livery:cache:write_dropped')
+
+/** Bodies at least this large own their memory (smaller ones come from Node's shared 8 KB pool). */
+const WATCHED_BODY = 4096
 
 /** Entries one step of eviction may remove: about a millisecond of work. */
 export const EVICTIONS_PER_STEP = 256
@@ -53,6 +71,14 @@ export class MemoryStore implements CacheStore {
   #evictions = 0
   #closed = false
   #drain: NodeJS.Immediate | undefined
+  /** Bytes of bodies that left the tier and that V8 has not freed yet. */
+  #unreclaimed = 0
+  /** The most of #unreclaimed counted against maxSize. */
+  readonly #unreclaimedCap: number
+  /** The body memory the entry being stored keeps: replacing an entry with one sharing its body frees nothing. */
+  #keep: ArrayBufferLike | undefined
+  readonly #watched = new WeakSet<ArrayBufferLike>()
+  readonly #freed = new FinalizationRegistry<number>(bytes => { this.#unreclaimed -= bytes })
 
   constructor (opts: MemoryStoreOptions) {
     if (!Number.isSafeInteger(opts.maxSize) || opts.maxSize <= 0) {
@@ -65,6 +91,7 @@ export class MemoryStore implements CacheStore {
     this.name = opts.name ?? 'memory'
     this.#maxSize = opts.maxSize
     this.#maxEntrySize = maxEntrySize
+    this.#unreclaimedCap = Math.floor(opts.maxSize / 4)
     this.#lru = new LRUCache<string, CacheEntry>({
       // The hard bound; #set keeps below it, so lru-cache never evicts by itself.
       maxSize: opts.maxSize + maxEntrySize,
@@ -76,6 +103,7 @@ export class MemoryStore implements CacheStore {
       ttlResolution: 0,
       dispose: (e, key, reason) => {
         this.#unindex(key, e)
+        this.#watch(e.body)
         if (reason === 'evict') {
           this.#evictions++
           if (evictionChannel.hasSubscribers) evictionChannel.publish({ tier: this.name, bytes: e.size })
@@ -133,7 +161,7 @@ export class MemoryStore implements CacheStore {
   }
 
   stats (): Readonly<Record<string, TierStats>> {
-    return { [this.name]: { entries: this.#lru.size, bytes: this.#lru.calculatedSize, maxBytes: this.#maxSize, evictions: this.#evictions } }
+    return { [this.name]: { entries: this.#lru.size, bytes: this.#lru.calculatedSize, maxBytes: this.#maxSize, evictions: this.#evictions, unreclaimed: this.#unreclaimed } }
   }
 
   /** True while eviction steps are scheduled (the tier is above maxSize). */
@@ -163,12 +191,12 @@ export class MemoryStore implements CacheStore {
     const old = this.#lru.peek(key)
     const replaced = old === undefined ? 0 : old.size + key.length
     let evicted = -1
-    if (this.#lru.calculatedSize - replaced + size > this.#maxSize) {
+    if (this.#used() - replaced + size > this.#maxSize) {
       evicted = this.#step(size)
       // Still over the hard bound after a step: refused, and the steps go
       // on. The older copy goes too: a hit must not answer with what this
       // put replaced.
-      if (this.#lru.calculatedSize - (this.#lru.peek(key) === old ? replaced : 0) + size > this.#maxSize + this.#maxEntrySize) {
+      if (this.#used() - (this.#lru.peek(key) === old ? replaced : 0) + size > this.#maxSize + this.#maxEntrySize) {
         this.#lru.delete(key)
         this.#scheduleDrain()
         if (writeDroppedChannel.hasSubscribers) writeDroppedChannel.publish({ tier: this.name, reason: 'evicting' })
@@ -176,8 +204,10 @@ export class MemoryStore implements CacheStore {
         return false
       }
     }
+    this.#keep = entry.body.buffer
     this.#lru.set(key, entry, { ttl: Math.ceil(ttlMs) })
-    if (this.#lru.calculatedSize > this.#maxSize) this.#scheduleDrain()
+    this.#keep = undefined
+    if (this.#used() > this.#maxSize) this.#scheduleDrain()
     if (evicted >= 0) this.#stepped(evicted)
     // lru-cache drops an entry larger than maxEntrySize without telling us.
     if (this.#lru.peek(key) !== entry) return false
@@ -189,7 +219,7 @@ export class MemoryStore implements CacheStore {
   /** Evicts up to EVICTIONS_PER_STEP least-recently-used entries, until `room` more bytes fit under maxSize. */
   #step (room: number): number {
     let evicted = 0
-    while (evicted < EVICTIONS_PER_STEP && this.#lru.size > 0 && this.#lru.calculatedSize + room > this.#maxSize) {
+    while (evicted < EVICTIONS_PER_STEP && this.#lru.size > 0 && this.#used() + room > this.#maxSize) {
       this.#lru.pop()
       evicted++
     }
@@ -208,9 +238,23 @@ export class MemoryStore implements CacheStore {
       this.#drain = undefined
       if (this.#closed) return
       const evicted = this.#step(0)
-      if (this.#lru.calculatedSize > this.#maxSize) this.#scheduleDrain()
+      if (this.#used() > this.#maxSize && this.#lru.size > 0) this.#scheduleDrain()
       this.#stepped(evicted)
     })
+  }
+
+  /** Live bytes plus the unreclaimed bytes counted against maxSize. */
+  #used (): number {
+    return this.#lru.calculatedSize + Math.min(this.#unreclaimed, this.#unreclaimedCap)
+  }
+
+  /** Counts a body that left the tier until V8 frees its memory. */
+  #watch (body: Buffer): void {
+    const mem = body.buffer
+    if (this.#closed || body.byteLength < WATCHED_BODY || mem === this.#keep || this.#watched.has(mem)) return
+    this.#watched.add(mem)
+    this.#unreclaimed += mem.byteLength
+    this.#freed.register(mem, mem.byteLength)
   }
 
   #unindex (key: string, e: CacheEntry): void {

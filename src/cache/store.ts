@@ -36,6 +36,8 @@ export interface TierStats {
   readonly bytes: number
   readonly maxBytes: number
   readonly evictions: number
+  /** Bytes of entries that left the tier and wait for the garbage collector (memory tier). */
+  readonly unreclaimed?: number
 }
 
 export interface CacheStore {

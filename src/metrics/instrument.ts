@@ -8,7 +8,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import type { Metrics } from './metrics.ts'
 
 export interface Instrumented {
-  readonly cache?: { stats (): { tiers: Readonly<Record<string, { bytes: number, entries: number }>> } }
+  readonly cache?: { stats (): { tiers: Readonly<Record<string, { bytes: number, entries: number, unreclaimed?: number }>> } }
   readonly pool?: { stats (): { inFlight: Record<string, number>, queued: Record<string, number> } }
   readonly fetchPool?: { stats (): { jobsInFlight: number, jobsQueued: number, circuits: Record<string, string> } }
   readonly transformPool?: { stats (): { utilization: number, queueSize: number } }
@@ -52,6 +52,9 @@ export function instrument (metrics: Metrics, parts: Instrumented): () => void {
     })
     metrics.gauge('livery_cache_objects', 'Entries held by each cache tier', ['tier'], set => {
       for (const [tier, s] of Object.entries(cache.stats().tiers)) set({ tier }, s.entries)
+    })
+    metrics.gauge('livery_cache_unreclaimed_bytes', 'Bytes of entries that left the memory tier and wait for the garbage collector; they count against maxSize', ['tier'], set => {
+      for (const [tier, s] of Object.entries(cache.stats().tiers)) if (s.unreclaimed !== undefined) set({ tier }, s.unreclaimed)
     })
   }
 

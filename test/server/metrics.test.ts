@@ -50,6 +50,7 @@ t.test('operator metrics, and promtool finds nothing to lint', async t => {
   t.ok((sample(text, 'livery_http_response_bytes_total{site="test"}') ?? 0) >= 12, 'response bytes by site')
   t.ok((sample(text, 'livery_upstream_response_seconds_count{site="test"}') ?? 0) >= 2, 'upstream latency by site')
   t.equal(sample(text, 'livery_cache_objects{tier="memory"}'), 2, 'cached objects by tier')
+  t.equal(sample(text, 'livery_cache_unreclaimed_bytes{tier="memory"}'), 0, 'nothing evicted, nothing waiting for the collector')
   t.equal(sample(text, 'livery_purges_total{kind="tag",mode="hard"}'), 1, 'purges by kind')
   t.equal(sample(text, `livery_build_info{version="0.1.0",node="${process.versions.node}"}`), 1, 'build info')
   t.ok((sample(text, 'livery_http_connections_open') ?? 0) >= 1, 'open client connections')
