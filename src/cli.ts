@@ -190,6 +190,9 @@ export async function main (argv: string[], io: CliIo): Promise<number> {
           await checkCacheDirectory(config.cache.directory)
           await checkPort(listen.port ?? config.listen.port, listen.host ?? config.listen.host)
           // The primary only supervises: each worker process runs this same command and serves.
+          // The modules only a worker loads, compiled here first, are in the compile cache when the workers start
+          // (bin/livery.js), so that no worker loads Node's TypeScript stripper, even on a machine's first start.
+          await Promise.all([import('./pool/cluster-link.ts'), import('./server/file-watch.ts'), import('./server/reloader.ts')])
           const { runPrimary } = await import('./pool/cluster.ts')
           const primary = runPrimary({ processes: config.processes, shutdownTimeout: config.shutdownTimeout + 5_000, logger, lockTimeout: config.cache.lockTimeout })
           // Each worker reads the file again and reloads itself; the primary only passes the signal on.

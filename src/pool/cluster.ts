@@ -12,6 +12,7 @@
  */
 import cluster, { type Worker } from 'node:cluster'
 import { availableParallelism } from 'node:os'
+import { flushCompileCache } from 'node:module'
 import { liveryError } from '../errors.ts'
 import { formatDuration } from '../config/units.ts'
 import { silentLogger, type Logger } from '../log.ts'
@@ -97,6 +98,9 @@ export function runPrimary (opts: PrimaryOptions): Primary {
 
   const fork = (slot: Slot): void => {
     slot.timer = undefined
+    // The primary compiled the modules a worker loads: written out now, the compile cache spares the worker Node's
+    // TypeScript compiler (bin/livery.js). A no-op when the cache is off.
+    flushCompileCache()
     slot.startedAt = Date.now()
     const worker = cluster.fork({ ...opts.env, LIVERY_WORKER_ID: String(slot.id) })
     slot.worker = worker

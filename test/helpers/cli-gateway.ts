@@ -39,11 +39,14 @@ export interface CliGateway {
 }
 
 /** Starts `livery serve` with `yaml` (lines of livery.yaml) and waits until `processes` workers listen. */
-export async function startCliGateway (t: Teardown, dir: string, name: string, yaml: readonly string[], processes: number): Promise<CliGateway> {
+/** Extra environment (a variable set to undefined is removed) and Node arguments before the script. */
+export interface CliSpawn { readonly env?: NodeJS.ProcessEnv, readonly nodeArgs?: readonly string[] }
+
+export async function startCliGateway (t: Teardown, dir: string, name: string, yaml: readonly string[], processes: number, extra: CliSpawn = {}): Promise<CliGateway> {
   const configFile = join(dir, `${name}.yaml`)
   writeFileSync(configFile, [...yaml, ''].join('\n'))
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LIVERY_')))
-  const proc = spawn(process.execPath, [bin, 'serve', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+  const env = Object.fromEntries(Object.entries({ ...process.env, ...extra.env }).filter(([k, v]) => !k.startsWith('LIVERY_') && v !== undefined))
+  const proc = spawn(process.execPath, [...(extra.nodeArgs ?? []), bin, 'serve', '--config', configFile], { env, stdio: ['ignore', 'pipe', 'inherit'] })
   t.teardown(async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return
     const exited = once(proc, 'exit')
