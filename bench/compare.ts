@@ -58,6 +58,9 @@ if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--rounds: "${value
 const serverCore = '0'
 const otherCore = cpus().length > 1 ? '1' : '0'
 const dir = mkdtempSync(join(tmpdir(), 'livery-compare-'))
+// bin/livery.js runs Livery with Node's compile cache, so that no process keeps Node's TypeScript stripper (25-30 MB of
+// RSS); the bench starts bench/servers/*.ts directly, so it gives every child the same cache, primed before round 1.
+process.env.NODE_COMPILE_CACHE = join(dir, 'node-compile-cache')
 const children: ChildProcess[] = []
 
 interface Proc { readonly url: string, readonly pid: number, readonly node: boolean }
@@ -223,6 +226,8 @@ try {
   const cacheable = await node(otherCore, 'bench/servers/origin.ts', ['--cache-control', 'max-age=3600'])
   const uncacheable = await node(otherCore, 'bench/servers/origin.ts', ['--cache-control', 'no-store'])
   const theme = await node(otherCore, 'bench/servers/theme.ts')
+  // Prime the compile cache: a gateway writes it when it exits.
+  await stop(await livery({ sites: [{ name: 'bench', hosts: ['*'], upstream: cacheable.url }], cache: { directory: join(dir, 'livery-prime') } }))
   const hasNginx = nginxAvailable()
   const paths = Array.from({ length: 1000 }, (_, i) => `/page/${i}`)
   const one = script('one', '/page/0')
